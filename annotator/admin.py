@@ -1,0 +1,129 @@
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+
+from annotator.models import Assignment, Campaign, Candidate, Comparison, Judgment, Prompt, Verdict
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "is_active",
+        "overlap",
+        "allow_tie",
+        "allow_both_bad",
+        "n_comparisons",
+        "n_judgments",
+        "created_at",
+    ]
+    list_filter = ["is_active"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["annotators"]
+    readonly_fields = ["created_by", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _comparisons=Count("prompts__comparisons", distinct=True),
+                _judgments=Count(
+                    "prompts__comparisons__judgments",
+                    filter=~Q(prompts__comparisons__judgments__verdict=Verdict.SKIP),
+                    distinct=True,
+                ),
+            )
+        )
+
+    @admin.display(description="pairs", ordering="_comparisons")
+    def n_comparisons(self, obj: Campaign) -> int:
+        return obj._comparisons
+
+    @admin.display(description="judgments", ordering="_judgments")
+    def n_judgments(self, obj: Campaign) -> int:
+        return obj._judgments
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "campaign", "created_at"]
+    list_filter = ["campaign"]
+    list_select_related = ["campaign"]
+    search_fields = ["content_hash", "system"]
+    readonly_fields = ["content_hash", "created_at"]
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "prompt_id",
+        "model_name",
+        "backend",
+        "seed",
+        "completion_tokens",
+        "finish_reason",
+        "created_at",
+    ]
+    list_filter = ["backend", "finish_reason"]
+    search_fields = ["model_name", "text"]
+    raw_id_fields = ["prompt", "generation_run"]
+
+
+class JudgmentInline(admin.TabularInline):
+    model = Judgment
+    extra = 0
+    fields = ["annotator", "verdict", "shown_left", "source", "duration_ms", "rationale", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt_id", "campaign", "candidate_a_id", "candidate_b_id", "n_judgments", "created_at"]
+    list_filter = ["prompt__campaign"]
+    raw_id_fields = ["prompt", "candidate_a", "candidate_b"]
+    inlines = [JudgmentInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Comparison]:
+        return super().get_queryset(request).select_related("prompt__campaign").annotate(_judgments=Count("judgments"))
+
+    @admin.display(ordering="prompt__campaign__name")
+    def campaign(self, obj: Comparison) -> str:
+        return obj.prompt.campaign.name
+
+    @admin.display(description="judgments", ordering="_judgments")
+    def n_judgments(self, obj: Comparison) -> int:
+        return obj._judgments
+
+
+@admin.register(Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "comparison_id",
+        "campaign",
+        "annotator",
+        "verdict",
+        "shown_left",
+        "source",
+        "duration_ms",
+        "created_at",
+    ]
+    list_filter = ["source", "verdict", "shown_left", "comparison__prompt__campaign"]
+    list_select_related = ["annotator", "comparison__prompt__campaign"]
+    search_fields = ["annotator__username", "rationale"]
+    raw_id_fields = ["comparison", "annotator"]
+    date_hierarchy = "created_at"
+
+    @admin.display(ordering="comparison__prompt__campaign__name")
+    def campaign(self, obj: Judgment) -> str:
+        return obj.comparison.prompt.campaign.name
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison_id", "annotator", "shown_left", "served_at", "expires_at"]
+    list_select_related = ["annotator"]
+    raw_id_fields = ["comparison", "annotator"]

@@ -1,0 +1,144 @@
+"""REST API for annotators (and scripts) and staff: thin adapters over the same services as the pages."""
+
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotator.conversations import conversation_with_system
+from annotator.errors import ConflictError, InputError, StudioError
+from annotator.importing import pairs_import_file
+from annotator.models import Campaign, Comparison, Judgment, Side
+from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for
+from annotator.serializers import (
+    CampaignSerializer,
+    ImportInputSerializer,
+    ImportResultSerializer,
+    JudgmentInputSerializer,
+    JudgmentSerializer,
+    NextComparisonSerializer,
+    ProgressSerializer,
+)
+from annotator.services import assignment_next, judgment_submit, judgment_undo_last
+
+
+def error_response(error: StudioError) -> Response:
+    code = status.HTTP_409_CONFLICT if isinstance(error, ConflictError) else status.HTTP_400_BAD_REQUEST
+    return Response({"detail": error.message}, status=code)
+
+
+def campaign_for(request: Request, pk: int) -> Campaign:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign_is_open_to(campaign=campaign, user=request.user):
+        raise NotFound("No such campaign for you.")
+    return campaign
+
+
+class CampaignListApi(APIView):
+    @extend_schema(responses=CampaignSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        mine = (
+            Judgment.objects.filter(comparison__prompt__campaign=OuterRef("pk"), annotator=request.user)
+            .order_by()
+            .values("annotator")
+            .annotate(n=Count("*"))
+            .values("n")
+        )
+        campaigns = campaigns_for(user=request.user).annotate(
+            judged_by_me=Coalesce(Subquery(mine, output_field=IntegerField()), Value(0))
+        )
+        return Response(CampaignSerializer(campaigns, many=True).data)
+
+
+class CampaignProgressApi(APIView):
+    @extend_schema(responses=ProgressSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        progress = campaign_progress_for(campaign=campaign_for(request, pk), annotator=request.user)
+        return Response(ProgressSerializer(progress).data)
+
+
+class CampaignNextApi(APIView):
+    @extend_schema(responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
+    def get(self, request: Request, pk: int) -> Response:
+        try:
+            assignment = assignment_next(campaign=campaign_for(request, pk), annotator=request.user)
+        except StudioError as error:
+            return error_response(error)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+            pk=assignment.comparison_id
+        )
+        a, b = comparison.candidate_a, comparison.candidate_b
+        left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
+        payload = {
+            "id": comparison.pk,
+            "prompt": conversation_with_system(comparison.prompt.messages, comparison.prompt.system),
+            "left": {"id": left.pk, "text": left.text},
+            "right": {"id": right.pk, "text": right.text},
+            "expires_at": assignment.expires_at,
+        }
+        return Response(NextComparisonSerializer(payload).data)
+
+
+class CampaignUndoApi(APIView):
+    @extend_schema(
+        request=None, responses={200: JudgmentSerializer, 404: OpenApiResponse(description="Nothing to undo.")}
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        undone = judgment_undo_last(campaign=campaign_for(request, pk), annotator=request.user)
+        if undone is None:
+            return Response({"detail": "Nothing to undo."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(JudgmentSerializer(undone).data)
+
+
+class JudgmentCreateApi(APIView):
+    @extend_schema(
+        request=JudgmentInputSerializer,
+        responses={
+            201: JudgmentSerializer,
+            200: OpenApiResponse(JudgmentSerializer, description="Already judged: the first judgment, unchanged."),
+            409: OpenApiResponse(description="The pair was not handed to you, or your hold expired and it is full."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        comparison = get_object_or_404(Comparison.objects.select_related("prompt__campaign"), pk=pk)
+        if not campaign_is_open_to(campaign=comparison.prompt.campaign, user=request.user):
+            raise NotFound("No such comparison for you.")
+        data = JudgmentInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            result = judgment_submit(comparison=comparison, annotator=request.user, **data.validated_data)
+        except StudioError as error:
+            return error_response(error)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(JudgmentSerializer(result.judgment).data, status=code)
+
+
+class PairsImportApi(APIView):
+    permission_classes = [IsAdminUser]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ImportInputSerializer, responses={201: ImportResultSerializer})
+    def post(self, request: Request) -> Response:
+        data = ImportInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        upload = data.validated_data["file"]
+        try:
+            result = pairs_import_file(
+                upload.file,
+                name=upload.name,
+                campaign_name=data.validated_data["campaign"],
+                file_format=data.validated_data.get("format"),
+                created_by=request.user,
+            )
+        except InputError as error:
+            return error_response(error)
+        return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,224 @@
+"""Import pairs of responses from JSONL or Parquet: validate every row first, then write all or nothing.
+
+A row holds `prompt` (a string or a list of role/content messages), `response_a`, `response_b`, an
+optional `system` and `metadata`; every other field is kept in the comparison's metadata. Optional
+provenance per side: `model_a`/`model_b` (or a `models` list of two).
+"""
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotator.conversations import Message, conversation_hash, conversation_normalize
+from annotator.errors import InputError
+from annotator.models import Campaign, Candidate, Comparison, Prompt
+from annotator.services import campaign_get_or_create
+
+MAX_ERRORS_SHOWN = 20
+KNOWN_FIELDS = {"prompt", "system", "response_a", "response_b", "metadata", "model_a", "model_b"}
+
+
+@dataclass(frozen=True)
+class PairRow:
+    where: str
+    messages: list[Message]
+    system: str
+    response_a: str
+    response_b: str
+    model_a: str
+    model_b: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt_hash(self) -> str:
+        return conversation_hash(self.messages, self.system)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    campaign: Campaign
+    campaign_created: bool
+    rows: int
+    imported: int
+    already_present: int
+
+
+def _detect_format(name: str, explicit: str | None) -> str:
+    if explicit:
+        if explicit not in ("jsonl", "parquet"):
+            raise InputError(f"Unknown format {explicit!r}: use jsonl or parquet.")
+        return explicit
+    suffix = Path(name).suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise InputError(f"Cannot tell the format of {name!r} from its extension: use .jsonl or .parquet.")
+
+
+def _records_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8")
+    try:
+        for number, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            where = f"{name}, line {number}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    finally:
+        text.detach()
+
+
+def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(stream)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{name}: not a readable Parquet file ({error}).") from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            number += 1
+            yield f"{name}, row {number}", record
+
+
+def _parse_row(where: str, record: Any) -> PairRow:
+    if not isinstance(record, dict):
+        raise ValueError("must be a JSON object")
+    for required in ("prompt", "response_a", "response_b"):
+        if required not in record or record[required] is None:
+            raise ValueError(f"field '{required}' is missing")
+    messages, system = conversation_normalize(record["prompt"], record.get("system"))
+    for side in ("response_a", "response_b"):
+        value = record[side]
+        if not isinstance(value, str):
+            raise ValueError(f"field '{side}' must be a string, not {type(value).__name__}")
+        if not value.strip():
+            raise ValueError(f"field '{side}' is empty")
+    if record["response_a"] == record["response_b"]:
+        raise ValueError("'response_a' and 'response_b' are the same text: a pair needs two different responses")
+    metadata = record.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("field 'metadata' must be an object")
+    metadata = {**{k: v for k, v in record.items() if k not in KNOWN_FIELDS}, **metadata}
+    model_a, model_b = record.get("model_a") or "", record.get("model_b") or ""
+    models = record.get("models")
+    if not (model_a or model_b) and isinstance(models, list) and len(models) == 2:
+        model_a, model_b = (str(m) for m in models)
+    return PairRow(
+        where=where,
+        messages=messages,
+        system=system,
+        response_a=record["response_a"],
+        response_b=record["response_b"],
+        model_a=str(model_a),
+        model_b=str(model_b),
+        metadata=metadata,
+    )
+
+
+def pairs_read(stream: IO[bytes], *, name: str, file_format: str | None = None) -> list[PairRow]:
+    """Parse and validate every row; raise one InputError that lists the bad rows (line and field)."""
+    kind = _detect_format(name, file_format)
+    records = _records_jsonl(stream, name) if kind == "jsonl" else _records_parquet(stream, name)
+    rows: list[PairRow] = []
+    errors: list[str] = []
+    for where, record in records:
+        try:
+            rows.append(_parse_row(where, record))
+        except ValueError as error:
+            errors.append(f"{where}: {error}")
+    if errors:
+        shown = "\n".join(f"  - {e}" for e in errors[:MAX_ERRORS_SHOWN])
+        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+        raise InputError(
+            f"{len(errors)} bad row(s) in {name}; nothing was imported. Fix them and import again:\n{shown}{more}"
+        )
+    if not rows:
+        raise InputError(f"{name} holds no rows: nothing to import.")
+    return rows
+
+
+def _existing_keys(campaign: Campaign) -> set[tuple[str, str, str]]:
+    return set(
+        Comparison.objects.filter(prompt__campaign=campaign).values_list(
+            "prompt__content_hash", "candidate_a__text", "candidate_b__text"
+        )
+    )
+
+
+def pairs_import(
+    *, rows: list[PairRow], campaign_name: str, created_by: AbstractBaseUser | None = None
+) -> ImportResult:
+    """Write validated rows in one transaction, creating the campaign if needed.
+
+    Pairs already in the campaign (same prompt, same two responses) are left alone, so importing a file
+    twice does not duplicate it.
+    """
+    with transaction.atomic():
+        campaign, campaign_created = campaign_get_or_create(name=campaign_name, created_by=created_by)
+        existing = _existing_keys(campaign)
+        fresh: list[PairRow] = []
+        for row in rows:
+            key = (row.prompt_hash, row.response_a, row.response_b)
+            if key not in existing:
+                existing.add(key)
+                fresh.append(row)
+        prompts_by_hash: dict[str, Prompt] = {}
+        new_prompts = []
+        for row in fresh:
+            if row.prompt_hash not in prompts_by_hash:
+                prompt = Prompt(
+                    campaign=campaign, messages=row.messages, system=row.system, content_hash=row.prompt_hash
+                )
+                prompts_by_hash[row.prompt_hash] = prompt
+                new_prompts.append(prompt)
+        Prompt.objects.bulk_create(new_prompts, batch_size=500)
+        candidates = []
+        for row in fresh:
+            prompt = prompts_by_hash[row.prompt_hash]
+            for text, model in ((row.response_a, row.model_a), (row.response_b, row.model_b)):
+                candidates.append(Candidate(prompt=prompt, text=text, model_name=model, backend="import"))
+        Candidate.objects.bulk_create(candidates, batch_size=500)
+        comparisons = [
+            Comparison(
+                prompt=prompts_by_hash[row.prompt_hash],
+                candidate_a=candidates[2 * i],
+                candidate_b=candidates[2 * i + 1],
+                metadata=row.metadata,
+            )
+            for i, row in enumerate(fresh)
+        ]
+        Comparison.objects.bulk_create(comparisons, batch_size=500)
+    return ImportResult(
+        campaign=campaign,
+        campaign_created=campaign_created,
+        rows=len(rows),
+        imported=len(fresh),
+        already_present=len(rows) - len(fresh),
+    )
+
+
+def pairs_import_file(
+    stream: IO[bytes],
+    *,
+    name: str,
+    campaign_name: str,
+    file_format: str | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> ImportResult:
+    """Read, validate and import one file: all of it, or nothing when any row is bad."""
+    rows = pairs_read(stream, name=name, file_format=file_format)
+    return pairs_import(rows=rows, campaign_name=campaign_name, created_by=created_by)

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from annotator.importing import pairs_import_file
+from annotator.models import Campaign
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+DEMO_CAMPAIGN = "Demo: assistant style"
+# Local demo accounts only; their passwords are printed on purpose.
+DEMO_USERS = [
+    ("admin", "admin-demo", True),
+    ("alice", "alice-demo", False),
+    ("bob", "bob-demo", False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create demo accounts and the demo campaign (30 pairs on tone, safety, code style, ...). Idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--overlap", type=int, default=2, help="Annotators per pair in the demo campaign.")
+
+    @transaction.atomic
+    def handle(self, *args, overlap: int, **options) -> None:
+        User = get_user_model()
+        for username, password, staff in DEMO_USERS:
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                user.set_password(password)
+                user.is_staff = user.is_superuser = staff
+                user.save()
+        with (DEMO_DIR / "demo_pairs.jsonl").open("rb") as stream:
+            result = pairs_import_file(stream, name="demo_pairs.jsonl", campaign_name=DEMO_CAMPAIGN)
+        if result.campaign_created:
+            Campaign.objects.filter(pk=result.campaign.pk).update(
+                guidelines=(DEMO_DIR / "guidelines.md").read_text(),
+                description="Thirty pairs on tone, politeness, brand voice, clarity, code style and safety.",
+                overlap=overlap,
+            )
+        self.stdout.write(self.style.SUCCESS(f"Demo campaign {DEMO_CAMPAIGN!r}: {result.imported} new pair(s)."))
+        self.stdout.write("Demo logins (local use only):")
+        for username, password, staff in DEMO_USERS:
+            self.stdout.write(
+                f"  {username:<6} / {password:<11} {'(staff: admin, exports, training)' if staff else '(annotator)'}"
+            )

@@ -1,0 +1,190 @@
+"""The data model every step of the loop plugs into.
+
+Campaign -> Prompt (a conversation) -> Candidate responses (with provenance) -> Comparison (two candidates
+of one prompt) -> Judgment (one annotator's verdict on one comparison). Assignment is a short lease on a
+comparison handed to an annotator, which carries the left/right order they see.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Campaign(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside every pair.")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="How many distinct annotators judge each pair.")
+    allow_tie = models.BooleanField(default=True, help_text="Offer 'tie' as a verdict.")
+    allow_both_bad = models.BooleanField(default=True, help_text="Offer 'both bad' as a verdict.")
+    is_active = models.BooleanField(default=True, help_text="Inactive campaigns are hidden from annotators.")
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="campaigns",
+        help_text="Who may annotate. Leave empty to let every user annotate.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_at_least_1")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Prompt(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
+    messages = models.JSONField(help_text='The conversation: [{"role": "user", "content": "..."}, ...].')
+    system = models.TextField(blank=True, help_text="Optional system message.")
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(
+        max_length=64, db_index=True, help_text="sha256 of the system message and the conversation."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["campaign", "content_hash"])]
+
+    def __str__(self) -> str:
+        last = self.messages[-1]["content"] if self.messages else ""
+        return f"Prompt {self.pk}: {last[:60]}"
+
+    @property
+    def is_multi_turn(self) -> bool:
+        return sum(1 for m in self.messages if m["role"] == Role.USER) > 1
+
+
+class Candidate(models.Model):
+    """One response to a prompt, with everything needed to reproduce it."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    text = models.TextField()
+    model_name = models.CharField(max_length=500, blank=True, help_text="Model name or path.")
+    model_revision = models.CharField(max_length=200, blank=True)
+    backend = models.CharField(max_length=50, blank=True, help_text="vllm, openai, transformers, import, ...")
+    sampling_params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=50, blank=True)
+    generation_run = models.ForeignKey(
+        "generation.GenerationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Candidate {self.pk} ({self.model_name or self.backend})"
+
+
+class Comparison(models.Model):
+    """Two candidates of one prompt, to be judged. `a` and `b` are fixed; sides shown vary per annotator."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    candidate_b = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(candidate_a=F("candidate_b")), name="comparison_candidates_differ"),
+            models.UniqueConstraint(fields=["candidate_a", "candidate_b"], name="comparison_unique_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Comparison {self.pk}"
+
+
+class Side(models.TextChoices):
+    A = "a", "Candidate A"
+    B = "b", "Candidate B"
+
+
+class Verdict(models.TextChoices):
+    A = "a", "A better"
+    B = "b", "B better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+    SKIP = "skip", "Skipped"
+
+
+class Choice(models.TextChoices):
+    """What an annotator clicks, in screen terms; mapped to a Verdict through the sides they saw."""
+
+    LEFT = "left", "Left is better"
+    RIGHT = "right", "Right is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+    SKIP = "skip", "Skip"
+
+
+class JudgeSource(models.TextChoices):
+    HUMAN = "human"
+    AI = "ai"
+
+
+class Assignment(models.Model):
+    """A comparison handed to an annotator: holds one of its `overlap` slots until `expires_at`."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    served_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_one_per_annotator")]
+        indexes = [models.Index(fields=["annotator", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} for {self.annotator} until {self.expires_at:%H:%M:%S}"
+
+
+class Judgment(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    shown_left = models.CharField(
+        max_length=1, choices=Side.choices, help_text="Which candidate the annotator saw on the left."
+    )
+    rationale = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
+    source = models.CharField(max_length=10, choices=JudgeSource.choices, default=JudgeSource.HUMAN)
+    details = models.JSONField(default=dict, blank=True, help_text="For AI judges: model, template and raw outputs.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="judgment_one_per_annotator"),
+        ]
+        indexes = [models.Index(fields=["annotator", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.comparison}: {self.verdict}"
+
+    @property
+    def choice(self) -> str:
+        """The verdict in the screen terms the annotator used (left/right/tie/both_bad/skip)."""
+        if self.verdict == Verdict.A:
+            return Choice.LEFT if self.shown_left == Side.A else Choice.RIGHT
+        if self.verdict == Verdict.B:
+            return Choice.LEFT if self.shown_left == Side.B else Choice.RIGHT
+        return self.verdict

@@ -1,0 +1,81 @@
+"""Reads: which campaigns and pairs an annotator may work on, and how far they are."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotator.models import Assignment, Campaign, Comparison, Judgment, Verdict
+
+
+def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
+    """Active campaigns the user may annotate: those listing them, and those open to everyone."""
+    members = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"))
+    return (
+        Campaign.objects.filter(is_active=True)
+        .filter(Exists(members.filter(user=user)) | ~Exists(members))
+        .order_by("name")
+    )
+
+
+def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
+    if not campaign.is_active:
+        return False
+    members = campaign.annotators
+    return not members.exists() or members.filter(pk=user.pk).exists()
+
+
+def _count_subquery(queryset: QuerySet) -> Coalesce:
+    counted = queryset.order_by().values("comparison").annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> QuerySet[Comparison]:
+    """Comparisons the annotator has not judged (or skipped) and that still have a free slot.
+
+    A slot is taken by a non-skip judgment or by someone else's unexpired lease. Ordered by id, so pairs
+    fill up in order and finished pairs accumulate instead of many half-judged ones.
+    """
+    judged = Judgment.objects.filter(comparison=OuterRef("pk"))
+    taken_by_judgments = _count_subquery(judged.exclude(verdict=Verdict.SKIP))
+    taken_by_leases = _count_subquery(
+        Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(annotator=annotator)
+    )
+    return (
+        Comparison.objects.filter(prompt__campaign=campaign)
+        .exclude(Exists(judged.filter(annotator=annotator)))
+        .alias(taken=taken_by_judgments + taken_by_leases)
+        .filter(taken__lt=campaign.overlap)
+        .order_by("id")
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    remaining: int
+
+    @property
+    def total(self) -> int:
+        return self.done + self.remaining
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 100
+
+
+def campaign_progress_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Progress:
+    """The annotator's own progress: pairs they judged or skipped, and pairs still open to them."""
+    done = Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator).count()
+    remaining = comparisons_open_for(campaign=campaign, annotator=annotator).count()
+    return Progress(done=done, remaining=remaining)
+
+
+def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
+    return (
+        Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator, source="human")
+        .order_by("-created_at", "-id")
+        .first()
+    )

@@ -1,0 +1,72 @@
+from rest_framework import serializers
+
+from annotator.models import Choice
+
+
+class CampaignSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    guidelines = serializers.CharField()
+    overlap = serializers.IntegerField()
+    allow_tie = serializers.BooleanField()
+    allow_both_bad = serializers.BooleanField()
+    judged_by_me = serializers.IntegerField(help_text="Pairs the caller judged or skipped.")
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.CharField()
+    content = serializers.CharField()
+
+
+class ResponseSideSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Candidate id.")
+    text = serializers.CharField()
+
+
+class NextComparisonSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Comparison id: POST the verdict to /api/comparisons/<id>/judgments/.")
+    prompt = MessageSerializer(many=True, help_text="The conversation, system message first if there is one.")
+    left = ResponseSideSerializer()
+    right = ResponseSideSerializer()
+    expires_at = serializers.DateTimeField(help_text="The pair is held for you until then.")
+
+
+class JudgmentInputSerializer(serializers.Serializer):
+    choice = serializers.ChoiceField(choices=Choice.choices)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+
+
+class JudgmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    comparison = serializers.IntegerField(source="comparison_id")
+    choice = serializers.CharField()
+    verdict = serializers.CharField(help_text="On the fixed candidates: a, b, tie, both_bad or skip.")
+    shown_left = serializers.CharField(help_text="Which candidate (a or b) was on the left.")
+    rationale = serializers.CharField()
+    duration_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JSONL or Parquet with prompt, response_a, response_b per row.")
+    campaign = serializers.CharField(max_length=200, help_text="Campaign name; created if it does not exist.")
+    format = serializers.ChoiceField(
+        choices=["jsonl", "parquet"], required=False, help_text="Default: from the file name."
+    )
+
+
+class ImportResultSerializer(serializers.Serializer):
+    campaign_id = serializers.IntegerField(source="campaign.id")
+    campaign = serializers.CharField(source="campaign.name")
+    campaign_created = serializers.BooleanField()
+    rows = serializers.IntegerField()
+    imported = serializers.IntegerField()
+    already_present = serializers.IntegerField()

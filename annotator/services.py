@@ -1,0 +1,296 @@
+"""Writes: creating campaign content, handing out pairs, recording and undoing judgments.
+
+Keyword-only functions named `<entity>_<action>`, each one transaction. Views, the API and management
+commands call these and nothing else writes to the annotation tables.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from annotator.conversations import conversation_hash, conversation_normalize
+from annotator.errors import ConflictError, InputError
+from annotator.models import (
+    Assignment,
+    Campaign,
+    Candidate,
+    Choice,
+    Comparison,
+    JudgeSource,
+    Judgment,
+    Prompt,
+    Side,
+    Verdict,
+)
+from annotator.selectors import campaign_is_open_to, comparisons_open_for
+
+# ---------------------------------------------------------------------------------------------------------
+# Campaign content
+
+
+def campaign_create(
+    *,
+    name: str,
+    guidelines: str = "",
+    description: str = "",
+    overlap: int = 1,
+    allow_tie: bool = True,
+    allow_both_bad: bool = True,
+    created_by: AbstractBaseUser | None = None,
+) -> Campaign:
+    name = name.strip()
+    if not name:
+        raise InputError("A campaign needs a name.")
+    if overlap < 1:
+        raise InputError(f"overlap is {overlap}: each pair needs at least 1 annotator.")
+    if Campaign.objects.filter(name=name).exists():
+        raise ConflictError(f"A campaign named {name!r} exists already: pick another name.")
+    return Campaign.objects.create(
+        name=name,
+        guidelines=guidelines,
+        description=description,
+        overlap=overlap,
+        allow_tie=allow_tie,
+        allow_both_bad=allow_both_bad,
+        created_by=created_by,
+    )
+
+
+def campaign_get_or_create(*, name: str, created_by: AbstractBaseUser | None = None) -> tuple[Campaign, bool]:
+    campaign = Campaign.objects.filter(name=name.strip()).first()
+    if campaign is not None:
+        return campaign, False
+    return campaign_create(name=name, created_by=created_by), True
+
+
+def prompt_create(
+    *, campaign: Campaign, prompt: str | list[dict[str, str]], system: str = "", metadata: dict | None = None
+) -> Prompt:
+    try:
+        messages, system = conversation_normalize(prompt, system)
+    except ValueError as error:
+        raise InputError(f"Bad prompt: {error}.") from None
+    return Prompt.objects.create(
+        campaign=campaign,
+        messages=messages,
+        system=system,
+        metadata=metadata or {},
+        content_hash=conversation_hash(messages, system),
+    )
+
+
+def candidate_create(*, prompt: Prompt, text: str, **provenance: Any) -> Candidate:
+    return Candidate.objects.create(prompt=prompt, text=text, **provenance)
+
+
+def comparison_create(*, candidate_a: Candidate, candidate_b: Candidate, metadata: dict | None = None) -> Comparison:
+    if candidate_a.prompt_id != candidate_b.prompt_id:
+        raise InputError(
+            f"Candidates {candidate_a.pk} and {candidate_b.pk} answer different prompts: "
+            "a comparison pairs two responses to the same prompt."
+        )
+    if candidate_a.pk == candidate_b.pk:
+        raise InputError(f"A comparison needs two different candidates, got {candidate_a.pk} twice.")
+    return Comparison.objects.create(
+        prompt_id=candidate_a.prompt_id, candidate_a=candidate_a, candidate_b=candidate_b, metadata=metadata or {}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Assignment: who sees which pair next
+
+
+def _lease_expiry() -> timezone.datetime:
+    return timezone.now() + timedelta(seconds=settings.ANNOTATION_LEASE_SECONDS)
+
+
+def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
+    """Slots of a comparison held by others: their non-skip judgments plus their unexpired leases.
+
+    Called while holding the comparison's row lock, in a statement of its own, so it sees every lease
+    committed before the lock was granted (leases are only written under that lock).
+    """
+    judged = (
+        Judgment.objects.filter(comparison_id=comparison_id).exclude(verdict=Verdict.SKIP).exclude(annotator=annotator)
+    )
+    leased = Assignment.objects.filter(comparison_id=comparison_id, expires_at__gt=timezone.now()).exclude(
+        annotator=annotator
+    )
+    return judged.count() + leased.count()
+
+
+def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assignment | None:
+    """Hand the annotator the pair they should judge now, or None when nothing is left for them.
+
+    A pair already leased to them and not judged comes back first (a reload shows the same pair, same
+    sides). Otherwise the lowest open comparison is locked (skipping rows other annotators are locking at
+    this moment on PostgreSQL), its free slots are recounted under the lock, and a lease is written with a
+    random left/right order. On SQLite, IMMEDIATE transactions serialise the same steps.
+    """
+    if not campaign_is_open_to(campaign=campaign, user=annotator):
+        raise ConflictError(f"You are not an annotator of campaign {campaign.name!r}.")
+    now = timezone.now()
+    with transaction.atomic():
+        current = (
+            Assignment.objects.filter(annotator=annotator, comparison__prompt__campaign=campaign, expires_at__gt=now)
+            .exclude(comparison__judgments__annotator=annotator)
+            .select_related("comparison")
+            .order_by("-served_at", "-id")
+            .first()
+        )
+        if current is not None:
+            return current
+        open_comparisons = comparisons_open_for(campaign=campaign, annotator=annotator).select_for_update(
+            skip_locked=True, of=("self",)
+        )
+        # A few candidates per round: the recount under the lock can still find one full.
+        for _ in range(50):
+            batch = list(open_comparisons.values_list("pk", flat=True)[:8])
+            if not batch:
+                return None
+            for comparison_id in batch:
+                if _slots_taken(comparison_id=comparison_id, annotator=annotator) >= campaign.overlap:
+                    continue
+                assignment, _ = Assignment.objects.update_or_create(
+                    comparison_id=comparison_id,
+                    annotator=annotator,
+                    defaults={"served_at": now, "expires_at": _lease_expiry()},
+                    create_defaults={
+                        "shown_left": random.choice([Side.A, Side.B]),
+                        "served_at": now,
+                        "expires_at": _lease_expiry(),
+                    },
+                )
+                return assignment
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Judgments
+
+
+@dataclass(frozen=True)
+class JudgmentResult:
+    judgment: Judgment
+    created: bool
+
+
+_VERDICT_FOR_CHOICE = {
+    (Choice.LEFT, Side.A): Verdict.A,
+    (Choice.LEFT, Side.B): Verdict.B,
+    (Choice.RIGHT, Side.A): Verdict.B,
+    (Choice.RIGHT, Side.B): Verdict.A,
+}
+
+
+def verdict_for_choice(*, choice: str, shown_left: str) -> str:
+    """Map what was clicked (left/right/...) to a verdict on the fixed candidates a/b."""
+    if choice in (Choice.LEFT, Choice.RIGHT):
+        return _VERDICT_FOR_CHOICE[(Choice(choice), Side(shown_left))]
+    return Verdict(choice)
+
+
+def _check_choice_allowed(*, campaign: Campaign, choice: str) -> None:
+    if choice not in Choice.values:
+        raise InputError(f"choice is {choice!r}: use one of {', '.join(Choice.values)}.")
+    if choice == Choice.TIE and not campaign.allow_tie:
+        raise InputError(f"Campaign {campaign.name!r} does not offer 'tie': pick a side, 'both_bad' or 'skip'.")
+    if choice == Choice.BOTH_BAD and not campaign.allow_both_bad:
+        raise InputError(f"Campaign {campaign.name!r} does not offer 'both_bad': pick a side, 'tie' or 'skip'.")
+
+
+def judgment_submit(
+    *,
+    comparison: Comparison,
+    annotator: AbstractBaseUser,
+    choice: str,
+    rationale: str = "",
+    duration_ms: int | None = None,
+) -> JudgmentResult:
+    """Record an annotator's verdict on a pair they were handed. Idempotent: a repeat returns the first.
+
+    The left/right mapping comes from the annotator's lease, never from the client. The comparison row is
+    locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
+    """
+    campaign = comparison.prompt.campaign
+    _check_choice_allowed(campaign=campaign, choice=choice)
+    if duration_ms is not None and duration_ms < 0:
+        raise InputError(f"duration_ms is {duration_ms}: it must be 0 or more milliseconds.")
+    with transaction.atomic():
+        list(Comparison.objects.select_for_update().filter(pk=comparison.pk).values_list("pk", flat=True))
+        existing = Judgment.objects.filter(comparison=comparison, annotator=annotator).first()
+        if existing is not None:
+            return JudgmentResult(existing, created=False)
+        assignment = Assignment.objects.filter(comparison=comparison, annotator=annotator).first()
+        if assignment is None:
+            raise ConflictError(
+                f"Comparison {comparison.pk} was not handed to you: ask for the next pair first "
+                f"(GET /api/campaigns/{campaign.pk}/next/)."
+            )
+        now = timezone.now()
+        if (
+            choice != Choice.SKIP
+            and assignment.expires_at <= now
+            and _slots_taken(comparison_id=comparison.pk, annotator=annotator) >= campaign.overlap
+        ):
+            assignment.delete()
+            raise ConflictError(
+                f"Your hold on comparison {comparison.pk} expired and other annotators have judged it "
+                "meanwhile: nothing was recorded; go on with the next pair."
+            )
+        if duration_ms is None:
+            duration_ms = int((now - assignment.served_at).total_seconds() * 1000)
+        try:
+            with transaction.atomic():
+                judgment = Judgment.objects.create(
+                    comparison=comparison,
+                    annotator=annotator,
+                    verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
+                    shown_left=assignment.shown_left,
+                    rationale=rationale.strip(),
+                    duration_ms=duration_ms,
+                    source=JudgeSource.HUMAN,
+                )
+        except IntegrityError:
+            # Only reachable where the row lock is a no-op and transactions are not serialised.
+            return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
+        assignment.delete()
+        return JudgmentResult(judgment, created=True)
+
+
+def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
+    """Take back the annotator's latest human judgment in the campaign and hand the pair back to them.
+
+    The pair comes back with the same sides and a fresh lease, so it is the next one they see.
+    Returns the removed judgment (unsaved), or None when there was nothing to undo.
+    """
+    with transaction.atomic():
+        last = (
+            Judgment.objects.select_for_update()
+            .filter(annotator=annotator, comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if last is None:
+            return None
+        now = timezone.now()
+        Assignment.objects.update_or_create(
+            comparison_id=last.comparison_id,
+            annotator=annotator,
+            defaults={"shown_left": last.shown_left, "served_at": now, "expires_at": _lease_expiry()},
+        )
+        last.delete()
+        return last
+
+
+def assignments_expired_delete() -> int:
+    """Remove leases that expired (housekeeping; expired leases hold no slot either way)."""
+    deleted, _ = Assignment.objects.filter(Q(expires_at__lte=timezone.now())).delete()
+    return deleted

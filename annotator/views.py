@@ -1,0 +1,118 @@
+"""Annotator pages: campaign list, the side-by-side comparison page, judge and undo.
+
+Every control is a plain form POST that also works without JavaScript; with htmx the response is the
+`#pair` partial of the same template, swapped in place.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from annotator.errors import StudioError
+from annotator.forms import JudgmentForm
+from annotator.models import Campaign, Choice, Comparison, Side
+from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for, judgment_last_for
+from annotator.services import assignment_next, judgment_submit, judgment_undo_last
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _campaign_for(request: HtmxHttpRequest, pk: int) -> Campaign:
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign_is_open_to(campaign=campaign, user=request.user):
+        raise Http404("No such campaign for you.")
+    return campaign
+
+
+@login_required
+@require_GET
+def campaign_list(request: HtmxHttpRequest) -> HttpResponse:
+    campaigns = [
+        (campaign, campaign_progress_for(campaign=campaign, annotator=request.user))
+        for campaign in campaigns_for(user=request.user)
+    ]
+    return render(request, "annotator/campaign_list.html", {"campaigns": campaigns})
+
+
+def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentForm | None = None) -> HttpResponse:
+    assignment = assignment_next(campaign=campaign, annotator=request.user)
+    context: dict = {
+        "campaign": campaign,
+        "progress": campaign_progress_for(campaign=campaign, annotator=request.user),
+        "can_undo": judgment_last_for(campaign=campaign, annotator=request.user) is not None,
+        "form": form,
+        "choices": [c for c in Choice if _offered(campaign, c)],
+    }
+    if assignment is not None:
+        comparison = assignment.comparison
+        a, b = comparison.candidate_a, comparison.candidate_b
+        left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
+        context.update(comparison=comparison, prompt=comparison.prompt, left=left, right=right)
+    template = "annotator/annotate.html"
+    if request.htmx:
+        template += "#pair"
+    return render(request, template, context)
+
+
+def _offered(campaign: Campaign, choice: Choice) -> bool:
+    return not (
+        (choice == Choice.TIE and not campaign.allow_tie) or (choice == Choice.BOTH_BAD and not campaign.allow_both_bad)
+    )
+
+
+@login_required
+@require_GET
+def annotate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _render_pair(request, _campaign_for(request, pk))
+
+
+@login_required
+@require_POST
+def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = _campaign_for(request, pk)
+    form = JudgmentForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            "That choice could not be recorded: "
+            + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
+        )
+        return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
+    comparison = Comparison.objects.filter(pk=form.cleaned_data["comparison"], prompt__campaign=campaign).first()
+    if comparison is None:
+        messages.error(request, "That pair is not part of this campaign; here is your next one.")
+    else:
+        try:
+            result = judgment_submit(
+                comparison=comparison,
+                annotator=request.user,
+                choice=form.cleaned_data["choice"],
+                rationale=form.cleaned_data["rationale"],
+                duration_ms=form.cleaned_data["duration_ms"],
+            )
+            if result.created:
+                messages.success(request, f"Recorded: {Choice(result.judgment.choice).label.lower()}.")
+        except StudioError as error:
+            messages.error(request, error.message)
+    if request.htmx:
+        return _render_pair(request, campaign)
+    return redirect("annotator:annotate", pk=campaign.pk)
+
+
+@login_required
+@require_POST
+def undo(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = _campaign_for(request, pk)
+    undone = judgment_undo_last(campaign=campaign, annotator=request.user)
+    if undone is None:
+        messages.info(request, "Nothing to undo.")
+    else:
+        messages.info(request, "Undone: that pair is back for you to judge again.")
+    if request.htmx:
+        return _render_pair(request, campaign)
+    return redirect("annotator:annotate", pk=campaign.pk)

@@ -1,0 +1,192 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotator.errors import ConflictError, InputError
+from annotator.models import Assignment, Choice, Judgment, Side, Verdict
+from annotator.selectors import campaign_progress_for
+from annotator.services import (
+    assignment_next,
+    campaign_create,
+    judgment_submit,
+    judgment_undo_last,
+    verdict_for_choice,
+)
+from tests.factories import make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def judge_next(campaign, user, choice=Choice.LEFT):
+    assignment = assignment_next(campaign=campaign, annotator=user)
+    assert assignment is not None
+    return judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice).judgment
+
+
+@pytest.mark.parametrize(
+    ("choice", "shown_left", "verdict"),
+    [
+        ("left", "a", "a"),
+        ("left", "b", "b"),
+        ("right", "a", "b"),
+        ("right", "b", "a"),
+        ("tie", "b", "tie"),
+        ("both_bad", "a", "both_bad"),
+        ("skip", "a", "skip"),
+    ],
+)
+def test_verdict_maps_screen_side_back_to_the_candidate_shown_there(choice, shown_left, verdict):
+    assert verdict_for_choice(choice=choice, shown_left=shown_left) == verdict
+
+
+def test_next_hands_out_each_pair_once_per_annotator_until_none_left(campaign, annotator):
+    seen = []
+    while (assignment := assignment_next(campaign=campaign, annotator=annotator)) is not None:
+        seen.append(assignment.comparison_id)
+        judgment_submit(comparison=assignment.comparison, annotator=annotator, choice=Choice.RIGHT)
+    assert len(seen) == 3
+    assert len(set(seen)) == 3
+    assert Judgment.objects.filter(annotator=annotator).count() == 3
+
+
+def test_next_returns_the_same_pair_and_sides_until_it_is_judged(campaign, annotator):
+    first = assignment_next(campaign=campaign, annotator=annotator)
+    again = assignment_next(campaign=campaign, annotator=annotator)
+    assert (again.comparison_id, again.shown_left) == (first.comparison_id, first.shown_left)
+
+
+def test_left_right_order_is_randomised_across_annotators(db):
+    campaign = make_campaign("Order", pairs=1, overlap=40)
+    sides = set()
+    for i in range(40):
+        sides.add(assignment_next(campaign=campaign, annotator=make_user(f"u{i}")).shown_left)
+    assert sides == {Side.A, Side.B}
+
+
+def test_judgment_stores_shown_left_and_maps_choice_to_verdict(campaign, annotator):
+    assignment = assignment_next(campaign=campaign, annotator=annotator)
+    result = judgment_submit(comparison=assignment.comparison, annotator=annotator, choice=Choice.LEFT)
+    judgment = result.judgment
+    assert result.created
+    assert judgment.shown_left == assignment.shown_left
+    assert judgment.verdict == (Verdict.A if assignment.shown_left == Side.A else Verdict.B)
+    assert judgment.choice == Choice.LEFT
+    assert not Assignment.objects.filter(pk=assignment.pk).exists()
+
+
+def test_repeated_submit_returns_the_first_judgment_and_creates_no_second(campaign, annotator):
+    assignment = assignment_next(campaign=campaign, annotator=annotator)
+    first = judgment_submit(comparison=assignment.comparison, annotator=annotator, choice=Choice.LEFT)
+    repeat = judgment_submit(comparison=assignment.comparison, annotator=annotator, choice=Choice.RIGHT)
+    assert not repeat.created
+    assert repeat.judgment.pk == first.judgment.pk
+    assert repeat.judgment.choice == Choice.LEFT
+    assert Judgment.objects.count() == 1
+
+
+def test_overlap_limits_distinct_annotators_per_pair(db):
+    campaign = make_campaign("Overlap", pairs=1, overlap=2)
+    users = [make_user(f"u{i}") for i in range(3)]
+    judge_next(campaign, users[0])
+    judge_next(campaign, users[1])
+    assert assignment_next(campaign=campaign, annotator=users[2]) is None
+
+
+def test_an_unexpired_lease_holds_the_last_slot(db):
+    campaign = make_campaign("Lease", pairs=1, overlap=1)
+    holder, latecomer = make_user("holder"), make_user("latecomer")
+    assert assignment_next(campaign=campaign, annotator=holder) is not None
+    assert assignment_next(campaign=campaign, annotator=latecomer) is None
+
+
+def test_an_expired_lease_frees_its_slot(db):
+    campaign = make_campaign("Lease", pairs=1, overlap=1)
+    holder, latecomer = make_user("holder"), make_user("latecomer")
+    lease = assignment_next(campaign=campaign, annotator=holder)
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert assignment_next(campaign=campaign, annotator=latecomer).comparison_id == lease.comparison_id
+
+
+def test_late_submit_after_lease_expired_and_pair_filled_is_refused_and_records_nothing(db):
+    campaign = make_campaign("Lease", pairs=1, overlap=1)
+    slow, fast = make_user("slow"), make_user("fast")
+    lease = assignment_next(campaign=campaign, annotator=slow)
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    judge_next(campaign, fast)
+    with pytest.raises(ConflictError, match="expired and other annotators have judged it"):
+        judgment_submit(comparison=lease.comparison, annotator=slow, choice=Choice.LEFT)
+    assert Judgment.objects.filter(annotator=slow).count() == 0
+
+
+def test_late_submit_after_lease_expired_is_accepted_while_a_slot_is_free(db):
+    campaign = make_campaign("Lease", pairs=1, overlap=1)
+    slow = make_user("slow")
+    lease = assignment_next(campaign=campaign, annotator=slow)
+    Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert judgment_submit(comparison=lease.comparison, annotator=slow, choice=Choice.TIE).created
+
+
+def test_submit_without_being_handed_the_pair_is_refused(campaign, annotator):
+    comparison = campaign.prompts.first().comparisons.first()
+    with pytest.raises(ConflictError, match="was not handed to you"):
+        judgment_submit(comparison=comparison, annotator=annotator, choice=Choice.LEFT)
+
+
+def test_skip_is_recorded_frees_the_slot_and_is_never_shown_again(db):
+    campaign = make_campaign("Skip", pairs=1, overlap=1)
+    skipper, other = make_user("skipper"), make_user("other")
+    skipped = judge_next(campaign, skipper, Choice.SKIP)
+    assert skipped.verdict == Verdict.SKIP
+    assert assignment_next(campaign=campaign, annotator=skipper) is None
+    assert assignment_next(campaign=campaign, annotator=other).comparison_id == skipped.comparison_id
+
+
+def test_options_the_campaign_does_not_offer_are_refused(db):
+    campaign = make_campaign("Strict", pairs=1, allow_tie=False, allow_both_bad=False)
+    user = make_user("u")
+    lease = assignment_next(campaign=campaign, annotator=user)
+    for choice in (Choice.TIE, Choice.BOTH_BAD):
+        with pytest.raises(InputError, match="does not offer"):
+            judgment_submit(comparison=lease.comparison, annotator=user, choice=choice)
+    with pytest.raises(InputError, match="choice is 'middle'"):
+        judgment_submit(comparison=lease.comparison, annotator=user, choice="middle")
+
+
+def test_undo_removes_last_judgment_and_hands_the_same_pair_back_with_same_sides(campaign, annotator):
+    first = judge_next(campaign, annotator)
+    second = judge_next(campaign, annotator)
+    now_showing = assignment_next(campaign=campaign, annotator=annotator)
+    undone = judgment_undo_last(campaign=campaign, annotator=annotator)
+    assert undone.comparison_id == second.comparison_id
+    assert list(Judgment.objects.values_list("pk", flat=True)) == [first.pk]
+    again = assignment_next(campaign=campaign, annotator=annotator)
+    assert (again.comparison_id, again.shown_left) == (second.comparison_id, second.shown_left)
+    assert now_showing.comparison_id != again.comparison_id
+
+
+def test_undo_with_nothing_to_undo_returns_none(campaign, annotator):
+    assert judgment_undo_last(campaign=campaign, annotator=annotator) is None
+
+
+def test_progress_counts_done_and_what_is_still_open_for_the_annotator(db):
+    campaign = make_campaign("Progress", pairs=4, overlap=1)
+    me, other = make_user("me"), make_user("other")
+    judge_next(campaign, me)
+    judge_next(campaign, other)
+    progress = campaign_progress_for(campaign=campaign, annotator=me)
+    assert (progress.done, progress.remaining, progress.total) == (1, 2, 3)
+
+
+def test_annotators_outside_a_restricted_campaign_are_refused(campaign, annotator, other_annotator):
+    campaign.annotators.add(other_annotator)
+    with pytest.raises(ConflictError, match="not an annotator"):
+        assignment_next(campaign=campaign, annotator=annotator)
+
+
+def test_campaign_create_refuses_bad_input(db):
+    with pytest.raises(InputError, match="at least 1 annotator"):
+        campaign_create(name="x", overlap=0)
+    campaign_create(name="taken")
+    with pytest.raises(ConflictError, match="exists already"):
+        campaign_create(name="taken")

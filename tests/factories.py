@@ -1,0 +1,33 @@
+"""Small builders for test data, through the same services the product uses."""
+
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+
+from annotator.models import Campaign, Comparison
+from annotator.services import campaign_create, candidate_create, comparison_create, prompt_create
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+HUMAN_PREFERENCES = SHARED / "data" / "human-preferences.jsonl"
+TINY_MODEL = SHARED / "models" / "stories260K"
+
+
+def make_user(username: str, *, staff: bool = False, password: str = "pw-for-tests") -> AbstractBaseUser:
+    return get_user_model().objects.create_user(
+        username=username, password=password, is_staff=staff, is_superuser=staff
+    )
+
+
+def make_campaign(name: str = "Campaign", *, pairs: int = 3, overlap: int = 1, **options) -> Campaign:
+    campaign = campaign_create(name=name, overlap=overlap, **options)
+    for i in range(pairs):
+        add_pair(campaign, f"Question {i}?", f"Answer A{i}", f"Answer B{i}")
+    return campaign
+
+
+def add_pair(campaign: Campaign, prompt: str | list, text_a: str, text_b: str, **prompt_options) -> Comparison:
+    prompt_obj = prompt_create(campaign=campaign, prompt=prompt, **prompt_options)
+    a = candidate_create(prompt=prompt_obj, text=text_a, model_name="model-a", backend="test")
+    b = candidate_create(prompt=prompt_obj, text=text_b, model_name="model-b", backend="test")
+    return comparison_create(candidate_a=a, candidate_b=b)
