@@ -9,5 +9,13 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("annotator.api_urls")),
+    path("api/", include("generation.api_urls")),
+    path("api/", include("exports.api_urls")),
+    path("api/", include("training.api_urls")),
+    path("api/", include("quality.api_urls")),
+    path("generation/", include("generation.urls")),
+    path("exports/", include("exports.urls")),
+    path("training/", include("training.urls")),
+    path("quality/", include("quality.urls")),
     path("", include("annotator.urls")),
 ]

@@ -1,0 +1,36 @@
+from django.conf import settings
+from django.db import models
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DatasetExport(models.Model):
+    """One export of a campaign's preferences: who, when, options, counts, files and their checksums.
+
+    `out_dir` holds train.parquet, validation.parquet (when the split is not empty) and README.md.
+    `files` maps a split name to {"path", "rows", "sha256", "bytes"}.
+    """
+
+    campaign = models.ForeignKey("annotator.Campaign", on_delete=models.CASCADE, related_name="exports")
+    status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    options = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    out_dir = models.CharField(max_length=1000, blank=True)
+    files = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of {self.campaign} ({self.status})"
