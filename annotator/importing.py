@@ -7,6 +7,7 @@ provenance per side: `model_a`/`model_b` (or a `models` list of two).
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,13 @@ class ImportResult:
     already_present: int
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """A line that could not be decoded: reported with the other bad rows."""
+
+    reason: str
+
+
 def _detect_format(name: str, explicit: str | None) -> str:
     if explicit:
         if explicit not in ("jsonl", "parquet"):
@@ -72,7 +80,7 @@ def _records_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as error:
-                raise InputError(f"{where}: not valid JSON ({error.msg} at column {error.colno}).") from None
+                yield where, _Unreadable(f"not valid JSON ({error.msg} at column {error.colno})")
     except UnicodeDecodeError as error:
         raise InputError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
     finally:
@@ -95,6 +103,8 @@ def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
 
 
 def _parse_row(where: str, record: Any) -> PairRow:
+    if isinstance(record, _Unreadable):
+        raise ValueError(record.reason)
     if not isinstance(record, dict):
         raise ValueError("must be a JSON object")
     for required in ("prompt", "response_a", "response_b"):
@@ -151,8 +161,8 @@ def pairs_read(stream: IO[bytes], *, name: str, file_format: str | None = None) 
     return rows
 
 
-def _existing_keys(campaign: Campaign) -> set[tuple[str, str, str]]:
-    return set(
+def _existing_keys(campaign: Campaign) -> Counter[tuple[str, str, str]]:
+    return Counter(
         Comparison.objects.filter(prompt__campaign=campaign).values_list(
             "prompt__content_hash", "candidate_a__text", "candidate_b__text"
         )
@@ -164,19 +174,26 @@ def pairs_import(
 ) -> ImportResult:
     """Write validated rows in one transaction, creating the campaign if needed.
 
-    Pairs already in the campaign (same prompt, same two responses) are left alone, so importing a file
-    twice does not duplicate it.
+    Importing a file again adds nothing: a row counts as present when the campaign already holds as many
+    pairs with the same prompt and the same two responses (a file may hold the same pair twice, e.g. two
+    experts' judgments of it, and both are kept).
     """
     with transaction.atomic():
         campaign, campaign_created = campaign_get_or_create(name=campaign_name, created_by=created_by)
-        existing = _existing_keys(campaign)
+        present = _existing_keys(campaign)
         fresh: list[PairRow] = []
         for row in rows:
             key = (row.prompt_hash, row.response_a, row.response_b)
-            if key not in existing:
-                existing.add(key)
+            if present[key] > 0:
+                present[key] -= 1
+            else:
                 fresh.append(row)
-        prompts_by_hash: dict[str, Prompt] = {}
+        prompts_by_hash = {
+            prompt.content_hash: prompt
+            for prompt in Prompt.objects.filter(
+                campaign=campaign, content_hash__in={row.prompt_hash for row in fresh}
+            ).order_by("id")
+        }
         new_prompts = []
         for row in fresh:
             if row.prompt_hash not in prompts_by_hash:

@@ -1,0 +1,231 @@
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotator.models import Campaign, Judgment, Side, Verdict
+from tests.factories import make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(annotator) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(annotator)
+    return client
+
+
+@pytest.fixture
+def staff_api(staff) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(staff)
+    return client
+
+
+def next_url(campaign: Campaign) -> str:
+    return reverse("api-campaign-next", args=[campaign.pk])
+
+
+def judge_url(comparison_id: int) -> str:
+    return reverse("api-judgment-create", args=[comparison_id])
+
+
+def test_every_endpoint_refuses_anonymous_callers(campaign):
+    client = APIClient()
+    comparison = campaign.prompts.first().comparisons.first()
+    for method, url in [
+        ("get", reverse("api-campaign-list")),
+        ("get", next_url(campaign)),
+        ("get", reverse("api-campaign-progress", args=[campaign.pk])),
+        ("post", reverse("api-campaign-undo", args=[campaign.pk])),
+        ("post", judge_url(comparison.pk)),
+        ("post", reverse("api-pairs-import")),
+    ]:
+        response = getattr(client, method)(url)
+        assert response.status_code == 401, url
+        assert response.json()["detail"] == "Authentication credentials were not provided."
+
+
+def test_token_authentication_works(campaign, annotator):
+    token = Token.objects.create(user=annotator)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get(reverse("api-campaign-list"))
+    assert response.status_code == 200
+    assert [c["name"] for c in response.json()] == ["Helpfulness"]
+
+
+def test_campaign_list_gives_id_and_name_without_n_plus_one_queries(api, annotator):
+    for i in range(5):
+        make_campaign(f"C{i}", pairs=2)
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(reverse("api-campaign-list"))
+    assert response.status_code == 200
+    assert [(c["id"], c["name"]) for c in response.json()] == [
+        (c.pk, c.name) for c in Campaign.objects.order_by("name")
+    ]
+    assert len(queries) <= 2, [q["sql"] for q in queries]
+
+
+def test_next_returns_the_documented_shape(api, campaign):
+    response = api.get(next_url(campaign))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) >= {"id", "prompt", "left", "right"}
+    assert body["prompt"][-1]["role"] == "user"
+    assert set(body["left"]) == {"id", "text"} and set(body["right"]) == {"id", "text"}
+    assert body["left"]["id"] != body["right"]["id"]
+
+
+def test_next_includes_the_system_message_first(api):
+    from tests.factories import add_pair
+
+    campaign = make_campaign("Sys", pairs=0)
+    add_pair(campaign, "Hi", "A", "B", system="Be brief.")
+    body = api.get(next_url(campaign)).json()
+    assert body["prompt"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_judging_through_the_api_maps_sides_and_repeats_are_not_duplicated(api, annotator, campaign):
+    pair = api.get(next_url(campaign)).json()
+    response = api.post(judge_url(pair["id"]), {"choice": "right", "rationale": "clearer", "duration_ms": 1500})
+    assert response.status_code == 201
+    body = response.json()
+    judgment = Judgment.objects.get(pk=body["id"])
+    right_is_a = pair["right"]["id"] == judgment.comparison.candidate_a_id
+    assert judgment.verdict == (Verdict.A if right_is_a else Verdict.B)
+    assert judgment.shown_left == (Side.B if right_is_a else Side.A)
+    assert body["choice"] == "right" and body["duration_ms"] == 1500
+    repeat = api.post(judge_url(pair["id"]), {"choice": "left"})
+    assert repeat.status_code == 200
+    assert repeat.json()["id"] == body["id"] and repeat.json()["choice"] == "right"
+    assert Judgment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_next_is_204_when_nothing_is_left(api):
+    campaign = make_campaign("One", pairs=1)
+    pair = api.get(next_url(campaign)).json()
+    assert api.post(judge_url(pair["id"]), {"choice": "skip"}).status_code == 201
+    response = api.get(next_url(campaign))
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_judging_a_pair_not_handed_out_is_a_409_with_the_fix(api, campaign):
+    comparison = campaign.prompts.first().comparisons.first()
+    response = api.post(judge_url(comparison.pk), {"choice": "left"})
+    assert response.status_code == 409
+    assert f"ask for the next pair first (GET /api/campaigns/{campaign.pk}/next/)" in response.json()["detail"]
+
+
+def test_bad_choice_is_a_400_naming_the_field(api, campaign):
+    pair = api.get(next_url(campaign)).json()
+    response = api.post(judge_url(pair["id"]), {"choice": "middle"})
+    assert response.status_code == 400
+    assert response.json() == {"choice": ['"middle" is not a valid choice.']}
+    response = api.post(judge_url(pair["id"]), {"choice": "left", "duration_ms": -5})
+    assert response.status_code == 400
+    assert "duration_ms" in response.json()
+
+
+def test_annotators_cannot_reach_campaigns_they_are_not_part_of(api, other_annotator):
+    private = make_campaign("Private", pairs=1)
+    private.annotators.add(other_annotator)
+    comparison = private.prompts.first().comparisons.first()
+    assert api.get(next_url(private)).status_code == 404
+    assert api.post(judge_url(comparison.pk), {"choice": "left"}).status_code == 404
+    assert api.get(reverse("api-campaign-list")).json() == []
+
+
+def test_undo_and_progress(api, campaign):
+    pair = api.get(next_url(campaign)).json()
+    api.post(judge_url(pair["id"]), {"choice": "left"})
+    assert api.get(reverse("api-campaign-progress", args=[campaign.pk])).json() == {
+        "done": 1,
+        "remaining": 2,
+        "total": 3,
+    }
+    undone = api.post(reverse("api-campaign-undo", args=[campaign.pk]))
+    assert undone.status_code == 200 and undone.json()["comparison"] == pair["id"]
+    assert api.get(next_url(campaign)).json()["id"] == pair["id"]
+    nothing = api.post(reverse("api-campaign-undo", args=[make_campaign("Empty", pairs=1).pk]))
+    assert nothing.status_code == 404 and nothing.json()["detail"] == "Nothing to undo."
+
+
+def _jsonl(rows) -> io.BytesIO:
+    data = io.BytesIO("\n".join(json.dumps(r) for r in rows).encode())
+    data.name = "pairs.jsonl"
+    return data
+
+
+def test_import_is_staff_only(api):
+    response = api.post(
+        reverse("api-pairs-import"),
+        {"file": _jsonl([{"prompt": "q", "response_a": "a", "response_b": "b"}]), "campaign": "X"},
+        format="multipart",
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"] == "You do not have permission to perform this action."
+    assert not Campaign.objects.filter(name="X").exists()
+
+
+def test_staff_import_through_the_api(staff_api):
+    rows = [{"prompt": f"q{i}", "response_a": "a", "response_b": "b", "topic": "t"} for i in range(3)]
+    response = staff_api.post(
+        reverse("api-pairs-import"), {"file": _jsonl(rows), "campaign": "Imported"}, format="multipart"
+    )
+    assert response.status_code == 201
+    assert response.json() | {"campaign_id": 0} == {
+        "campaign_id": 0,
+        "campaign": "Imported",
+        "campaign_created": True,
+        "rows": 3,
+        "imported": 3,
+        "already_present": 0,
+    }
+
+
+def test_staff_import_with_a_bad_row_is_a_400_and_imports_nothing(staff_api):
+    rows = [{"prompt": "q", "response_a": "a", "response_b": "b"}, {"prompt": "q2", "response_a": "a"}]
+    response = staff_api.post(
+        reverse("api-pairs-import"), {"file": _jsonl(rows), "campaign": "Broken"}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "pairs.jsonl, line 2: field 'response_b' is missing" in response.json()["detail"]
+    assert not Campaign.objects.filter(name="Broken").exists()
+
+
+def test_openapi_schema_is_served(api):
+    response = api.get(reverse("api-schema"), HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    assert "/api/campaigns/{id}/next/" in paths
+    assert "/api/comparisons/{id}/judgments/" in paths
+
+
+def test_token_can_be_created_with_drf_create_token(annotator):
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("drf_create_token", annotator.username, stdout=out)
+    assert Token.objects.get(user=annotator).key in out.getvalue()
+
+
+def test_staff_can_annotate_any_open_campaign_too(staff_api, campaign):
+    assert staff_api.get(next_url(campaign)).status_code == 200
+
+
+def test_two_annotators_get_different_pairs_when_overlap_is_one(campaign):
+    clients = []
+    for name in ("x", "y"):
+        client = APIClient()
+        client.force_authenticate(make_user(name))
+        clients.append(client)
+    ids = {c.get(next_url(campaign)).json()["id"] for c in clients}
+    assert len(ids) == 2

@@ -1,0 +1,190 @@
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from annotator.models import Campaign, Candidate, Comparison, Prompt
+from tests.factories import HUMAN_PREFERENCES
+
+pytestmark = pytest.mark.django_db
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def run_import(path: Path, campaign: str = "Imported") -> str:
+    out = io.StringIO()
+    call_command("import_pairs", str(path), "--campaign", campaign, stdout=out)
+    return out.getvalue()
+
+
+GOOD = {"prompt": "What is 2+2?", "response_a": "4", "response_b": "Four, of course."}
+
+
+def test_import_creates_campaign_prompts_candidates_and_comparisons(tmp_path):
+    rows = [
+        GOOD | {"source": "unit", "label": "a"},
+        {
+            "prompt": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"},
+                {"role": "user", "content": "Tell me a joke"},
+            ],
+            "system": "Be funny.",
+            "response_a": "Knock knock.",
+            "response_b": "No.",
+            "model_a": "m1",
+            "model_b": "m2",
+        },
+    ]
+    out = run_import(write_jsonl(tmp_path / "pairs.jsonl", rows))
+    assert "Created campaign 'Imported'" in out and "2 pair(s) imported from 2 row(s)" in out
+    first, second = Comparison.objects.order_by("id")
+    assert first.metadata == {"source": "unit", "label": "a"}
+    assert first.prompt.messages == [{"role": "user", "content": "What is 2+2?"}]
+    assert (first.candidate_a.text, first.candidate_b.text) == ("4", "Four, of course.")
+    assert second.prompt.system == "Be funny." and len(second.prompt.messages) == 3
+    assert (second.candidate_a.model_name, second.candidate_b.model_name) == ("m1", "m2")
+    assert Candidate.objects.filter(backend="import").count() == 4
+
+
+def test_importing_the_same_file_twice_adds_nothing(tmp_path):
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD])
+    run_import(path)
+    out = run_import(path)
+    assert "Updated campaign 'Imported'" in out and "0 pair(s) imported from 1 row(s), 1 already present" in out
+    assert Comparison.objects.count() == 1
+
+
+def test_a_pair_repeated_in_a_file_is_kept_and_a_new_pair_for_a_known_prompt_reuses_it(tmp_path):
+    run_import(write_jsonl(tmp_path / "first.jsonl", [GOOD, GOOD]))
+    assert Comparison.objects.count() == 2 and Prompt.objects.count() == 1
+    out = run_import(write_jsonl(tmp_path / "second.jsonl", [GOOD, GOOD, GOOD | {"response_b": "IV"}]))
+    assert "1 pair(s) imported from 3 row(s), 2 already present" in out
+    assert Comparison.objects.count() == 3 and Prompt.objects.count() == 1
+
+
+def test_a_leading_system_message_in_the_prompt_list_is_kept_as_the_system_message(tmp_path):
+    row = GOOD | {"prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]}
+    run_import(write_jsonl(tmp_path / "p.jsonl", [row]))
+    prompt = Prompt.objects.get()
+    assert prompt.system == "Be kind." and prompt.messages == [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "message"),
+    [
+        ('{"prompt": "x", "response_a": "a"', "line 2: not valid JSON"),
+        ({"response_a": "a", "response_b": "b"}, "line 2: field 'prompt' is missing"),
+        ({"prompt": "x", "response_a": "a"}, "line 2: field 'response_b' is missing"),
+        ({"prompt": "x", "response_a": "", "response_b": "b"}, "line 2: field 'response_a' is empty"),
+        ({"prompt": "x", "response_a": 3, "response_b": "b"}, "line 2: field 'response_a' must be a string, not int"),
+        (
+            {"prompt": "x", "response_a": "same", "response_b": "same"},
+            "line 2: 'response_a' and 'response_b' are the same",
+        ),
+        (
+            {"prompt": 7, "response_a": "a", "response_b": "b"},
+            "line 2: 'prompt' must be a string or a list of messages",
+        ),
+        (
+            {"prompt": [{"role": "robot", "content": "x"}], "response_a": "a", "response_b": "b"},
+            "line 2: 'prompt'[0].role is 'robot'",
+        ),
+        (
+            {
+                "prompt": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+                "response_a": "a",
+                "response_b": "b",
+            },
+            "line 2: 'prompt' must end with a user turn",
+        ),
+        ([1, 2], "line 2: must be a JSON object"),
+        (
+            {"prompt": "x", "response_a": "a", "response_b": "b", "metadata": [1]},
+            "line 2: field 'metadata' must be an object",
+        ),
+    ],
+)
+def test_a_bad_row_names_line_and_field_and_nothing_is_imported(tmp_path, bad_row, message):
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD, bad_row, GOOD | {"prompt": "other"}])
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+    assert f"pairs.jsonl, {message}" in str(error.value)
+    assert "nothing was imported" in str(error.value)
+    assert Campaign.objects.count() == 0 and Comparison.objects.count() == 0
+
+
+def test_all_bad_rows_are_listed_up_to_a_limit(tmp_path):
+    path = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "x"}] * 25)
+    with pytest.raises(CommandError, match=r"25 bad row\(s\)") as error:
+        run_import(path)
+    assert "and 5 more" in str(error.value)
+
+
+def test_missing_file_empty_file_and_unknown_extension_are_clear_errors(tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        run_import(tmp_path / "nope.jsonl")
+    with pytest.raises(CommandError, match="holds no rows"):
+        run_import(write_jsonl(tmp_path / "empty.jsonl", [""]))
+    with pytest.raises(CommandError, match=r"Cannot tell the format of .*pairs\.csv"):
+        run_import(write_jsonl(tmp_path / "pairs.csv", [GOOD]))
+    (tmp_path / "latin1.jsonl").write_bytes('{"prompt": "caf\xe9"}'.encode("latin-1"))
+    with pytest.raises(CommandError, match="not UTF-8 text"):
+        run_import(tmp_path / "latin1.jsonl")
+
+
+def test_parquet_files_import_too(tmp_path):
+    table = pa.Table.from_pylist(
+        [GOOD, GOOD | {"prompt": [{"role": "user", "content": "Multi"}], "response_a": "x", "response_b": "y"}][:1]
+    )
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert "1 pair(s) imported" in run_import(tmp_path / "pairs.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(CommandError, match="not a readable Parquet file"):
+        run_import(tmp_path / "bad.parquet", campaign="Other")
+
+
+def test_parquet_bad_row_names_the_row(tmp_path):
+    table = pa.Table.from_pylist([GOOD, GOOD | {"response_b": None}])
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    with pytest.raises(CommandError, match=r"pairs.parquet, row 2: field 'response_b' is missing"):
+        run_import(tmp_path / "pairs.parquet")
+
+
+def test_the_real_human_preference_data_imports_as_is_and_is_shown(annotator_client):
+    out = run_import(HUMAN_PREFERENCES, campaign="Human preferences")
+    rows = [json.loads(line) for line in HUMAN_PREFERENCES.read_text().splitlines() if line.strip()]
+    assert f"{len(rows)} pair(s) imported from {len(rows)} row(s)" in out
+    assert Comparison.objects.count() == len(rows) == 725
+    again = run_import(HUMAN_PREFERENCES, campaign="Human preferences")
+    assert "0 pair(s) imported from 725 row(s), 725 already present" in again
+    by_id = {c.metadata["id"]: c for c in Comparison.objects.select_related("prompt", "candidate_a", "candidate_b")}
+    for row in rows:
+        comparison = by_id[row["id"]]
+        assert comparison.prompt.messages == row["prompt"]
+        assert (comparison.candidate_a.text, comparison.candidate_b.text) == (row["response_a"], row["response_b"])
+        assert comparison.metadata["label"] == row["label"]
+    campaign = Campaign.objects.get(name="Human preferences")
+    multi_turn = next(r for r in rows if r["multi_turn"])
+    # Walk the annotation page until the multi-turn row shows up, judging as we go.
+    for _ in range(len(rows)):
+        page = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk]))
+        assert page.status_code == 200
+        comparison = page.context["comparison"]
+        if comparison.metadata["id"] == multi_turn["id"]:
+            html = page.content.decode()
+            assert html.count('class="turn user"') == multi_turn["num_user_turns"]
+            break
+        annotator_client.post(
+            reverse("annotator:judge", args=[campaign.pk]), {"comparison": comparison.pk, "choice": "skip"}
+        )
+    else:
+        pytest.fail("the multi-turn row was never shown")
