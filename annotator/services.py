@@ -5,6 +5,7 @@ commands call these and nothing else writes to the annotation tables.
 """
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -126,16 +127,10 @@ def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
     return judged.count() + leased.count()
 
 
-def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assignment | None:
-    """Hand the annotator the pair they should judge now, or None when nothing is left for them.
+_BUSY = object()  # every open pair was being handed to someone else at that instant: try again
 
-    A pair already leased to them and not judged comes back first (a reload shows the same pair, same
-    sides). Otherwise the lowest open comparison is locked (skipping rows other annotators are locking at
-    this moment on PostgreSQL), its free slots are recounted under the lock, and a lease is written with a
-    random left/right order. On SQLite, IMMEDIATE transactions serialise the same steps.
-    """
-    if not campaign_is_open_to(campaign=campaign, user=annotator):
-        raise ConflictError(f"You are not an annotator of campaign {campaign.name!r}.")
+
+def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bool) -> Assignment | None | object:
     now = timezone.now()
     with transaction.atomic():
         current = (
@@ -147,29 +142,52 @@ def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assig
         )
         if current is not None:
             return current
-        open_comparisons = comparisons_open_for(campaign=campaign, annotator=annotator).select_for_update(
-            skip_locked=True, of=("self",)
-        )
-        # A few candidates per round: the recount under the lock can still find one full.
-        for _ in range(50):
-            batch = list(open_comparisons.values_list("pk", flat=True)[:8])
-            if not batch:
-                return None
-            for comparison_id in batch:
-                if _slots_taken(comparison_id=comparison_id, annotator=annotator) >= campaign.overlap:
-                    continue
-                assignment, _ = Assignment.objects.update_or_create(
-                    comparison_id=comparison_id,
-                    annotator=annotator,
-                    defaults={"served_at": now, "expires_at": _lease_expiry()},
-                    create_defaults={
-                        "shown_left": random.choice([Side.A, Side.B]),
-                        "served_at": now,
-                        "expires_at": _lease_expiry(),
-                    },
-                )
-                return assignment
-        return None
+        open_comparisons = comparisons_open_for(campaign=campaign, annotator=annotator)
+        if wait:
+            locked = open_comparisons.select_for_update(of=("self",))[:1]
+        else:
+            locked = open_comparisons.select_for_update(skip_locked=True, of=("self",))[:8]
+        batch = list(locked.values_list("pk", flat=True))
+        if not batch:
+            return _BUSY if open_comparisons.exists() else None
+        for comparison_id in batch:
+            # Recount under the row lock, in a statement of its own: the query above may predate a lease
+            # another annotator committed a moment ago.
+            if _slots_taken(comparison_id=comparison_id, annotator=annotator) >= campaign.overlap:
+                continue
+            assignment, _ = Assignment.objects.update_or_create(
+                comparison_id=comparison_id,
+                annotator=annotator,
+                defaults={"served_at": now, "expires_at": _lease_expiry()},
+                create_defaults={
+                    "shown_left": random.choice([Side.A, Side.B]),
+                    "served_at": now,
+                    "expires_at": _lease_expiry(),
+                },
+            )
+            return assignment
+        return _BUSY
+
+
+def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assignment | None:
+    """Hand the annotator the pair they should judge now, or None when nothing is left for them.
+
+    A pair already leased to them and not judged comes back first (a reload shows the same pair, same
+    sides). Otherwise the lowest open comparisons are locked, skipping rows other annotators are locking
+    at this moment (PostgreSQL), their free slots are recounted under the lock, and a lease is written with
+    a random left/right order. On SQLite, IMMEDIATE transactions serialise the same steps. When every open
+    pair is being handed out by someone else at that instant, it tries again, and finally waits for a lock.
+    """
+    if not campaign_is_open_to(campaign=campaign, user=annotator):
+        raise ConflictError(f"You are not an annotator of campaign {campaign.name!r}.")
+    for attempt in range(5):
+        result = _assignment_try(campaign=campaign, annotator=annotator, wait=False)
+        if result is not _BUSY:
+            return result
+        time.sleep(0.002 * (attempt + 1))
+    while (result := _assignment_try(campaign=campaign, annotator=annotator, wait=True)) is _BUSY:
+        pass
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""The annotation page in a real browser: Debian's Chromium driven by Playwright, against a live server."""
+
+import os
+import shutil
+
+import pytest
+from django.urls import reverse
+
+from annotator.models import Judgment, Side
+from tests.factories import add_pair, make_campaign, make_user
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags that keep Chromium off the network on a closed machine (see the machine notes in the README).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), "Debian's Chromium is missing: `make test` installs it (apt-get install chromium)"
+    # Playwright's sync API runs an event loop in this thread; the ORM calls in the test are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def log_in(page, live_server, username):
+    page.goto(live_server.url + reverse("login"))
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-for-tests")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + reverse("annotator:campaign_list"))
+
+
+def current_pair(page) -> str:
+    return page.get_attribute("#pair", "data-comparison")
+
+
+def wait_for_new_pair(page, previous: str) -> str:
+    page.wait_for_function(
+        "previous => document.querySelector('#pair').dataset.comparison !== previous", arg=previous
+    )
+    return current_pair(page)
+
+
+def expected_verdict(judgment: Judgment, choice: str) -> str:
+    if choice == "left":
+        return judgment.shown_left
+    if choice == "right":
+        return Side.B if judgment.shown_left == Side.A else Side.A
+    return choice
+
+
+def test_annotator_judges_by_keyboard_and_click_and_undoes_one(live_server, browser):
+    user = make_user("kim")
+    campaign = make_campaign("Browser", pairs=6)
+    page = browser.new_page()
+    log_in(page, live_server, "kim")
+    page.click(f"a[href='{reverse('annotator:annotate', args=[campaign.pk])}']")
+    page.wait_for_selector("#judge-form")
+    page.wait_for_load_state("load")
+    loads = []
+    page.on("load", lambda _: loads.append(1))
+
+    done: dict[int, str] = {}
+    pair = current_pair(page)
+    page.wait_for_timeout(300)  # some time on task
+    page.keyboard.press("1")
+    done[int(pair)] = "left"
+    pair = wait_for_new_pair(page, pair)
+
+    page.keyboard.press("ArrowRight")
+    done[int(pair)] = "right"
+    pair = wait_for_new_pair(page, pair)
+
+    page.click("#judge-form button[value=tie]")
+    done[int(pair)] = "tie"
+    pair = wait_for_new_pair(page, pair)
+
+    page.click("#judge-form details.rationale summary")
+    page.fill("#judge-form textarea[name=rationale]", "Both miss the point; typing 1 here must not submit.")
+    assert current_pair(page) == pair, "keys typed into the rationale are text, not shortcuts"
+    page.click("#judge-form button[value=both_bad]")
+    done[int(pair)] = "both_bad"
+    undone_pair = pair
+    pair = wait_for_new_pair(page, pair)
+    assert page.locator(".msg.success").inner_text() == "Recorded: both bad."
+
+    page.keyboard.press("u")
+    pair = wait_for_new_pair(page, pair)
+    assert pair == undone_pair, "undo brings the last pair back"
+    assert "Undone" in page.locator(".msg").inner_text()
+    del done[int(undone_pair)]
+
+    page.keyboard.press("s")
+    done[int(pair)] = "skip"
+    wait_for_new_pair(page, pair)
+
+    assert loads == [], "judging never reloads the page (htmx swaps the pair in place)"
+    judgments = {j.comparison_id: j for j in Judgment.objects.filter(annotator=user)}
+    assert set(judgments) == set(done)
+    for comparison_id, choice in done.items():
+        judgment = judgments[comparison_id]
+        assert judgment.verdict == expected_verdict(judgment, choice)
+        assert judgment.duration_ms is not None
+    first = judgments[min(done)]
+    assert first.duration_ms >= 250, "time on task measured in the browser"
+    assert not Judgment.objects.filter(rationale__contains="must not submit").exists()
+
+
+def test_the_page_works_without_javascript(live_server, browser):
+    user = make_user("nojs")
+    campaign = make_campaign("No JS", pairs=2)
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, live_server, "nojs")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    first = current_pair(page)
+    page.click("#judge-form button[value=right]")
+    page.wait_for_selector(".msg.success")
+    assert current_pair(page) != first
+    page.click("#undo")
+    page.wait_for_selector(".msg.info")
+    assert current_pair(page) == first
+    page.click("#judge-form button[value=left]")
+    page.wait_for_selector(".msg.success")
+    judgment = Judgment.objects.get(annotator=user)
+    assert judgment.comparison_id == int(first)
+    assert judgment.verdict == judgment.shown_left
+    context.close()
+
+
+def test_script_in_a_response_shows_as_text_and_never_runs(live_server, browser):
+    make_user("safe")
+    campaign = make_campaign("XSS", pairs=0)
+    add_pair(
+        campaign,
+        "Explain XSS",
+        "Try <script>window.pwned = 1</script> or <img src=x onerror=\"window.pwned = 2\">",
+        "Use `<script>` tags carefully:\n\n```html\n<img src=x onerror=\"window.pwned = 3\">\n```",
+    )
+    page = browser.new_page()
+    log_in(page, live_server, "safe")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.pwned") is None
+    text = page.locator(".responses").inner_text()
+    assert "<script>window.pwned = 1</script>" in text
+    assert '<img src=x onerror="window.pwned = 3">' in text
+    assert page.locator(".responses img").count() == 0
+
+
+def test_guidelines_panel_toggles_with_g(live_server, browser):
+    make_user("reader")
+    campaign = make_campaign("Guided", pairs=1, guidelines="Prefer **accurate** answers.")
+    page = browser.new_page()
+    log_in(page, live_server, "reader")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    assert not page.locator("#guidelines").evaluate("el => el.open")
+    page.keyboard.press("g")
+    assert page.locator("#guidelines").evaluate("el => el.open")
+    assert page.locator("#guidelines strong").inner_text() == "accurate"

@@ -1,0 +1,85 @@
+"""Many annotators at once, in real threads with their own database connections.
+
+Runs on whichever database the suite runs on: SQLite by default (IMMEDIATE transactions serialise the
+writers) and PostgreSQL in CI (row locks with SKIP LOCKED). Run it on PostgreSQL with
+`DATABASE_URL=postgres://... make test-postgres`.
+"""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from annotator.models import Choice, Judgment, Verdict
+from annotator.services import assignment_next, judgment_submit
+from tests.factories import make_campaign, make_user
+
+pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
+
+
+def run_in_threads(target, args_list):
+    errors: list[BaseException] = []
+
+    def wrapped(*args):
+        try:
+            target(*args)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=wrapped, args=args) for args in args_list]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+
+
+def test_parallel_annotators_fill_every_pair_exactly_to_overlap(db):
+    campaign = make_campaign("Busy", pairs=40, overlap=2)
+    users = [make_user(f"annotator{i}") for i in range(8)]
+    handed = Counter()
+    lock = threading.Lock()
+
+    def annotate(index, user):
+        while (assignment := assignment_next(campaign=campaign, annotator=user)) is not None:
+            comparison = assignment.comparison
+            with lock:
+                handed[(comparison.pk, user.pk)] += 1
+            choice = Choice.SKIP if (comparison.pk + index) % 10 == 0 else [Choice.LEFT, Choice.RIGHT][index % 2]
+            judgment_submit(comparison=comparison, annotator=user, choice=choice)
+            # A retried submit (double click, flaky network) must not add a judgment.
+            judgment_submit(comparison=comparison, annotator=user, choice=choice)
+
+    run_in_threads(annotate, list(enumerate(users)))
+
+    counted = Counter(
+        Judgment.objects.exclude(verdict=Verdict.SKIP).values_list("comparison_id", flat=True)
+    )
+    comparison_ids = set(campaign.prompts.values_list("comparisons__id", flat=True))
+    assert set(counted) == comparison_ids, "no pair lost"
+    assert set(counted.values()) == {2}, "every pair judged by exactly 2 annotators"
+    assert max(handed.values()) == 1, "nobody was handed the same pair twice"
+    pairs = list(Judgment.objects.values_list("comparison_id", "annotator_id"))
+    assert len(pairs) == len(set(pairs)), "no duplicate judgment"
+
+
+def test_the_last_open_slot_goes_to_exactly_one_of_many_simultaneous_annotators(db):
+    campaign = make_campaign("Race", pairs=1, overlap=2)
+    first = make_user("first")
+    assert assignment_next(campaign=campaign, annotator=first) is not None
+    users = [make_user(f"racer{i}") for i in range(10)]
+    start = threading.Barrier(len(users))
+    winners = []
+
+    def race(user):
+        start.wait()
+        if assignment_next(campaign=campaign, annotator=user) is not None:
+            winners.append(user.pk)
+
+    run_in_threads(race, [(user,) for user in users])
+    assert len(winners) == 1
