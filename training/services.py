@@ -1,0 +1,195 @@
+"""Writes: queue, run and record DPO training runs.
+
+`dpo_run` is the one path every entry point takes (the `train_dpo` command, the background task the web form
+enqueues): check the configuration, the data and the output directory before any model loads, record the run,
+train, and leave the row succeeded (with final metrics) or failed (with the error). Only the main process of
+a multi-GPU launch writes the row and the files beside the outputs.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotator.errors import StudioError
+from training.config import DPORunConfig
+from training.data import PreferenceData, preference_data_load
+from training.models import TrainingMetric, TrainingRun, TrainingStatus
+from training.trainer import (
+    RUN_CONFIG_FILE,
+    DeviceInfo,
+    TrainingResult,
+    dpo_train,
+    is_main_process,
+    latest_checkpoint,
+    output_check,
+)
+
+
+@dataclass
+class PreparedRun:
+    config: DPORunConfig
+    data: PreferenceData
+    output_dir: Path
+
+
+def dpo_run_prepare(*, config: DPORunConfig, resume: bool = False) -> PreparedRun:
+    """Everything that can be checked without a model: the configuration, every data file, the output dir."""
+    config.validate()
+    data = preference_data_load(config.data)
+    output_dir = Path(config.output).expanduser().resolve()
+    output_check(output_dir, resume=resume)
+    config.output = str(output_dir)
+    return PreparedRun(config=config, data=data, output_dir=output_dir)
+
+
+def training_run_create(
+    *,
+    prepared: PreparedRun,
+    created_by: AbstractBaseUser | None = None,
+) -> TrainingRun:
+    data = prepared.data
+    return TrainingRun.objects.create(
+        status=TrainingStatus.QUEUED,
+        config=prepared.config.to_dict(),
+        export_id=data.export_id,
+        dataset_path=str(data.source),
+        dataset_sha256=data.train.sha256,
+        dataset_files=data.files(),
+        base_model=prepared.config.model,
+        output_dir=str(prepared.output_dir),
+        created_by=created_by,
+    )
+
+
+def training_run_queue(*, config: DPORunConfig, created_by: AbstractBaseUser | None = None) -> TrainingRun:
+    """Check a run and enqueue it for the background worker (`manage.py db_worker`)."""
+    from training.tasks import train_dpo_task
+
+    prepared = dpo_run_prepare(config=config)
+    run = training_run_create(prepared=prepared, created_by=created_by)
+    transaction.on_commit(lambda: train_dpo_task.enqueue(run_id=run.pk))
+    return run
+
+
+def training_run_for_resume(*, output_dir: Path) -> TrainingRun | None:
+    return TrainingRun.objects.filter(output_dir=str(output_dir)).order_by("-created_at", "-id").first()
+
+
+def training_run_start(*, run: TrainingRun, device: DeviceInfo, warnings: list[str]) -> None:
+    run.status = TrainingStatus.RUNNING
+    run.device = device.description
+    run.warnings = warnings
+    run.error = ""
+    run.started_at = run.started_at or timezone.now()
+    run.finished_at = None
+    run.save(update_fields=["status", "device", "warnings", "error", "started_at", "finished_at"])
+
+
+def training_metric_record(*, run: TrainingRun, record: dict[str, Any]) -> TrainingMetric:
+    values = {key: value for key, value in record.items() if key not in ("split", "step", "epoch")}
+    with transaction.atomic():
+        metric = TrainingMetric.objects.create(
+            run=run, split=record["split"], step=record["step"], epoch=record.get("epoch"), values=values
+        )
+        TrainingRun.objects.filter(pk=run.pk, global_step__lt=record["step"]).update(global_step=record["step"])
+    return metric
+
+
+def training_run_succeed(*, run: TrainingRun, result: TrainingResult) -> None:
+    run.status = TrainingStatus.SUCCEEDED
+    run.global_step = result.global_step
+    run.final_metrics = _json_safe(result.final_metrics)
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "global_step", "final_metrics", "finished_at"])
+
+
+def training_run_fail(*, run: TrainingRun, error: str) -> None:
+    run.status = TrainingStatus.FAILED
+    run.error = error
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+
+
+def dpo_run(
+    *,
+    config: DPORunConfig,
+    resume: bool = False,
+    run: TrainingRun | None = None,
+    created_by: AbstractBaseUser | None = None,
+    extra_callbacks: list | None = None,
+) -> tuple[TrainingRun | None, TrainingResult]:
+    """Check, record and run one DPO training; return its row (None on non-main ranks) and result.
+
+    Raises StudioError (InputError for bad input, TrainingDivergedError for a NaN loss) with a message fit for
+    the user; any failure after the row exists leaves it failed with that message."""
+    prepared = dpo_run_prepare(config=config, resume=resume)
+    config = prepared.config
+    if is_main_process():
+        if run is None and resume:
+            run = training_run_for_resume(output_dir=prepared.output_dir)
+            if run is not None:  # forget what the resumed run will log again
+                step = latest_checkpoint(prepared.output_dir)[0]
+                run.metrics.filter(step__gt=step).delete()
+        if run is None:
+            run = training_run_create(prepared=prepared, created_by=created_by)
+
+    def on_start(device: DeviceInfo, warnings: list[str]) -> None:
+        if run is None:
+            return
+        training_run_start(run=run, device=device, warnings=warnings)
+        run_config_write(prepared, run=run, device=device)
+
+    def on_record(record: dict[str, Any]) -> None:
+        if run is not None:
+            training_metric_record(run=run, record=record)
+
+    try:
+        result = dpo_train(
+            config,
+            prepared.data,
+            resume=resume,
+            on_record=on_record,
+            on_start=on_start,
+            extra_callbacks=extra_callbacks,
+        )
+    except StudioError as error:
+        if run is not None:
+            training_run_fail(run=run, error=error.message)
+        raise
+    except BaseException as error:  # also Ctrl-C: the row must not stay "running"
+        if run is not None:
+            training_run_fail(run=run, error=f"{type(error).__name__}: {error}".rstrip(": "))
+        raise
+    if run is not None:
+        training_run_succeed(run=run, result=result)
+    return run, result
+
+
+def run_config_write(prepared: PreparedRun, *, run: TrainingRun, device: DeviceInfo) -> Path:
+    """output/run_config.json: the config (loadable again with --config) plus what was derived from it."""
+    config = prepared.config
+    loss_type, loss_weights = config.trl_losses
+    resolved = {
+        "run_id": run.pk,
+        "learning_rate": config.resolved_learning_rate,
+        "trl_loss_type": loss_type,
+        "trl_loss_weights": loss_weights,
+        "device": device.description,
+        "bf16": device.bf16,
+        "world_size": device.world_size,
+        "dataset": {"source": prepared.data.source, "export_id": prepared.data.export_id, **prepared.data.files()},
+    }
+    path = prepared.output_dir / RUN_CONFIG_FILE
+    path.write_text(json.dumps({**config.to_dict(), "resolved": resolved}, indent=2) + "\n")
+    return path
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    import math
+
+    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}

@@ -1,0 +1,313 @@
+"""The glue between a checked DPORunConfig and TRL: load, (SFT warm start,) DPO, save.
+
+Read top to bottom, `dpo_train` does what users otherwise write by hand around `DPOTrainer`: CPU-safe
+precision and threads, the tokenizer's missing pad token, the rows TRL would drop without a word, an SFT warm
+start whose result becomes the reference model, LoRA with an optional merge, metrics per logging step, a NaN
+stop, resume from the last checkpoint. Heavy imports (torch, transformers, trl, peft) stay inside functions so
+the web process never loads them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annotator.errors import InputError
+from training.config import DPORunConfig, trl_dpo_config
+from training.data import PreferenceData, length_report, read_rows
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+SFT_DIR = "sft"
+MERGED_DIR = "merged"
+METRICS_FILE = "metrics.jsonl"
+RUN_CONFIG_FILE = "run_config.json"
+THREADS_ENV = "PREFSTUDIO_TORCH_THREADS"
+
+
+@dataclass
+class DeviceInfo:
+    on_gpu: bool
+    bf16: bool
+    description: str
+    world_size: int = 1
+
+
+@dataclass
+class TrainingResult:
+    global_step: int
+    final_metrics: dict[str, Any]
+    model_dir: Path  # what AutoModelForCausalLM.from_pretrained loads (the adapter's directory with --lora)
+    merged_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Process-level facts: rank, device, threads, checkpoints
+
+
+def is_main_process() -> bool:
+    """False on the non-main ranks of `accelerate launch` / `torchrun`, which must not write the run's record."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def set_threads(config: DPORunConfig) -> int | None:
+    """Apply --num-threads (or PREFSTUDIO_TORCH_THREADS). With another process busy on a 2-core machine, torch's
+    default of 2 threads can make a step 10x slower than 1 thread, so it must be easy to choose."""
+    import torch
+
+    threads = config.num_threads or (int(os.environ[THREADS_ENV]) if os.environ.get(THREADS_ENV) else None)
+    if threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def detect_device(config: DPORunConfig) -> DeviceInfo:
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if config.precision == "bf16":
+        bf16 = True
+    elif config.precision == "fp32":
+        bf16 = False
+    else:  # auto: bf16 where the GPU does it natively, fp32 on CPU (no speed-up there, and TRL's default fails)
+        bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    if on_gpu:
+        name = torch.cuda.get_device_name(0)
+        description = f"{world_size()} x {name}" if world_size() > 1 else name
+    else:
+        description = f"CPU ({torch.get_num_threads()} threads)"
+    return DeviceInfo(on_gpu=on_gpu, bf16=bf16, description=description, world_size=world_size())
+
+
+def checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints (trainer_state.json is written last), by step."""
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for child in output_dir.iterdir():
+        match = CHECKPOINT.match(child.name)
+        if match and child.is_dir() and (child / "trainer_state.json").is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: Path) -> tuple[int, Path]:
+    found = checkpoints(output_dir)
+    if not found:
+        raise InputError(
+            f"--resume: {output_dir} holds no checkpoint to resume from (checkpoint-N/ with trainer_state.json). "
+            "Start the run without --resume."
+        )
+    return found[-1]
+
+
+def output_check(output_dir: Path, *, resume: bool) -> None:
+    """Refuse to mix a new run into the outputs of another; --resume needs a checkpoint."""
+    if resume:
+        latest_checkpoint(output_dir)
+        return
+    if checkpoints(output_dir) or any((output_dir / name).exists() for name in ("adapter_config.json", "config.json")):
+        raise InputError(
+            f"{output_dir} already holds a trained model or checkpoints: pass --resume to continue that run, "
+            "or choose another --output."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+
+
+def dpo_train(
+    config: DPORunConfig,
+    data: PreferenceData,
+    *,
+    resume: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[DeviceInfo, list[str]], None] | None = None,
+    extra_callbacks: list | None = None,
+) -> TrainingResult:
+    """Train `config.model` with DPO on `data` into `config.output`; return the final metrics."""
+    from transformers import AutoTokenizer
+    from trl import DPOTrainer
+
+    from training.callbacks import MetricsCallback, metrics_truncate
+
+    set_threads(config)
+    device = detect_device(config)
+    output_dir = Path(config.output)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = latest_checkpoint(output_dir) if resume else None
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token is None:  # stories260K, Llama and others ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    if data.format == "conversational" and not tokenizer.chat_template:
+        raise InputError(
+            f"{data.train.path} is conversational (lists of messages) but {config.model}'s tokenizer has no chat "
+            "template to render them: use a chat model, or export plain strings."
+        )
+    train_rows = read_rows(data.train.path)
+    eval_rows = read_rows(data.validation.path) if data.validation else None
+    warnings = _length_warnings(config, data, tokenizer, train_rows, eval_rows)
+    if on_start is not None:
+        on_start(device, warnings)
+
+    model_path = config.model
+    if config.sft_epochs:
+        model_path = str(sft_warm_start(config, device, tokenizer, train_rows))
+
+    metrics_path = output_dir / METRICS_FILE
+    if resume_from is not None:
+        metrics_truncate(metrics_path, after_step=resume_from[0])
+    elif metrics_path.exists() and is_main_process():
+        metrics_path.unlink()
+    args = trl_dpo_config(
+        config,
+        output_dir=str(output_dir),
+        on_gpu=device.on_gpu,
+        bf16=device.bf16,
+        has_eval=eval_rows is not None,
+    )
+    trainer = DPOTrainer(
+        model=model_path,
+        args=args,
+        train_dataset=_dataset(train_rows),
+        eval_dataset=_dataset(eval_rows) if eval_rows is not None else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if config.lora else None,
+        callbacks=[MetricsCallback(metrics_path, on_record), *(extra_callbacks or [])],
+    )
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from[1]) if resume_from else None)
+    final_metrics = {key: value for key, value in train_output.metrics.items() if key != "epoch"}
+    if eval_rows is not None:
+        final_metrics.update(_final_evaluation(trainer))
+
+    trainer.save_model(str(output_dir))
+    merged_dir = None
+    if config.lora and config.merge:
+        merged_dir = output_dir / MERGED_DIR
+        if trainer.accelerator.is_main_process:
+            _save_merged(trainer, tokenizer, merged_dir)
+        trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        (output_dir / "final_metrics.json").write_text(json.dumps(final_metrics, indent=2) + "\n")
+    return TrainingResult(
+        global_step=trainer.state.global_step,
+        final_metrics=final_metrics,
+        model_dir=output_dir,
+        merged_dir=merged_dir,
+        warnings=warnings,
+    )
+
+
+def _final_evaluation(trainer) -> dict[str, Any]:
+    """The validation metrics at the last step: Trainer's own when it evaluated there, else one more pass."""
+    step = trainer.state.global_step
+    logged = [e for e in trainer.state.log_history if e.get("step") == step and "eval_loss" in e]
+    evaluation = logged[-1] if logged else trainer.evaluate()
+    return {key: value for key, value in evaluation.items() if key not in ("epoch", "step")}
+
+
+def _length_warnings(config, data, tokenizer, train_rows, eval_rows) -> list[str]:
+    """Count, report and (when nothing would be left) refuse the rows TRL drops without a word."""
+    warnings = []
+    for file, rows in ((data.train, train_rows), (data.validation, eval_rows)):
+        if file is None or rows is None:
+            continue
+        report = length_report(rows, tokenizer, config.max_length)
+        if len(report.dropped) == len(rows):
+            raise InputError(
+                f"{file.path}: every row's prompt alone fills max_length={config.max_length} tokens, so TRL would "
+                "drop them all. Raise --max-length."
+            )
+        warnings.extend(report.describe(file.path, config.max_length))
+    for line in warnings:
+        logger.warning(line)
+    return warnings
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def lora_config(config: DPORunConfig):
+    from peft import LoraConfig
+
+    # "all-linear": every linear layer but the output head, which TRL refuses (it reads lm_head.weight directly).
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _save_merged(trainer, tokenizer, merged_dir: Path) -> None:
+    """Fold the adapter into the base weights: a plain model AutoModelForCausalLM loads without peft."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(merged_dir))
+    tokenizer.save_pretrained(str(merged_dir))
+
+
+def sft_warm_start(config: DPORunConfig, device: DeviceInfo, tokenizer, train_rows: list[dict[str, Any]]) -> Path:
+    """Fine-tune on prompt -> chosen first and return the saved model, which DPO then trains and uses as its
+    reference (SFT-then-DPO converges faster and more stably than DPO from a base model).
+
+    With --lora the SFT adapter is merged into the weights, so the DPO adapter starts from the SFT model.
+    A resumed run reuses a finished warm start."""
+    from trl import SFTConfig, SFTTrainer
+
+    sft_dir = Path(config.output) / SFT_DIR
+    if (sft_dir / "config.json").is_file():
+        logger.info("Reusing the SFT warm start in %s", sft_dir)
+        return sft_dir
+    args = SFTConfig(
+        output_dir=str(sft_dir),
+        num_train_epochs=config.sft_epochs,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.sft_learning_rate or config.resolved_learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        seed=config.seed,
+        max_length=config.max_length,
+        bf16=device.bf16,
+        use_cpu=not device.on_gpu,
+        gradient_checkpointing=config.gradient_checkpointing,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to=[part.strip() for part in config.report_to.split(",") if part.strip()],
+    )
+    rows = [{"prompt": row["prompt"], "completion": row["chosen"]} for row in train_rows]
+    trainer = SFTTrainer(
+        model=config.model,
+        args=args,
+        train_dataset=_dataset(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(config) if config.lora else None,
+    )
+    trainer.train()
+    if trainer.accelerator.is_main_process:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if config.lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(str(sft_dir))
+        tokenizer.save_pretrained(str(sft_dir))
+    trainer.accelerator.wait_for_everyone()
+    return sft_dir
