@@ -23,8 +23,7 @@ def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
 def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
     if not campaign.is_active:
         return False
-    members = campaign.annotators
-    return not members.exists() or members.filter(pk=user.pk).exists()
+    return campaigns_for(user=user).filter(pk=campaign.pk).exists()
 
 
 def _count_subquery(queryset: QuerySet) -> Coalesce:

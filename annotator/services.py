@@ -155,18 +155,22 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
             # another annotator committed a moment ago.
             if _slots_taken(comparison_id=comparison_id, annotator=annotator) >= campaign.overlap:
                 continue
-            assignment, _ = Assignment.objects.update_or_create(
-                comparison_id=comparison_id,
-                annotator=annotator,
-                defaults={"served_at": now, "expires_at": _lease_expiry()},
-                create_defaults={
-                    "shown_left": random.choice([Side.A, Side.B]),
-                    "served_at": now,
-                    "expires_at": _lease_expiry(),
-                },
-            )
-            return assignment
+            return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now)
         return _BUSY
+
+
+def _lease_write(*, comparison_id: int, annotator: AbstractBaseUser, now: timezone.datetime) -> Assignment:
+    """Lease a comparison to an annotator: a fresh one gets random sides, an expired one keeps its sides."""
+    leases = Assignment.objects.filter(comparison_id=comparison_id, annotator=annotator)
+    if leases.update(served_at=now, expires_at=_lease_expiry()):
+        return leases.get()
+    return Assignment.objects.create(
+        comparison_id=comparison_id,
+        annotator=annotator,
+        shown_left=random.choice([Side.A, Side.B]),
+        served_at=now,
+        expires_at=_lease_expiry(),
+    )
 
 
 def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assignment | None:
