@@ -1,0 +1,104 @@
+import signal
+from pathlib import Path
+from types import FrameType
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotator.errors import StudioError
+from annotator.models import Campaign
+from exports.aggregation import DROP_HELP, Drop
+from exports.formats import REFUSAL_HELP, Refusal
+from exports.options import FORMATS, JUDGES, ExportOptions
+from exports.services import dataset_export_create, dataset_export_run
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: temporary files are removed, the export marked failed
+
+
+class Command(BaseCommand):
+    help = (
+        "Export a campaign's preferences as train/validation Parquet for TRL's DPOTrainer (or OpenAI JSONL) "
+        "with a dataset card (README.md), split by prompt. Files appear only when the whole export succeeded."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        defaults = ExportOptions()
+        parser.add_argument("--campaign", required=True, help="Campaign name.")
+        parser.add_argument("--out", required=True, type=Path, help="Output directory (created if needed).")
+        parser.add_argument(
+            "--format",
+            choices=FORMATS,
+            default=defaults.format,
+            help="conversational or string (TRL Parquet), openai (JSONL), or auto: conversational when any prompt "
+            "has earlier turns or a system message, else string. Default: %(default)s.",
+        )
+        parser.add_argument(
+            "--judges",
+            choices=JUDGES,
+            default=defaults.judges,
+            help="Whose judgments count: humans, ai, or both (AI only where no human judged). Default: %(default)s.",
+        )
+        parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="Default: %(default)s.")
+        parser.add_argument("--seed", type=int, default=defaults.seed, help="Seed of the split. Default: %(default)s.")
+        parser.add_argument("--min-votes", type=int, default=defaults.min_votes, help="Default: %(default)s.")
+        parser.add_argument(
+            "--min-agreement",
+            type=float,
+            default=defaults.min_agreement,
+            help="Minimum share of votes agreeing with the majority. Default: %(default)s.",
+        )
+        parser.add_argument("--tokenizer", default="", help="Tokenizer directory to measure rows with.")
+        parser.add_argument("--max-length", type=int, help="With --tokenizer: count rows longer than this.")
+        parser.add_argument("--drop-overlong", action="store_true", help="Drop the rows longer than --max-length.")
+        parser.add_argument("--user", help="Username to record as the one who exported (default: nobody).")
+
+    def handle(self, *args, campaign: str, out: Path, user: str | None, **options) -> None:
+        found = Campaign.objects.filter(name=campaign).first()
+        if found is None:
+            names = ", ".join(repr(n) for n in Campaign.objects.order_by("name").values_list("name", flat=True)[:20])
+            raise CommandError(f"No campaign named {campaign!r}. Campaigns: {names or 'none yet'}.")
+        created_by = None
+        if user:
+            created_by = get_user_model().objects.filter(username=user).first()
+            if created_by is None:
+                raise CommandError(f"No user named {user!r} (--user).")
+        option_names = [name for name in ExportOptions().as_dict() if name in options]
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+        try:
+            export = dataset_export_create(
+                campaign=found,
+                options={name: options[name] for name in option_names},
+                created_by=created_by,
+                out_dir=out,
+            )
+            dataset_export_run(export=export)
+        except StudioError as error:
+            raise CommandError(error.message) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self._report(export)
+
+    def _report(self, export) -> None:
+        stats = export.stats
+        rows = stats["rows"]
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Export {export.pk} of campaign {export.campaign.name!r} ({stats['format']}): {stats['exported']} "
+                f"row(s), train {rows['train']}, validation {rows['validation']}, in {export.out_dir}"
+            )
+        )
+        for reason, n in stats["dropped"].items():
+            if n:
+                self.stdout.write(f"  dropped {n} pair(s) that {DROP_HELP[Drop(reason)]}")
+        for reason, n in stats["refused"].items():
+            self.stdout.write(self.style.WARNING(f"  refused {n} row(s): {REFUSAL_HELP[Refusal(reason)]}"))
+        if export.options.get("max_length") is not None:
+            self.stdout.write(
+                f"  {stats['overlong']} row(s) longer than {export.options['max_length']} tokens, "
+                f"{stats['prompt_fills_max_length']} whose prompt alone fills it"
+                + (" (dropped)" if export.options["drop_overlong"] else " (kept: TRL will truncate them)")
+            )
+        for entry in export.files.values():
+            self.stdout.write(f"  {Path(entry['path']).name}  {entry.get('rows', '-')} rows  sha256 {entry['sha256']}")

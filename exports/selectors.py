@@ -1,0 +1,92 @@
+"""Reads for exports: the vote stream of a campaign, the texts of decided pairs, the export records."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+
+from django.db.models import Q, QuerySet
+
+from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt
+from exports.aggregation import Vote
+from exports.formats import CandidateTexts, PairTexts
+from exports.models import DatasetExport
+
+_SOURCES_FOR_JUDGES = {
+    "humans": [JudgeSource.HUMAN],
+    "ai": [JudgeSource.AI],
+    "both": [JudgeSource.HUMAN, JudgeSource.AI],
+}
+
+
+def campaign_votes_stream(
+    *, campaign: Campaign, judges: str, chunk_size: int = 5000
+) -> Iterator[tuple[int, list[Vote]]]:
+    """(comparison id, its votes) for every pair with a judgment from `judges`, by comparison id.
+
+    One query, read in chunks of `chunk_size` rows and grouped as it goes: memory holds one pair's votes.
+    """
+    rows = (
+        Judgment.objects.filter(comparison__prompt__campaign=campaign, source__in=_SOURCES_FOR_JUDGES[judges])
+        .order_by("comparison_id", "id")
+        .values_list("comparison_id", "verdict", "source", "annotator_id", "created_at")
+        .iterator(chunk_size=chunk_size)
+    )
+    for comparison_id, group in groupby(rows, key=itemgetter(0)):
+        yield comparison_id, [Vote(verdict, source, annotator, at) for _, verdict, source, annotator, at in group]
+
+
+_CANDIDATE_FIELDS = ("id", "prompt_id", "text", "model_name", "sampling_params", "seed")
+
+
+def pair_texts_for(*, comparison_ids: list[int]) -> list[PairTexts]:
+    """Prompt and both candidates of the given comparisons, in one query, ordered by comparison id."""
+    candidate_columns = [f"candidate_{side}__{name}" for side in "ab" for name in _CANDIDATE_FIELDS]
+    rows = (
+        Comparison.objects.filter(pk__in=comparison_ids)
+        .order_by("id")
+        .values_list(
+            "id", "created_at", "prompt_id", "prompt__content_hash", "prompt__messages", "prompt__system",
+            *candidate_columns,
+        )
+    )  # fmt: skip
+    width = len(_CANDIDATE_FIELDS)
+    pairs = []
+    for row in rows:
+        a, b = row[6 : 6 + width], row[6 + width :]
+        pairs.append(PairTexts(*row[:6], a=CandidateTexts(*a), b=CandidateTexts(*b)))
+    return pairs
+
+
+@dataclass(frozen=True)
+class CampaignShape:
+    pairs: int
+    conversations: int  # prompts with more than one message or with a system message
+
+
+def campaign_shape(*, campaign: Campaign) -> CampaignShape:
+    """How many pairs, and how many prompts a plain string could not hold (decides --format auto)."""
+    prompts = Prompt.objects.filter(campaign=campaign)
+    return CampaignShape(
+        pairs=Comparison.objects.filter(prompt__campaign=campaign).count(),
+        conversations=prompts.filter(Q(messages__1__isnull=False) | ~Q(system="")).count(),
+    )
+
+
+def dataset_exports_list() -> QuerySet[DatasetExport]:
+    return DatasetExport.objects.select_related("campaign", "created_by").order_by("-created_at", "-id")
+
+
+def dataset_export_file(*, export: DatasetExport, name: str) -> Path | None:
+    """The file `name` (train, validation or card) of a finished export, if it is still on disk.
+
+    Only paths the export recorded, inside its own out_dir, are ever served.
+    """
+    entry = export.files.get(name) if isinstance(export.files, dict) else None
+    if not entry:
+        return None
+    path = Path(entry["path"])
+    if path.parent != Path(export.out_dir) or not path.is_file():
+        return None
+    return path

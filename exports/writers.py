@@ -1,0 +1,238 @@
+"""Files of an export: the Parquet schema, streaming split writers, and an all-or-nothing file set.
+
+`AtomicFileSet` owns an output directory for the time of one export: it takes an exclusive lock on it,
+hands out temporary files (`.train.parquet.tmp-XXXX`), and on `commit()` fsyncs them and renames them all
+to their final names. Leaving the `with` block without a commit (an exception, Ctrl-C, SIGTERM turned into
+SystemExit) deletes every temporary file, so a failed export leaves nothing behind. A SIGKILL cannot be
+cleaned up after: its temporary files are swept by the next export into the same directory.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotator.errors import ConflictError
+
+# Every file name an export may write: a new export replaces the whole set (stale ones are removed).
+DATA_FILES = ("train.parquet", "validation.parquet", "train.jsonl", "validation.jsonl")
+CARD_FILE = "README.md"
+MANAGED_FILES = (*DATA_FILES, CARD_FILE)
+FLUSH_ROWS = 2048
+
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+def _field(name: str, kind: pa.DataType, description: str, *, nullable: bool = False) -> pa.Field:
+    return pa.field(name, kind, nullable=nullable, metadata={"description": description})
+
+
+def parquet_schema(*, conversational: bool) -> pa.Schema:
+    """The columns of a TRL export, with their descriptions (kept in the file and shown in the card)."""
+    if conversational:
+        texts = [
+            _field("prompt", _MESSAGES, "The conversation, {role, content} messages, system message first if any."),
+            _field("chosen", _MESSAGES, "The preferred response: one assistant message."),
+            _field("rejected", _MESSAGES, "The other response: one assistant message."),
+        ]
+    else:
+        texts = [
+            _field("prompt", pa.string(), "The user message followed by a blank line (TRL adds no separator)."),
+            _field("chosen", pa.string(), "The preferred response."),
+            _field("rejected", pa.string(), "The other response."),
+        ]
+    return pa.schema(
+        [
+            *texts,
+            _field("comparison_id", pa.int64(), "Comparison (pair) id in Preference Studio."),
+            _field("prompt_id", pa.int64(), "Prompt id."),
+            _field("prompt_hash", pa.string(), "sha256 of the system message and conversation; decides the split."),
+            _field("chosen_side", pa.string(), "Which candidate of the pair won: a or b."),
+            _field("chosen_candidate_id", pa.int64(), "Candidate id of the chosen response."),
+            _field("rejected_candidate_id", pa.int64(), "Candidate id of the rejected response."),
+            _field("chosen_model", pa.string(), "Model that wrote the chosen response (empty if unknown)."),
+            _field("rejected_model", pa.string(), "Model that wrote the rejected response (empty if unknown)."),
+            _field("chosen_sampling_params", pa.string(), "Sampling parameters of the chosen response, JSON."),
+            _field("rejected_sampling_params", pa.string(), "Sampling parameters of the rejected response, JSON."),
+            _field("chosen_seed", pa.int64(), "Sampling seed of the chosen response.", nullable=True),
+            _field("rejected_seed", pa.int64(), "Sampling seed of the rejected response.", nullable=True),
+            _field("votes", pa.int32(), "Counted votes: non-skip judgments of the selected judges."),
+            _field("agreement", pa.float64(), "Share of the counted votes that agree with the majority."),
+            _field("judge_source", pa.string(), "Who judged: human or ai."),
+            _field("annotator_ids", pa.list_(pa.int64()), "User ids of the judges whose votes counted."),
+            _field(
+                "annotator_votes",
+                pa.list_(pa.string()),
+                "Each judge's vote, aligned with annotator_ids: chosen, rejected, tie or both_bad.",
+            ),
+            _field("judged_at", pa.list_(_TIME), "When each counted vote was cast, aligned with annotator_ids."),
+            _field("pair_created_at", _TIME, "When the pair was created."),
+        ]
+    )
+
+
+def column_descriptions(schema: pa.Schema) -> list[tuple[str, str, str]]:
+    """(name, type, description) per column, for the dataset card."""
+    return [(f.name, str(f.type), (f.metadata or {}).get(b"description", b"").decode()) for f in schema]
+
+
+class AtomicFileSet:
+    """Temporary files in one directory that all become their final names on commit, or all vanish."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._temps: dict[str, Path] = {}
+        self._dir_fd: int | None = None
+        self._committed = False
+
+    def __enter__(self) -> "AtomicFileSet":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._dir_fd)
+            raise ConflictError(
+                f"Another export is writing to {self.directory} right now: wait for it to finish or choose "
+                "another output directory."
+            ) from None
+        self._sweep_stale_temporaries()
+        return self
+
+    def _sweep_stale_temporaries(self) -> None:
+        """Remove what a killed export left: we hold the lock, so no live export owns these."""
+        for name in MANAGED_FILES:
+            for stale in self.directory.glob(f".{name}.tmp-*"):
+                stale.unlink(missing_ok=True)
+
+    def temporary(self, name: str) -> Path:
+        if name not in MANAGED_FILES:
+            raise ValueError(f"{name} is not a file an export writes")
+        if name in self._temps:
+            return self._temps[name]
+        fd, path = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.tmp-")
+        os.fchmod(fd, 0o644)
+        os.close(fd)
+        self._temps[name] = Path(path)
+        return self._temps[name]
+
+    def final(self, name: str) -> Path:
+        return self.directory / name
+
+    def commit(self) -> None:
+        """fsync every temporary file, rename them all, remove files of an earlier export not replaced."""
+        for path in self._temps.values():
+            with path.open("rb+") as handle:
+                os.fsync(handle.fileno())
+        for name, path in self._temps.items():
+            os.replace(path, self.final(name))
+        for name in MANAGED_FILES:
+            if name not in self._temps:
+                self.final(name).unlink(missing_ok=True)
+        os.fsync(self._dir_fd)
+        self._committed = True
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        try:
+            if not self._committed:
+                for path in self._temps.values():
+                    path.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+            os.close(self._dir_fd)
+
+
+class SplitWriter:
+    """Streams rows of one split to a temporary file, opened on the first row (an empty split writes none)."""
+
+    def __init__(self, files: AtomicFileSet, name: str) -> None:
+        self.files = files
+        self.name = name
+        self.rows = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self.files.final(self.name) if self.rows else None
+
+    def write(self, row: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Write what is buffered and close the file."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """Close without writing what is buffered (the export failed; the file set deletes the file)."""
+        raise NotImplementedError
+
+
+class ParquetSplitWriter(SplitWriter):
+    """Buffers FLUSH_ROWS rows, then writes them as a row group with the fixed schema (same types every batch)."""
+
+    def __init__(self, files: AtomicFileSet, name: str, schema: pa.Schema) -> None:
+        super().__init__(files, name)
+        self.schema = schema
+        self._buffer: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        self.rows += 1
+        if len(self._buffer) >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.files.temporary(self.name), self.schema, compression="zstd")
+        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+        self._buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        self.discard()
+
+    def discard(self) -> None:
+        self._buffer = []
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class JsonlSplitWriter(SplitWriter):
+    def __init__(self, files: AtomicFileSet, name: str) -> None:
+        super().__init__(files, name)
+        self._handle = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = self.files.temporary(self.name).open("w", encoding="utf-8")
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

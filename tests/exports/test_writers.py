@@ -1,0 +1,98 @@
+import os
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+import pytest
+
+from annotator.errors import ConflictError
+from exports.writers import AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, file_sha256, parquet_schema
+
+ROW = {
+    "prompt": "Q?\n\n",
+    "chosen": "yes",
+    "rejected": "no",
+    "comparison_id": 1,
+    "prompt_id": 2,
+    "prompt_hash": "h",
+    "chosen_side": "a",
+    "chosen_candidate_id": 3,
+    "rejected_candidate_id": 4,
+    "chosen_model": "m",
+    "rejected_model": "m",
+    "chosen_sampling_params": "{}",
+    "rejected_sampling_params": "{}",
+    "chosen_seed": None,
+    "rejected_seed": 5,
+    "votes": 1,
+    "agreement": 1.0,
+    "judge_source": "human",
+    "annotator_ids": [9],
+    "annotator_votes": ["chosen"],
+    "judged_at": [datetime(2026, 1, 1, tzinfo=UTC)],
+    "pair_created_at": datetime(2026, 1, 1, tzinfo=UTC),
+}
+
+
+def listing(directory) -> list[str]:
+    return sorted(os.listdir(directory))
+
+
+def test_files_appear_under_their_final_names_only_on_commit(tmp_path):
+    with AtomicFileSet(tmp_path) as files:
+        writer = JsonlSplitWriter(files, "train.jsonl")
+        writer.write({"a": 1})
+        writer.close()
+        assert listing(tmp_path)[0].startswith(".train.jsonl.tmp-")
+        assert not (tmp_path / "train.jsonl").exists()
+        files.commit()
+    assert listing(tmp_path) == ["train.jsonl"]
+    assert (tmp_path / "train.jsonl").read_text() == '{"a": 1}\n'
+
+
+def test_an_exception_before_commit_removes_every_temporary_file(tmp_path):
+    with pytest.raises(RuntimeError), AtomicFileSet(tmp_path) as files:
+        JsonlSplitWriter(files, "train.jsonl").write({"a": 1})
+        files.temporary("README.md").write_text("card")
+        raise RuntimeError("crash")
+    assert listing(tmp_path) == []
+
+
+def test_commit_removes_files_of_an_earlier_export_it_does_not_replace(tmp_path):
+    (tmp_path / "validation.parquet").write_text("old")
+    (tmp_path / "notes.txt").write_text("mine")
+    with AtomicFileSet(tmp_path) as files:
+        files.temporary("train.parquet").write_text("new")
+        files.commit()
+    assert listing(tmp_path) == ["notes.txt", "train.parquet"]
+
+
+def test_a_second_export_into_the_same_directory_is_refused_while_one_runs(tmp_path):
+    with AtomicFileSet(tmp_path), pytest.raises(ConflictError, match="Another export is writing to"):
+        AtomicFileSet(tmp_path).__enter__()
+
+
+def test_temporary_files_left_by_a_killed_export_are_swept_by_the_next(tmp_path):
+    (tmp_path / ".train.parquet.tmp-abc123").write_text("half a file")
+    with AtomicFileSet(tmp_path) as files:
+        files.temporary("train.parquet").write_text("whole")
+        files.commit()
+    assert listing(tmp_path) == ["train.parquet"]
+
+
+def test_parquet_writer_streams_row_groups_with_one_schema_and_writes_nothing_for_an_empty_split(tmp_path, monkeypatch):
+    monkeypatch.setattr("exports.writers.FLUSH_ROWS", 2)
+    schema = parquet_schema(conversational=False)
+    with AtomicFileSet(tmp_path) as files:
+        train = ParquetSplitWriter(files, "train.parquet", schema)
+        empty = ParquetSplitWriter(files, "validation.parquet", schema)
+        for i in range(5):
+            train.write({**ROW, "comparison_id": i})
+        train.close()
+        empty.close()
+        files.commit()
+    assert listing(tmp_path) == ["train.parquet"]
+    parquet = pq.ParquetFile(tmp_path / "train.parquet")
+    assert parquet.metadata.num_row_groups == 3
+    assert parquet.schema_arrow == schema
+    assert parquet.read().column("comparison_id").to_pylist() == [0, 1, 2, 3, 4]
+    assert len(file_sha256(tmp_path / "train.parquet")) == 64
