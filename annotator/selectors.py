@@ -23,7 +23,9 @@ def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
 def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
     if not campaign.is_active:
         return False
-    return campaigns_for(user=user).filter(pk=campaign.pk).exists()
+    members = Campaign.annotators.through.objects.filter(campaign_id=campaign.pk).values_list("user_id", flat=True)
+    member_ids = set(members)
+    return not member_ids or user.pk in member_ids
 
 
 def _count_subquery(queryset: QuerySet) -> Coalesce:
