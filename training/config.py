@@ -295,9 +295,9 @@ def field_type(name: str) -> tuple[type, bool]:
 
 def list_item_type(name: str) -> type:
     hint = typing.get_type_hints(DPORunConfig)[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    return typing.get_args(base)[0]
+    if typing.get_origin(hint) is not list:  # list[X] | None
+        hint = next(a for a in typing.get_args(hint) if typing.get_origin(a) is list)
+    return typing.get_args(hint)[0]
 
 
 def coerce_value(name: str, value: Any, *, where: str) -> Any:
@@ -342,8 +342,9 @@ def _type_words(base: type) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(base, base.__name__)
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
+def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML or JSON config file into checked field values (unknown keys are an error)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"Config file {path}: no such file.")
     import yaml

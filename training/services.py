@@ -184,6 +184,7 @@ def run_config_write(prepared: PreparedRun, *, run: TrainingRun, device: DeviceI
         "world_size": device.world_size,
         "dataset": {"source": prepared.data.source, "export_id": prepared.data.export_id, **prepared.data.files()},
     }
+    prepared.output_dir.mkdir(parents=True, exist_ok=True)
     path = prepared.output_dir / RUN_CONFIG_FILE
     path.write_text(json.dumps({**config.to_dict(), "resolved": resolved}, indent=2) + "\n")
     return path

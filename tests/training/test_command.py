@@ -1,0 +1,127 @@
+"""train_dpo's checks and records, with the model-loading part replaced: every refusal here happens before any
+model is loaded, and a run is recorded once, by the main process only."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.training.test_data import ROW, write
+from training import services
+from training.models import TrainingRun, TrainingStatus
+from training.trainer import DeviceInfo, TrainingResult
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def export(tmp_path) -> Path:
+    write(tmp_path / "export" / "train.parquet", [ROW] * 4)
+    write(tmp_path / "export" / "validation.parquet", [ROW])
+    return tmp_path / "export"
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Stands in for dpo_train: records what it was given and logs two metric records."""
+    calls = []
+
+    def fake(config, data, *, resume=False, on_record=None, on_start=None, extra_callbacks=None):
+        calls.append({"config": config, "data": data, "resume": resume})
+        on_start(DeviceInfo(on_gpu=False, bf16=False, description="CPU (1 threads)"), [])
+        on_record({"split": "train", "step": 1, "epoch": 0.5, "loss": 0.69, "rewards/accuracies": 0.0})
+        on_record({"split": "eval", "step": 2, "epoch": 1.0, "loss": 0.5, "rewards/accuracies": 0.75})
+        metrics = {"eval_rewards/accuracies": 0.75}
+        return TrainingResult(global_step=2, final_metrics=metrics, model_dir=Path(config.output))
+
+    monkeypatch.setattr(services, "dpo_train", fake)
+    return calls
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("the model must not be loaded when the input is bad")
+
+
+def run_command(**options) -> str:
+    stdout = StringIO()
+    call_command("train_dpo", stdout=stdout, stderr=StringIO(), **options)
+    return stdout.getvalue()
+
+
+def test_bad_beta_is_a_clear_command_error_before_any_model_loads(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    with pytest.raises(CommandError, match=r"beta is 3: it must be > 0 and <= 2"):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"), beta=3.0)
+    assert not TrainingRun.objects.exists()
+
+
+def test_bad_rows_are_a_command_error_naming_file_and_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    bad = write(tmp_path / "bad" / "train.parquet", [ROW, {**ROW, "rejected": ROW["chosen"]}])
+    with pytest.raises(CommandError) as error:
+        run_command(data=str(bad.parent), model="m", output=str(tmp_path / "o"))
+    assert f"{bad} (train): 1 problem(s)" in str(error.value)
+    assert "chosen == rejected (a pair that teaches nothing: drop it): row 2" in str(error.value)
+
+
+def test_resume_without_a_checkpoint_is_refused(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    with pytest.raises(CommandError, match="holds no checkpoint to resume from"):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"), resume=True)
+
+
+def test_output_holding_a_trained_model_is_not_overwritten(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "config.json").write_text("{}")
+    with pytest.raises(CommandError, match="already holds a trained model or checkpoints: pass --resume"):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"))
+
+
+def test_a_run_is_recorded_with_config_dataset_checksum_metrics_and_final_metrics(export, tmp_path, fake_training):
+    out = run_command(data=str(export), model="base/model", output=str(tmp_path / "o"), beta=0.2, lora=True)
+    run = TrainingRun.objects.get()
+    assert f"Training run {run.pk} succeeded after 2 steps" in out
+    assert "Adapter and tokenizer saved in" in out
+    assert run.status == TrainingStatus.SUCCEEDED
+    assert (run.base_model, run.config["beta"], run.config["lora_r"]) == ("base/model", 0.2, 16)
+    assert run.dataset_sha256 == run.dataset_files["train"]["sha256"] and len(run.dataset_sha256) == 64
+    assert run.dataset_files["validation"]["rows"] == 1
+    assert run.output_dir == str((tmp_path / "o").resolve()) and run.device == "CPU (1 threads)"
+    assert [(m.split, m.step, m.values["rewards/accuracies"]) for m in run.metrics.all()] == [
+        ("train", 1, 0.0),
+        ("eval", 2, 0.75),
+    ]
+    assert run.final_metrics == {"eval_rewards/accuracies": 0.75}
+    assert (tmp_path / "o" / "run_config.json").is_file()
+
+
+def test_config_file_values_reach_the_trainer_and_flags_override_them(export, tmp_path, fake_training):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"data: {export}\nmodel: m\noutput: {tmp_path / 'o'}\nbeta: 0.5\nbatch_size: 2\nloss_type: ipo\n")
+    run_command(config=str(path), beta=0.25, loss_type="ipo,hinge", loss_weights="0.5,0.5")
+    given = fake_training[0]["config"]
+    assert (given.beta, given.batch_size) == (0.25, 2)
+    assert (given.loss_type, given.loss_weights) == (["ipo", "hinge"], [0.5, 0.5])
+
+
+def test_non_main_ranks_of_a_multi_gpu_launch_do_not_record_the_run(export, tmp_path, fake_training, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    out = run_command(data=str(export), model="m", output=str(tmp_path / "o"))
+    assert "Training succeeded after 2 steps" in out
+    assert not TrainingRun.objects.exists()
+    assert not (tmp_path / "o" / "run_config.json").exists()
+
+
+def test_a_failure_during_training_leaves_the_run_failed_with_the_error(export, tmp_path, monkeypatch):
+    def crash(config, data, *, on_start=None, **kwargs):
+        on_start(DeviceInfo(on_gpu=False, bf16=False, description="CPU"), [])
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(services, "dpo_train", crash)
+    with pytest.raises(RuntimeError):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"))
+    run = TrainingRun.objects.get()
+    assert (run.status, run.error) == (TrainingStatus.FAILED, "RuntimeError: out of memory")
+    assert run.finished_at is not None

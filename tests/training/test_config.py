@@ -1,0 +1,157 @@
+import json
+
+import pytest
+
+from annotator.errors import InputError
+from training.config import (
+    BASE_LEARNING_RATE_FULL,
+    BASE_LEARNING_RATE_LORA,
+    DPORunConfig,
+    build_config,
+    load_config_file,
+    trl_dpo_config,
+)
+
+REQUIRED = {"data": "export/", "model": "some/model", "output": "out/"}
+
+
+def config(**values) -> DPORunConfig:
+    return build_config(overrides={**REQUIRED, **values})
+
+
+def problems_of(**values) -> str:
+    with pytest.raises(InputError) as error:
+        config(**values)
+    return error.value.message
+
+
+@pytest.mark.parametrize("beta", [0, -0.1, 2.5])
+def test_beta_outside_zero_to_two_is_refused_with_the_allowed_range(beta):
+    assert f"beta is {beta:g}: it must be > 0 and <= 2" in problems_of(beta=beta)
+
+
+def test_beta_of_exactly_two_is_allowed():
+    assert config(beta=2.0).beta == 2.0
+
+
+def test_defaults_follow_the_hosted_apis():
+    c = config()
+    assert (c.n_epochs, c.beta, c.batch_size, c.loss_type) == (2, 0.1, 8, ["sigmoid"])
+
+
+def test_learning_rate_multiplier_scales_the_documented_base_rate():
+    assert config(learning_rate_multiplier=3).resolved_learning_rate == pytest.approx(3 * BASE_LEARNING_RATE_FULL)
+    assert config(lora=True, learning_rate_multiplier=2).resolved_learning_rate == pytest.approx(
+        2 * BASE_LEARNING_RATE_LORA
+    )
+    assert config().resolved_learning_rate == BASE_LEARNING_RATE_FULL
+    assert config(learning_rate=5e-4).resolved_learning_rate == 5e-4
+
+
+def test_learning_rate_and_multiplier_together_are_refused():
+    assert "Give --learning-rate or --learning-rate-multiplier, not both" in problems_of(
+        learning_rate=1e-5, learning_rate_multiplier=2
+    )
+
+
+def test_non_positive_counts_and_rates_are_refused_naming_the_flag():
+    message = problems_of(batch_size=0, n_epochs=-1, learning_rate=0.0)
+    assert "--batch-size is 0: it must be a whole number >= 1" in message
+    assert "--n-epochs is -1: it must be a whole number >= 1" in message
+    assert "--learning-rate is 0: it must be a positive number" in message
+
+
+def test_lora_options_without_lora_are_refused():
+    message = problems_of(lora_r=8, merge=True)
+    assert "--lora-r, --merge only make(s) sense with --lora" in message
+
+
+def test_lora_gets_its_defaults_only_when_enabled():
+    c = config(lora=True)
+    assert (c.lora_r, c.lora_alpha, c.lora_dropout) == (16, 32, 0.05)
+    assert config().lora_r is None
+
+
+def test_unknown_loss_type_lists_the_choices():
+    message = problems_of(loss_type=["dpo"])
+    assert "unknown loss 'dpo'" in message
+    assert "sigmoid, hinge, ipo" in message
+
+
+def test_loss_weights_need_one_weight_per_loss_type():
+    assert "--loss-weights has 1 weight(s) for 2 loss type(s)" in problems_of(
+        loss_type=["sigmoid", "ipo"], loss_weights=[1.0]
+    )
+
+
+def test_rpo_alpha_becomes_trl_sigmoid_plus_weighted_sft_loss():
+    c = config(rpo_alpha=0.5)
+    assert c.trl_losses == (["sigmoid", "sft"], [1.0, 0.5])
+    assert config(loss_type=["ipo", "hinge"], loss_weights=[0.3, 0.7], rpo_alpha=1.0).trl_losses == (
+        ["ipo", "hinge", "sft"],
+        [0.3, 0.7, 1.0],
+    )
+
+
+def test_rpo_alpha_must_be_positive():
+    assert "--rpo-alpha is -1: it must be > 0" in problems_of(rpo_alpha=-1.0)
+
+
+def test_missing_data_model_and_output_are_all_reported_at_once():
+    with pytest.raises(InputError) as error:
+        build_config(overrides={})
+    for name in ("data", "model", "output"):
+        assert f"{name} is missing: give --{name} or '{name}' in the config file" in error.value.message
+
+
+def test_yaml_config_file_is_read_and_typed(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data: export/\nmodel: m\noutput: o\nn-epochs: 3\nlearning_rate: 5e-4\nlora: true\nloss_type: ipo")
+    values = load_config_file(path)
+    assert values["n_epochs"] == 3 and values["learning_rate"] == 5e-4 and values["lora"] is True
+    assert values["loss_type"] == ["ipo"]
+
+
+def test_command_line_values_override_the_config_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({**REQUIRED, "beta": 0.5, "batch_size": 4}))
+    c = build_config(file_values=load_config_file(path), overrides={"beta": 0.2})
+    assert (c.beta, c.batch_size) == (0.2, 4)
+
+
+def test_config_file_with_an_unknown_option_names_it(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 3\n")
+    with pytest.raises(InputError, match=r"unknown option\(s\) epochs\. Known options: batch_size"):
+        load_config_file(path)
+
+
+def test_config_file_with_a_wrong_type_names_the_option(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("beta: high\n")
+    with pytest.raises(InputError, match="beta must be a number, not 'high'"):
+        load_config_file(path)
+
+
+def test_config_file_that_is_not_yaml_is_refused(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("beta: [1, 2\n")
+    with pytest.raises(InputError, match="is not valid YAML"):
+        load_config_file(path)
+
+
+def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
+    original = config(beta=0.3, lora=True, rpo_alpha=1.0)
+    path = tmp_path / "run_config.json"
+    path.write_text(json.dumps({**original.to_dict(), "resolved": {"learning_rate": 1e-5}}))
+    assert build_config(file_values=load_config_file(path)) == original
+
+
+def test_trl_config_on_cpu_turns_off_bf16_and_checkpointing_and_keeps_nan_losses_visible(tmp_path):
+    c = config(learning_rate=5e-4, rpo_alpha=1.0, max_steps=7, lora=True)
+    args = trl_dpo_config(c, output_dir=str(tmp_path), on_gpu=False, bf16=False, has_eval=True)
+    assert (args.bf16, args.use_cpu, args.gradient_checkpointing) == (False, True, False)
+    assert args.learning_rate == 5e-4 and args.max_steps == 7
+    assert args.loss_type == ["sigmoid", "sft"] and args.loss_weights == [1.0, 1.0]
+    assert args.logging_nan_inf_filter is False
+    assert args.eval_strategy == "steps" and args.per_device_train_batch_size == 8

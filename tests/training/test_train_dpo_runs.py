@@ -1,0 +1,139 @@
+"""Real train_dpo runs on the tiny model: LoRA (adapter and merged weights), resume after a kill, a NaN stop,
+precomputed reference log-probs, an SFT warm start with RPO."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from tests.factories import TINY_MODEL
+from training.models import TrainingRun, TrainingStatus
+
+pytestmark = [pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+QUICK = {"learning_rate": 5e-4, "batch_size": 8, "logging_steps": 1, "num_threads": 1}
+
+
+def train(export, out, **options):
+    return call_command(
+        "train_dpo",
+        data=str(export),
+        model=str(TINY_MODEL),
+        output=str(out),
+        stdout=StringIO(),
+        **{**QUICK, **options},
+    )
+
+
+def tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.mark.django_db
+def test_lora_saves_an_adapter_and_merge_saves_full_weights_automodel_loads(story_export, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora"
+    train(story_export, out, lora=True, merge=True, lora_r=4, learning_rate=5e-3, max_steps=6)
+    assert TrainingRun.objects.get().status == TrainingStatus.SUCCEEDED
+
+    adapter = tensors(out / "adapter_model.safetensors")
+    lora_b = [name for name in adapter if "lora_B" in name]
+    assert lora_b and all(adapter[name].abs().sum() > 0 for name in lora_b)  # B starts at zero: it moved
+    assert not (out / "model.safetensors").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(TINY_MODEL)
+
+    base, merged = tensors(TINY_MODEL / "model.safetensors"), tensors(out / "merged" / "model.safetensors")
+    assert base.keys() == merged.keys()
+    assert any(not base[name].equal(merged[name]) for name in base)
+    model = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert (out / "merged" / "tokenizer.json").is_file()
+    adapter_model = AutoModelForCausalLM.from_pretrained(out)  # transformers applies the adapter itself
+    assert adapter_model.get_input_embeddings().weight.shape == model.get_input_embeddings().weight.shape
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_after_a_kill_finishes_the_run_with_the_right_step_count(story_export, tmp_path):
+    out = tmp_path / "killed"
+    options = {"n_epochs": 2, "batch_size": 2, "save_steps": 4, "save_total_limit": 10}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "PREFSTUDIO_TORCH_THREADS": "1",
+        "TQDM_DISABLE": "1",
+    }
+    command = [sys.executable, "manage.py", "train_dpo", f"--data={story_export}", f"--model={TINY_MODEL}"]
+    command += [f"--output={out}", "--learning-rate=5e-4", "--logging-steps=1"]
+    command += [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint-4" / "trainer_state.json").exists():
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no checkpoint within 2 minutes"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
+    killed = TrainingRun.objects.get()
+    assert killed.status == TrainingStatus.RUNNING  # a SIGKILL leaves no chance to record anything
+
+    train(story_export, out, resume=True, **options)
+    run = TrainingRun.objects.get()  # the same row, continued
+    pairs = run.dataset_files["train"]["rows"]
+    expected_steps = 2 * -(-pairs // 2)
+    assert (run.pk, run.status, run.global_step) == (killed.pk, TrainingStatus.SUCCEEDED, expected_steps)
+    state = json.loads((out / f"checkpoint-{expected_steps}" / "trainer_state.json").read_text())
+    assert state["global_step"] == expected_steps
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [m.step for m in run.metrics.filter(split="train")]
+    assert train_steps == list(range(1, expected_steps + 1))  # none lost, none twice
+    assert sorted(set(steps)) == list(range(1, expected_steps + 1))
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.django_db
+def test_a_nan_loss_stops_the_run_with_a_clear_error_and_failed_status(story_export, tmp_path):
+    with pytest.raises(CommandError) as error:
+        train(story_export, tmp_path / "nan", learning_rate=1e30, max_steps=20)
+    assert "became nan at step" in str(error.value) and "Lower the learning rate" in str(error.value)
+    run = TrainingRun.objects.get()
+    assert run.status == TrainingStatus.FAILED and "became nan" in run.error
+    assert run.global_step < 20
+
+
+@pytest.mark.django_db
+def test_precomputed_reference_log_probs_give_the_same_first_step_as_a_live_reference(story_export, tmp_path):
+    train(story_export, tmp_path / "live", max_steps=2)
+    train(story_export, tmp_path / "pre", max_steps=2, precompute_ref_logps=True)
+    live, pre = (TrainingRun.objects.get(output_dir=str(tmp_path / name)) for name in ("live", "pre"))
+    first = [run.metrics.filter(split="train").first().values for run in (live, pre)]
+    assert first[0]["loss"] == pytest.approx(first[1]["loss"], abs=1e-5)
+    assert pre.status == TrainingStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_sft_warm_start_then_dpo_with_rpo_trains_from_the_sft_model(story_export, tmp_path):
+    out = tmp_path / "sft"
+    train(story_export, out, sft_epochs=1, rpo_alpha=1.0, max_steps=3)
+    run = TrainingRun.objects.get()
+    assert run.status == TrainingStatus.SUCCEEDED, run.error
+    base, sft = tensors(TINY_MODEL / "model.safetensors"), tensors(out / "sft" / "model.safetensors")
+    assert any(not base[name].equal(sft[name]) for name in base)  # SFT moved the weights first
+    first = run.metrics.filter(split="train").first().values
+    assert first["rewards/margins"] == 0  # the reference is the SFT model, so DPO starts from a zero margin
+    assert run.config["rpo_alpha"] == 1.0
+    assert json.loads((out / "run_config.json").read_text())["resolved"]["trl_loss_type"] == ["sigmoid", "sft"]
