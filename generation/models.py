@@ -17,6 +17,7 @@ class GenerationRun(models.Model):
     config = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="The background task, when started from the web.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -29,3 +30,15 @@ class GenerationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Generation run {self.pk} ({self.status})"
+
+    @property
+    def model_name(self) -> str:
+        return self.config.get("model", "")
+
+    @property
+    def backend(self) -> str:
+        return self.config.get("backend", "")
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.stats.get(key, 0) for key in ("skipped_too_long", "skipped_duplicate", "skipped_empty"))

@@ -1,0 +1,112 @@
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from generation.backends import PROMPT_TOO_LONG, GenerationRequest, GenerationResult
+from tests.factories import TINY_MODEL
+
+STORY_PROMPTS = [
+    "Once upon a time, there was a cat",
+    "Once upon a time, there was a dog",
+    "Lily went to the park",
+    "Tom had a big red ball",
+    "One day, a little bird",
+    "The sun was shining and",
+]
+
+
+class FakeBackend:
+    """A stand-in engine: the text is a function of the request (by default, of its seed), and it counts calls.
+
+    `fail_on_call=k` raises `failure` on the k-th generate call (1-based), to simulate a crash or Ctrl-C.
+    """
+
+    name = "fake"
+
+    def __init__(
+        self,
+        *,
+        model_name: str = "fake-model",
+        text_for: Callable[[GenerationRequest], str] | None = None,
+        max_prompt_chars: int = 10_000,
+        fail_on_call: int | None = None,
+        failure: BaseException | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.model_revision = "rev-1"
+        self.text_for = text_for or (lambda r: f"A story with seed {r.seed}.")
+        self.max_prompt_chars = max_prompt_chars
+        self.fail_on_call = fail_on_call
+        self.failure = failure or RuntimeError("engine crashed")
+        self.calls: list[list[GenerationRequest]] = []
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.calls.append(list(requests))
+        if self.fail_on_call == len(self.calls):
+            raise self.failure
+        results = []
+        for request in requests:
+            prompt_chars = sum(len(m["content"]) for m in request.messages)
+            if prompt_chars > self.max_prompt_chars:
+                results.append(GenerationResult("", prompt_chars, 0, PROMPT_TOO_LONG))
+                continue
+            text = self.text_for(request)
+            results.append(GenerationResult(text, prompt_chars, len(text.split()), "stop"))
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def prompts_file(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in STORY_PROMPTS])
+
+
+@pytest.fixture(scope="session")
+def engine_env(tmp_path_factory: pytest.TempPathFactory):
+    """vLLM and torch write caches, sockets and compiled kernels: keep them in a temporary folder.
+
+    Also the environment for subprocesses (manage.py, vllm serve): one thread, offline, one process.
+    """
+    folder = tmp_path_factory.mktemp("engine")
+    env = {
+        "VLLM_CACHE_ROOT": str(folder / "vllm-cache"),
+        "TMPDIR": str(folder),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(engine_env):
+    """One vLLM engine on the tiny model for the whole session (starting one takes 10-20 s here)."""
+    from generation.backends import VllmBackend
+
+    backend = VllmBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def transformers_backend(engine_env):
+    from generation.backends import TransformersBackend
+
+    backend = TransformersBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()
