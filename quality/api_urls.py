@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from quality import api
+
+urlpatterns = [
+    path("campaigns/<int:pk>/quality/", api.CampaignQualityApi.as_view(), name="api-campaign-quality"),
+]

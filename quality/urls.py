@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from quality import views
 
 app_name = "quality"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.campaign_list, name="campaign_list"),
+    path("campaigns/<int:pk>/", views.campaign_quality, name="campaign_quality"),
+]

@@ -1,0 +1,150 @@
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from annotator.models import Judgment
+from annotator.services import candidate_create, comparison_create, prompt_create
+from quality.selectors import campaign_quality_report
+from quality.stats import fleiss_kappa, krippendorff_alpha_nominal
+from tests.factories import make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def pair(campaign, i, text_a="short", text_b="a much longer answer", model_a="", model_b=""):
+    prompt = prompt_create(campaign=campaign, prompt=f"Q{i}")
+    a = candidate_create(prompt=prompt, text=f"{text_a} {i}", model_name=model_a)
+    b = candidate_create(prompt=prompt, text=f"{text_b} {i}", model_name=model_b)
+    return comparison_create(candidate_a=a, candidate_b=b)
+
+
+def vote(comparison, user, verdict, shown_left="a", duration_ms=10_000, source="human", details=None):
+    return Judgment.objects.create(
+        comparison=comparison,
+        annotator=user,
+        verdict=verdict,
+        shown_left=shown_left,
+        duration_ms=duration_ms,
+        source=source,
+        details=details or {},
+    )
+
+
+def test_agreement_figures_follow_the_votes():
+    campaign = make_campaign("Agree", pairs=0, overlap=3)
+    users = [make_user(f"u{i}") for i in range(3)]
+    table = [["a", "a", "a"], ["a", "a", "b"], ["b", "b", "b"], ["tie", "a", "a"], ["b", "a", "b"]]
+    for i, verdicts in enumerate(table):
+        comparison = pair(campaign, i)
+        for user, verdict in zip(users, verdicts, strict=True):
+            vote(comparison, user, verdict)
+    vote(pair(campaign, 99), users[0], "skip")
+    report = campaign_quality_report(campaign=campaign)
+    agreement = report["agreement"]
+    assert agreement["items_with_2_or_more_votes"] == 5
+    assert agreement["percent_agreement"] == pytest.approx((1 + 1 / 3 + 1 + 1 / 3 + 1 / 3) / 5)
+    assert agreement["krippendorff_alpha"] == pytest.approx(krippendorff_alpha_nominal(table))
+    assert agreement["fleiss_kappa"] == pytest.approx(fleiss_kappa(table))
+    assert report["progress"] == {"comparisons": 6, "complete": 5, "human_judgments": 15, "skips": 1, "ai_judgments": 0}
+
+
+def test_position_bias_is_measured_and_a_left_clicker_is_flagged():
+    campaign = make_campaign("Position", pairs=0)
+    lefty, fair = make_user("lefty"), make_user("fair")
+    for i in range(12):
+        comparison = pair(campaign, i)
+        shown_left = "a" if i % 2 else "b"
+        vote(comparison, lefty, shown_left, shown_left=shown_left)  # always the left one
+        other = pair(campaign, 100 + i)
+        vote(other, fair, "a", shown_left=shown_left)  # always candidate a, wherever it was
+    report = campaign_quality_report(campaign=campaign)
+    assert report["position_bias"]["successes"] == 12 + 6
+    assert report["position_bias"]["n"] == 24
+    rows = {row["username"]: row for row in report["annotators"]}
+    assert rows["lefty"]["left_wins"]["rate"] == 1.0
+    assert any("picks the left side 100%" in flag for flag in rows["lefty"]["flags"])
+    assert rows["fair"]["left_wins"]["rate"] == 0.5 and rows["fair"]["flags"] == []
+
+
+def test_length_bias_counts_how_often_the_longer_response_wins():
+    campaign = make_campaign("Length", pairs=0)
+    user = make_user("u")
+    for i, verdict in enumerate(["b", "b", "b", "a", "tie"]):
+        vote(pair(campaign, i), user, verdict)  # b is the longer text
+    length = campaign_quality_report(campaign=campaign)["length_bias"]
+    assert (length["successes"], length["n"], length["rate"]) == (3, 4, 0.75)
+
+
+def test_per_annotator_agreement_with_majority_and_speed_flags():
+    campaign = make_campaign("People", pairs=0, overlap=3)
+    a, b, c = make_user("a"), make_user("b"), make_user("contrarian")
+    for i in range(12):
+        comparison = pair(campaign, i)
+        vote(comparison, a, "a", duration_ms=20_000)
+        vote(comparison, b, "a", duration_ms=22_000)
+        vote(comparison, c, "b", duration_ms=1_000)
+    rows = {row["username"]: row for row in campaign_quality_report(campaign=campaign)["annotators"]}
+    # Leave-one-out: a and b each agree with the majority of the other two only when it exists.
+    assert rows["contrarian"]["agreement_with_majority"]["rate"] == 0.0
+    assert rows["a"]["agreement_with_majority"]["n"] == 0  # the others (b, contrarian) split: no majority
+    assert rows["contrarian"]["median_seconds"] == 1.0
+    assert any("very fast" in flag for flag in rows["contrarian"]["flags"])
+
+
+def test_tuned_model_win_rate_counts_ties_as_half_with_an_interval():
+    campaign = make_campaign("Tuned vs base", pairs=0)
+    user = make_user("judge")
+    outcomes = ["a", "a", "a", "a", "tie", "b", "both_bad", "a"]
+    for i, verdict in enumerate(outcomes):
+        comparison = pair(campaign, i, model_a="tuned", model_b="base")
+        vote(comparison, user, verdict)
+    (row,) = campaign_quality_report(campaign=campaign)["model_win_rates"]
+    assert (row["model"], row["opponent"], row["comparisons"]) == ("tuned", "base", 8)
+    assert (row["wins"], row["ties"], row["losses"]) == (5, 2, 1)
+    assert row["win_rate"] == pytest.approx((5 + 1) / 8)
+    low, high = row["ci95"]
+    assert low < row["win_rate"] < high
+
+
+def test_judge_agreement_and_consistency_against_humans():
+    campaign = make_campaign("Judge", pairs=0, overlap=1)
+    human, bot = make_user("human"), make_user("ai-judge")
+    human_verdicts = ["a", "b", "a", "b", "a", "b"]
+    judge_verdicts = ["a", "b", "a", "a", "tie", "b"]
+    for i, (h, j) in enumerate(zip(human_verdicts, judge_verdicts, strict=True)):
+        comparison = pair(campaign, i)
+        vote(comparison, human, h)
+        vote(comparison, bot, j, source="ai", details={"consistent": j != "tie", "unparseable": int(i == 4)})
+    judge = campaign_quality_report(campaign=campaign)["judge"]
+    assert judge["pairs_judged"] == 6 and judge["pairs_with_human_majority"] == 6
+    assert judge["agreement_with_humans"] == pytest.approx(4 / 6)
+    assert judge["consistency_rate"] == pytest.approx(5 / 6)
+    assert judge["unparseable"] == 1
+    assert judge["kappa_with_humans"] is not None
+
+
+def test_quality_page_permissions_and_content(client, annotator_client, staff_client):
+    campaign = make_campaign("Visible", pairs=1)
+    url = reverse("quality:campaign_quality", args=[campaign.pk])
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302 and anonymous.url.startswith(reverse("login"))
+    forbidden = annotator_client.get(url)
+    assert forbidden.status_code == 403
+    assert "This page is for staff (admins) only." in forbidden.content.decode()
+    page = staff_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Visible: data quality" in html and "Position bias" in html and "<svg" in html
+
+
+def test_quality_api_permissions_and_json(annotator, staff):
+    campaign = make_campaign("API", pairs=1)
+    url = reverse("api-campaign-quality", args=[campaign.pk])
+    assert APIClient().get(url).status_code == 401
+    client = APIClient()
+    client.force_authenticate(annotator)
+    assert client.get(url).status_code == 403
+    client.force_authenticate(staff)
+    body = client.get(url).json()
+    assert body["campaign"]["name"] == "API"
+    assert set(body) >= {"agreement", "position_bias", "length_bias", "annotators", "model_win_rates", "judge"}
