@@ -49,6 +49,11 @@ class TrainingRun(models.Model):
     def is_finished(self) -> bool:
         return self.status in (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED)
 
+    @property
+    def validation_reward_accuracy(self) -> float | None:
+        """How often the implicit reward ranks held-out pairs right at the end (0.5 = chance)."""
+        return (self.final_metrics or {}).get("eval_rewards/accuracies")
+
 
 class MetricSplit(models.TextChoices):
     TRAIN = "train"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.training.test_data import ROW, write
+from tests.training.helpers import ROW, write
 from training import services
 from training.models import TrainingRun, TrainingStatus
-from training.trainer import DeviceInfo, TrainingResult
+from training.trainer import DeviceInfo
 
 pytestmark = pytest.mark.django_db
 
@@ -20,23 +20,6 @@ def export(tmp_path) -> Path:
     write(tmp_path / "export" / "train.parquet", [ROW] * 4)
     write(tmp_path / "export" / "validation.parquet", [ROW])
     return tmp_path / "export"
-
-
-@pytest.fixture
-def fake_training(monkeypatch):
-    """Stands in for dpo_train: records what it was given and logs two metric records."""
-    calls = []
-
-    def fake(config, data, *, resume=False, on_record=None, on_start=None, extra_callbacks=None):
-        calls.append({"config": config, "data": data, "resume": resume})
-        on_start(DeviceInfo(on_gpu=False, bf16=False, description="CPU (1 threads)"), [])
-        on_record({"split": "train", "step": 1, "epoch": 0.5, "loss": 0.69, "rewards/accuracies": 0.0})
-        on_record({"split": "eval", "step": 2, "epoch": 1.0, "loss": 0.5, "rewards/accuracies": 0.75})
-        metrics = {"eval_rewards/accuracies": 0.75}
-        return TrainingResult(global_step=2, final_metrics=metrics, model_dir=Path(config.output))
-
-    monkeypatch.setattr(services, "dpo_train", fake)
-    return calls
 
 
 def no_training(*args, **kwargs):

@@ -1,24 +1,11 @@
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from annotator.errors import InputError
 from exports.models import DatasetExport, ExportStatus
 from tests.factories import TINY_MODEL, make_campaign
+from tests.training.helpers import CHAT, ROW, write
 from training.data import file_sha256, length_report, preference_data_load, preference_file_check
-
-ROW = {"prompt": "Once upon a time\n\n", "chosen": "a cat sat.", "rejected": "a dog ran."}
-CHAT = {
-    "prompt": [{"role": "user", "content": "Hi?"}],
-    "chosen": [{"role": "assistant", "content": "Hello!"}],
-    "rejected": [{"role": "assistant", "content": "Go away."}],
-}
-
-
-def write(path, rows, schema=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    return path
 
 
 def refusal(path) -> str:
