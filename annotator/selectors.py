@@ -7,7 +7,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotator.models import Assignment, Campaign, Comparison, Judgment, Verdict
+from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment, Verdict
 
 
 def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -36,11 +36,12 @@ def _count_subquery(queryset: QuerySet) -> Coalesce:
 def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> QuerySet[Comparison]:
     """Comparisons the annotator has not judged (or skipped) and that still have a free slot.
 
-    A slot is taken by a non-skip judgment or by someone else's unexpired lease. Ordered by id, so pairs
+    A slot is taken by a person's non-skip judgment or by someone else's unexpired lease (an AI judge's
+    verdict takes none: `overlap` counts human annotators). Ordered by id, so pairs
     fill up in order and finished pairs accumulate instead of many half-judged ones.
     """
     judged = Judgment.objects.filter(comparison=OuterRef("pk"))
-    taken_by_judgments = _count_subquery(judged.exclude(verdict=Verdict.SKIP))
+    taken_by_judgments = _count_subquery(judged.filter(source=JudgeSource.HUMAN).exclude(verdict=Verdict.SKIP))
     taken_by_leases = _count_subquery(
         Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(annotator=annotator)
     )
@@ -76,7 +77,7 @@ def campaign_progress_for(*, campaign: Campaign, annotator: AbstractBaseUser) ->
 
 def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
     return (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator, source="human")
+        Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator, source=JudgeSource.HUMAN)
         .order_by("-created_at", "-id")
         .first()
     )

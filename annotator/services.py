@@ -113,13 +113,16 @@ def _lease_expiry() -> timezone.datetime:
 
 
 def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
-    """Slots of a comparison held by others: their non-skip judgments plus their unexpired leases.
+    """Slots of a comparison held by other people: their non-skip judgments plus their unexpired leases.
+    AI judgments take no slot: `overlap` counts human annotators.
 
     Called while holding the comparison's row lock, in a statement of its own, so it sees every lease
     committed before the lock was granted (leases are only written under that lock).
     """
     judged = (
-        Judgment.objects.filter(comparison_id=comparison_id).exclude(verdict=Verdict.SKIP).exclude(annotator=annotator)
+        Judgment.objects.filter(comparison_id=comparison_id, source=JudgeSource.HUMAN)
+        .exclude(verdict=Verdict.SKIP)
+        .exclude(annotator=annotator)
     )
     leased = Assignment.objects.filter(comparison_id=comparison_id, expires_at__gt=timezone.now()).exclude(
         annotator=annotator

@@ -190,3 +190,12 @@ def test_campaign_create_refuses_bad_input(db):
     campaign_create(name="taken")
     with pytest.raises(ConflictError, match="exists already"):
         campaign_create(name="taken")
+
+
+def test_ai_judgments_take_no_human_slot(db):
+    campaign = make_campaign("With judge", pairs=1, overlap=1)
+    comparison = campaign.prompts.first().comparisons.first()
+    Judgment.objects.create(
+        comparison=comparison, annotator=make_user("ai-judge"), verdict=Verdict.A, shown_left=Side.A, source="ai"
+    )
+    assert assignment_next(campaign=campaign, annotator=make_user("human")).comparison_id == comparison.pk
