@@ -184,7 +184,7 @@ def _judge(human: dict[int, list[_Vote]], ai: dict[int, list[_Vote]]) -> dict[st
         if judge_verdict is not None and human_majority is not None:
             pairs.append((judge_verdict, human_majority))
     judged = [v for votes in ai.values() for v in votes]
-    consistent = [v.details.get("consistent") for v in judged if "consistent" in v.details]
+    consistent = [v.details["consistent"] for v in judged if v.details.get("consistent") is not None]
     return {
         "pairs_judged": len(ai),
         "pairs_with_human_majority": len(pairs),

@@ -1,0 +1,140 @@
+"""Writes of the quality app: AI judges and their verdicts."""
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotator.errors import InputError
+from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Side, Verdict
+from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
+from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
+
+TOP_LOGPROBS = 20
+
+
+@dataclass
+class JudgeSummary:
+    judge: str
+    pairs: int = 0  # pairs of the campaign
+    already_judged: int = 0
+    judged: int = 0  # pairs judged in this run (with or without a verdict)
+    consistent: int = 0
+    inconsistent: int = 0  # recorded as ties
+    unparseable_answers: int = 0
+    unparseable_pairs: int = 0  # no verdict recorded
+    too_long: int = 0  # judging prompts longer than the judge's context
+    methods: Counter = field(default_factory=Counter)  # how answers were read: logprobs / text
+    verdicts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def judge_user_get_or_create(*, model: str, name: str = "") -> AbstractBaseUser:
+    """The user an AI judge's verdicts are recorded under: inactive, no password, named after the model."""
+    if not name:
+        short = re.sub(r"[^\w.@+-]+", "-", model.rstrip("/").split("/")[-1]).strip("-") or "model"
+        name = f"ai-judge-{short}"[:150]
+    user, created = get_user_model().objects.get_or_create(username=name, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    elif user.is_active:
+        raise InputError(f"{name!r} is a person's account: give the judge another name (--judge-name).")
+    return user
+
+
+def _requests(comparison: Comparison, template: JudgeTemplate, guidelines: str, max_tokens: int) -> list[Any]:
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, logprobs=TOP_LOGPROBS)
+    return [
+        (shown_first, GenerationRequest(messages=[{"role": "user", "content": text}], system=JUDGE_SYSTEM,
+                                        sampling=sampling, seed=0))
+        for shown_first, text in judge_prompts(comparison, template, guidelines)
+    ]  # fmt: skip
+
+
+def judge_pairs_run(
+    *,
+    campaign: Campaign,
+    backend: Backend,
+    template: JudgeTemplate,
+    judge: AbstractBaseUser,
+    max_tokens: int = 8,
+    batch_size: int = 32,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> JudgeSummary:
+    """Judge every pair of the campaign this judge has not judged yet, in both orders, batch by batch.
+
+    Each batch is committed on its own, so an interrupted run loses at most one batch and a rerun goes
+    on from there.
+    """
+    if max_tokens < 1 or batch_size < 1:
+        raise InputError("--max-tokens and --batch-size must be at least 1.")
+    summary = JudgeSummary(judge=judge.get_username())
+    comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+    summary.pairs = comparisons.count()
+    todo = comparisons.exclude(judgments__annotator=judge).select_related("prompt", "candidate_a", "candidate_b")
+    todo_ids = list(todo.order_by("id").values_list("id", flat=True)[:limit])
+    summary.already_judged = summary.pairs - todo.count()
+    started = time.monotonic()
+    for start in range(0, len(todo_ids), batch_size):
+        batch = list(todo.filter(id__in=todo_ids[start : start + batch_size]).order_by("id"))
+        calls = [
+            (c, shown, request)
+            for c in batch
+            for shown, request in _requests(c, template, campaign.guidelines, max_tokens)
+        ]
+        results = backend.generate([request for _, _, request in calls])
+        readings: dict[int, list[OrderReading]] = {}
+        too_long: set[int] = set()
+        for (comparison, shown, _), result in zip(calls, results, strict=True):
+            if result.finish_reason == PROMPT_TOO_LONG:
+                too_long.add(comparison.pk)
+            reading = read_answer(response_1=shown, text=result.text, top_logprobs=result.top_logprobs)
+            readings.setdefault(comparison.pk, []).append(reading)
+        judgments = []
+        for comparison in batch:
+            pair = combine_orders(*readings[comparison.pk])
+            summary.judged += 1
+            summary.unparseable_answers += pair.unparseable
+            summary.too_long += comparison.pk in too_long
+            summary.methods.update(r.method for r in pair.readings if r.method)
+            summary.verdicts[pair.verdict] += 1
+            if pair.verdict == Verdict.SKIP:
+                summary.unparseable_pairs += 1
+            elif pair.consistent:
+                summary.consistent += 1
+            else:
+                summary.inconsistent += 1
+            judgments.append(
+                Judgment(
+                    comparison=comparison,
+                    annotator=judge,
+                    verdict=pair.verdict,
+                    shown_left=Side.A,  # the first of the two orders showed candidate a as Response 1
+                    source=JudgeSource.AI,
+                    details={
+                        "model": backend.model_name,
+                        "model_revision": backend.model_revision,
+                        "backend": backend.name,
+                        "template": template.name,
+                        "template_sha256": template.sha256,
+                        "orders": [r.as_dict() for r in pair.readings],
+                        "consistent": pair.consistent,
+                        "unparseable": pair.unparseable,
+                        "prompt_too_long": comparison.pk in too_long,
+                    },
+                )
+            )
+        with transaction.atomic():
+            Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
+        if progress:
+            progress(min(start + batch_size, len(todo_ids)), len(todo_ids))
+    summary.seconds = time.monotonic() - started
+    return summary
