@@ -51,9 +51,7 @@ def current_pair(page) -> str:
 
 
 def wait_for_new_pair(page, previous: str) -> str:
-    page.wait_for_function(
-        "previous => document.querySelector('#pair').dataset.comparison !== previous", arg=previous
-    )
+    page.wait_for_function("previous => document.querySelector('#pair').dataset.comparison !== previous", arg=previous)
     return current_pair(page)
 
 
@@ -150,8 +148,8 @@ def test_script_in_a_response_shows_as_text_and_never_runs(live_server, browser)
     add_pair(
         campaign,
         "Explain XSS",
-        "Try <script>window.pwned = 1</script> or <img src=x onerror=\"window.pwned = 2\">",
-        "Use `<script>` tags carefully:\n\n```html\n<img src=x onerror=\"window.pwned = 3\">\n```",
+        'Try <script>window.pwned = 1</script> or <img src=x onerror="window.pwned = 2">',
+        'Use `<script>` tags carefully:\n\n```html\n<img src=x onerror="window.pwned = 3">\n```',
     )
     page = browser.new_page()
     log_in(page, live_server, "safe")

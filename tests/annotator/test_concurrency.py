@@ -57,9 +57,7 @@ def test_parallel_annotators_fill_every_pair_exactly_to_overlap(db):
 
     run_in_threads(annotate, list(enumerate(users)))
 
-    counted = Counter(
-        Judgment.objects.exclude(verdict=Verdict.SKIP).values_list("comparison_id", flat=True)
-    )
+    counted = Counter(Judgment.objects.exclude(verdict=Verdict.SKIP).values_list("comparison_id", flat=True))
     comparison_ids = set(campaign.prompts.values_list("comparisons__id", flat=True))
     assert set(counted) == comparison_ids, "no pair lost"
     assert set(counted.values()) == {2}, "every pair judged by exactly 2 annotators"
