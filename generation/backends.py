@@ -15,7 +15,6 @@ loads them.
 """
 
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -309,27 +308,25 @@ class OpenAIBackend:
         self.concurrency = options.concurrency
         self.use_chat = options.openai_api != "completions"
         self.auto = options.openai_api == "auto"
-        self._switch = threading.Lock()
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._one, requests))
 
-    def _one(self, request: GenerationRequest) -> GenerationResult:
+    def _one(self, request: GenerationRequest, *, may_use_chat: bool = True) -> GenerationResult:
         import openai
 
         try:
-            if self.use_chat and request.prompt is None:
+            if may_use_chat and self.use_chat and request.prompt is None:
                 return self._chat(request)
             return self._completion(request)
         except openai.BadRequestError as error:
             message = str(error.message)
             if "context length" in message or getattr(error, "param", None) == "input_tokens":
                 return _too_long(0)
-            if self.auto and self.use_chat and "chat template" in message:
-                with self._switch:
-                    self.use_chat = False
-                return self._one(request)
+            if self.auto and may_use_chat and "chat template" in message:
+                self.use_chat = False  # for good; requests in flight meanwhile land here too
+                return self._one(request, may_use_chat=False)
             raise BackendError(f"The server refused a request for {self.model_name!r}: {message}") from None
         except openai.APIError as error:
             raise BackendError(f"The server failed a request for {self.model_name!r}: {error}") from None
