@@ -1,0 +1,133 @@
+import argparse
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotator.errors import StudioError
+from generation.backends import BACKENDS
+from generation.run_config import RunConfig
+from generation.sampling import PAIRS_MODES
+from generation.services import RunSummary, generation_run_create, generation_run_execute
+
+
+def float_list(value: str) -> list[float]:
+    try:
+        return [float(item) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Sample candidate responses for prompts (JSONL or Parquet) and add them to a campaign as comparisons. "
+        "Rerunning continues where a crashed or interrupted run stopped."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--campaign", required=True, help="Campaign name.")
+        parser.add_argument("--create-campaign", action="store_true", help="Create the campaign if it does not exist.")
+        parser.add_argument("--model", required=True, help="Model folder or hub id (openai: the served model name).")
+        parser.add_argument("--model-b", default="", help="A second model: each comparison pairs it with --model.")
+        parser.add_argument("--revision", default="", help="Hub revision of --model (recorded as provenance).")
+        parser.add_argument("--prompts", default="", help="A .jsonl or .parquet file of prompts.")
+        parser.add_argument("--format", choices=["jsonl", "parquet"], help="Default: from the file extension.")
+        parser.add_argument(
+            "--fill-campaign", action="store_true", help="Also generate for campaign prompts that have no comparisons."
+        )
+        parser.add_argument("--backend", choices=BACKENDS, default="vllm")
+        parser.add_argument("--n", type=int, default=2, help="Candidates per prompt (default 2).")
+        parser.add_argument("--temperatures", type=float_list, default=[1.0], help="One, or one per candidate.")
+        parser.add_argument("--top-p", type=float_list, default=[1.0], help="One, or one per candidate.")
+        parser.add_argument("--max-tokens", type=int, default=256)
+        parser.add_argument("--seed", type=int, default=0, help="Base of every candidate's seed (default 0).")
+        parser.add_argument("--pairs", choices=PAIRS_MODES, default="all", help="With --n > 2: which pairs to compare.")
+        parser.add_argument("--pairs-per-prompt", type=int, default=1, help="With --pairs random.")
+        parser.add_argument("--max-resamples", type=int, default=3, help="For empty or identical responses.")
+        parser.add_argument("--batch-size", type=int, default=64, help="Prompts per committed batch.")
+        engine = parser.add_argument_group("engine (default: the engine's on a GPU, measured settings on a CPU)")
+        engine.add_argument("--dtype")
+        engine.add_argument("--max-model-len", type=int)
+        engine.add_argument("--tensor-parallel-size", type=int, default=1)
+        engine.add_argument("--gpu-memory-utilization", type=float)
+        engine.add_argument("--kv-cache-mib", type=int, help="vLLM KV-cache size (CPU default 64).")
+        engine.add_argument("--threads", type=int, help="CPU threads for torch (sets OMP_NUM_THREADS).")
+        engine.add_argument("--base-url", default="", help="openai: the server, e.g. http://127.0.0.1:8000/v1.")
+        engine.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight.")
+        engine.add_argument("--openai-api", choices=["auto", "chat", "completions"], default="auto")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["threads"]:
+            os.environ["OMP_NUM_THREADS"] = str(options["threads"])
+        config = RunConfig(
+            model=options["model"],
+            prompts_file=options["prompts"],
+            file_format=options["format"],
+            fill_campaign=options["fill_campaign"],
+            model_b=options["model_b"],
+            backend=options["backend"],
+            n=options["n"],
+            temperatures=options["temperatures"],
+            top_p=options["top_p"],
+            max_tokens=options["max_tokens"],
+            seed=options["seed"],
+            pairs=options["pairs"],
+            pairs_per_prompt=options["pairs_per_prompt"],
+            max_resamples=options["max_resamples"],
+            batch_size=options["batch_size"],
+            revision=options["revision"],
+            dtype=options["dtype"],
+            max_model_len=options["max_model_len"],
+            tensor_parallel_size=options["tensor_parallel_size"],
+            gpu_memory_utilization=options["gpu_memory_utilization"],
+            kv_cache_bytes=options["kv_cache_mib"] << 20 if options["kv_cache_mib"] else None,
+            base_url=options["base_url"],
+            concurrency=options["concurrency"],
+            openai_api=options["openai_api"],
+        )
+        bar = None
+        try:
+            run = generation_run_create(
+                campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
+            )
+            self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
+
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if not self.stdout.isatty():
+                    return
+                if bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, unit="prompt", desc="generating")
+                bar.update(done - bar.n)
+
+            summary = generation_run_execute(run=run, progress=progress)
+        except StudioError as error:
+            raise CommandError(error.message) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        self._report(summary)
+
+    def _report(self, s: RunSummary) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Generated for {s.generated} prompt(s): {s.candidates} candidate(s), {s.comparisons} comparison(s)."
+            )
+        )
+        self.stdout.write(
+            f"Prompts: {s.prompts} distinct; {s.generated} done now, {s.already_done} already done, "
+            f"skipped: {s.skipped_too_long} too long, {s.skipped_duplicate} identical responses, "
+            f"{s.skipped_empty} empty responses"
+            + (f"; {s.repeated_in_file} repeated row(s) in the file ignored" if s.repeated_in_file else "")
+            + "."
+        )
+        self.stdout.write(
+            f"Tokens: {s.tokens_generated} generated ({s.resamples} resampled candidate(s)) in "
+            f"{s.generation_seconds:.1f} s: {s.tokens_per_second:.0f} tokens/s; {s.elapsed_seconds:.1f} s in all."
+        )
+        if s.skips:
+            self.stdout.write(self.style.WARNING("Skipped prompts:"))
+            for line in s.skips:
+                self.stdout.write(f"  - {line}")

@@ -1,0 +1,54 @@
+"""Staff pages: start a generation run in the background and follow the recent runs."""
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotator.errors import StudioError
+from generation.forms import GenerationStartForm
+from generation.run_config import RunConfig
+from generation.selectors import generation_runs_recent
+from generation.services import generation_run_start, prompts_upload_save
+
+
+def _render(request: HttpRequest, form: GenerationStartForm, status: int = 200) -> HttpResponse:
+    context = {"form": form, "runs": generation_runs_recent()}
+    return render(request, "generation/runs.html", context, status=status)
+
+
+@staff_member_required
+@require_GET
+def run_list(request: HttpRequest) -> HttpResponse:
+    return _render(request, GenerationStartForm())
+
+
+@staff_member_required
+@require_POST
+def run_start(request: HttpRequest) -> HttpResponse:
+    form = GenerationStartForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render(request, form, status=400)
+    data = form.cleaned_data
+    try:
+        prompts_file = prompts_upload_save(upload=data["prompts"]) if data["prompts"] else ""
+        config = RunConfig(
+            model=data["model"].strip(),
+            model_b=data["model_b"].strip(),
+            backend=data["backend"],
+            base_url=data["base_url"].strip(),
+            prompts_file=str(prompts_file),
+            fill_campaign=data["fill_campaign"],
+            n=data["n"],
+            temperatures=data["temperatures"],
+            top_p=data["top_p"],
+            max_tokens=data["max_tokens"],
+            seed=data["seed"],
+        )
+        run = generation_run_start(campaign_name=data["campaign"].name, config=config, created_by=request.user)
+    except StudioError as error:
+        form.add_error(None, error.message)
+        return _render(request, form, status=400)
+    messages.success(request, f"Generation run {run.pk} queued for campaign {run.campaign.name!r}.")
+    return redirect("generation:run_list")

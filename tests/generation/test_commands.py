@@ -1,0 +1,129 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from annotator.models import Candidate, Comparison, Prompt
+from annotator.services import campaign_create
+from generation.models import GenerationRun, RunStatus
+from generation.run_config import RunConfig
+from generation.services import generation_run_create, generation_run_execute
+from tests.factories import TINY_MODEL
+from tests.generation.conftest import write_jsonl
+
+MODEL = str(TINY_MODEL)
+
+
+def generate(*args: str) -> str:
+    out = StringIO()
+    call_command("generate_pairs", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--campaign", "Nope"], "No campaign named 'Nope'"),
+        (["--prompts", "missing.jsonl"], "missing.jsonl: no such file"),
+        (["--model", "./no/model"], "--model ./no/model: no such folder"),
+        (["--prompts", "{bad}"], "bad.jsonl, line 2: field 'prompt' is missing"),
+        (["--n", "3", "--temperatures", "1,2"], "--temperatures has 2 values"),
+        (["--temperatures", "hot"], "'hot' is not a comma-separated list"),
+    ],
+)
+def test_bad_input_stops_the_command_with_a_message_naming_what_and_where(args, message, prompts_file, tmp_path):
+    campaign_create(name="Stories")
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "fine"}, {"text": "no prompt"}])
+    defaults = ["--campaign", "Stories", "--model", MODEL, "--prompts", str(prompts_file)]
+    with pytest.raises(CommandError) as caught:
+        generate(*defaults, *(a.format(bad=bad) for a in args))  # a later option wins over the default
+    assert message in str(caught.value)
+    assert not Candidate.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_generate_pairs_with_the_transformers_backend_stores_pairs_and_prints_a_summary(prompts_file, engine_env):
+    out = generate(
+        "--campaign", "Stories", "--create-campaign", "--model", MODEL, "--prompts", str(prompts_file),
+        "--backend", "transformers", "--temperatures", "0.7,1.1", "--top-p", "0.95", "--max-tokens", "24",
+        "--seed", "13",
+    )  # fmt: skip
+    assert "Generated for 6 prompt(s): 12 candidate(s), 6 comparison(s)." in out
+    assert "Prompts: 6 distinct; 6 done now, 0 already done, skipped: 0 too long" in out
+    assert "tokens/s" in out
+    candidate = Candidate.objects.order_by("id").first()
+    assert candidate.text.strip()
+    assert (candidate.backend, candidate.model_name) == ("transformers", MODEL)
+    assert candidate.model_revision.startswith("sha256:")
+    assert candidate.sampling_params == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 24}
+    run = GenerationRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.config["seed"] == 13
+
+    again = generate(
+        "--campaign", "Stories", "--model", MODEL, "--prompts", str(prompts_file), "--backend", "transformers"
+    )
+    assert "6 already done" in again
+    assert Comparison.objects.count() == 6
+
+
+ANIMALS = (
+    "cat dog bird fish frog bear lion duck cow pig horse sheep fox owl bee ant mouse goat deer wolf seal crab hen bat"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_path: Path, engine_env, vllm_backend):
+    """Kill a real `manage.py generate_pairs` (vLLM) after its first batches, rerun, and count."""
+    animals = ANIMALS.split()
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"Once upon a time, there was a {a}"} for a in animals])
+    campaign = campaign_create(name="Resume")
+    command = [
+        sys.executable, "manage.py", "generate_pairs", "--campaign", "Resume", "--model", MODEL,
+        "--prompts", str(prompts), "--batch-size", "2", "--max-tokens", "128", "--temperatures", "0.7,1.1",
+    ]  # fmt: skip
+    env = {**engine_env, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+    process = subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while Comparison.objects.filter(prompt__campaign=campaign).count() < 2:
+            assert process.poll() is None, process.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no batch committed in 300 s"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL
+    killed = GenerationRun.objects.get(campaign=campaign)
+    assert killed.status == RunStatus.RUNNING  # it never got to say otherwise
+    done_before = Prompt.objects.filter(campaign=campaign, comparisons__isnull=False).count()
+    assert 0 < done_before < len(animals), "the run must be killed midway"
+    assert Candidate.objects.filter(prompt__campaign=campaign).count() == 2 * done_before  # whole batches only
+
+    rerun = generation_run_create(campaign_name="Resume", config=RunConfig.from_dict(killed.config))
+    summary = generation_run_execute(run=rerun, backends={"a": vllm_backend})
+
+    assert (summary.already_done, summary.generated) == (done_before, len(animals) - done_before)
+    assert Prompt.objects.filter(campaign=campaign).count() == len(animals)
+    for prompt in Prompt.objects.filter(campaign=campaign):
+        assert prompt.candidates.count() == 2
+        assert prompt.comparisons.count() == 1
+    assert Candidate.objects.filter(generation_run=killed).count() == 2 * done_before
+    assert Candidate.objects.filter(generation_run=rerun).count() == 2 * (len(animals) - done_before)
