@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from annotator.errors import InputError
 from generation.backends import (
@@ -26,7 +27,8 @@ from generation.backends import (
 from tests.factories import TINY_MODEL
 
 CAT = [{"role": "user", "content": "Once upon a time, there was a cat"}]
-LONG = [{"role": "user", "content": "Once upon a time there was a cat. " * 80}]  # about 700 tokens > 512
+LONG = [{"role": "user", "content": "Once upon a time there was a cat. " * 80}]  # 802 tokens > 512
+NEAR = [{"role": "user", "content": "Once upon a time there was a cat. " * 48}]  # 482 tokens: 30 left
 SAMPLE = Sampling(temperature=1.0, top_p=0.95, max_tokens=48)
 GREEDY = Sampling(temperature=0.0, max_tokens=16)
 
@@ -81,6 +83,20 @@ def test_a_missing_model_folder_is_refused_before_any_engine_starts():
         backend_load(backend="vllm", model="../no/such/model")
 
 
+def test_the_web_process_never_imports_an_engine(engine_env):
+    """Pages, admin, tasks and the command module load without torch, vllm, transformers or openai."""
+    code = (
+        "import django, sys; django.setup(); "
+        "import config.urls, generation.admin, generation.tasks, generation.management.commands.generate_pairs; "
+        "print(sorted(m for m in ('torch', 'vllm', 'transformers', 'openai') if m in sys.modules))"
+    )
+    env = {**engine_env, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Checks every real engine passes
 
@@ -114,11 +130,19 @@ def check_logprobs_of_the_generated_tokens(backend) -> None:
 
 
 def check_too_long_prompts_are_flagged_not_truncated(backend) -> None:
-    too_long, fine = backend.generate(
-        [GenerationRequest(messages=LONG, sampling=GREEDY), GenerationRequest(messages=CAT, sampling=GREEDY)]
+    too_long, near, fine = backend.generate(
+        [
+            GenerationRequest(messages=LONG, sampling=GREEDY),
+            GenerationRequest(messages=NEAR, sampling=Sampling(temperature=0.0, max_tokens=48)),
+            GenerationRequest(messages=CAT, sampling=GREEDY),
+        ]
     )
     assert too_long.finish_reason == PROMPT_TOO_LONG
     assert (too_long.text, too_long.completion_tokens) == ("", 0)
+    # A prompt that fits but leaves less room than max_tokens generates until the context is full.
+    assert near.finish_reason != PROMPT_TOO_LONG
+    assert 0 < near.completion_tokens <= 48
+    assert near.prompt_tokens + near.completion_tokens <= 512
     assert fine.text
 
 
