@@ -1,0 +1,85 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotator.errors import StudioError
+from annotator.models import Campaign
+from generation.backends import backend_load
+from generation.cli import add_engine_arguments, engine_options_from
+from quality.judging import judge_template_load
+from quality.services import JudgeSummary, judge_pairs_run, judge_user_get_or_create
+
+
+class Command(BaseCommand):
+    help = (
+        "Ask an LLM which response of each pair is better (AI feedback). Every pair is judged in both orders; "
+        "if the two verdicts disagree the pair is recorded as an inconsistent tie. Verdicts are stored as "
+        "judgments of an AI annotator, with the raw outputs. Rerunning goes on where a run stopped."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--campaign", required=True, help="Campaign name.")
+        parser.add_argument("--model", required=True, help="Judge model folder or hub id (openai: served name).")
+        parser.add_argument("--template", help="Judging prompt file with $conversation, $response_1, $response_2.")
+        parser.add_argument("--judge-name", default="", help="Username of the AI annotator (default from model).")
+        parser.add_argument("--max-tokens", type=int, default=8, help="Tokens the judge may write (default 8).")
+        parser.add_argument("--batch-size", type=int, default=32, help="Pairs judged and committed together.")
+        parser.add_argument("--limit", type=int, help="Judge at most this many pairs.")
+        add_engine_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        campaign = Campaign.objects.filter(name=options["campaign"]).first()
+        if campaign is None:
+            raise CommandError(f"No campaign named {options['campaign']!r}: check the name (manage.py shell, admin).")
+        bar = None
+        try:
+            template = judge_template_load(options["template"])
+            judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
+            backend = backend_load(
+                backend=options["backend"], model=options["model"], options=engine_options_from(options)
+            )
+
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if not self.stdout.isatty():
+                    return
+                if bar is None:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, unit="pair", desc="judging")
+                bar.update(done - bar.n)
+
+            try:
+                summary = judge_pairs_run(
+                    campaign=campaign,
+                    backend=backend,
+                    template=template,
+                    judge=judge,
+                    max_tokens=options["max_tokens"],
+                    batch_size=options["batch_size"],
+                    limit=options["limit"],
+                    progress=progress,
+                )
+            finally:
+                backend.close()
+        except StudioError as error:
+            raise CommandError(error.message) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        self._report(summary)
+
+    def _report(self, s: JudgeSummary) -> None:
+        self.stdout.write(
+            self.style.SUCCESS(f"Judge {s.judge!r}: {s.judged} pair(s) judged now, {s.already_judged} already judged.")
+        )
+        self.stdout.write(
+            f"Both orders agree: {s.consistent}; disagree (recorded as ties): {s.inconsistent}; "
+            f"no verdict (unparseable answer): {s.unparseable_pairs}."
+        )
+        methods = ", ".join(f"{n} by {m}" for m, n in sorted(s.methods.items())) or "none"
+        self.stdout.write(f"Answers read: {methods}; unparseable: {s.unparseable_answers}.")
+        if s.too_long:
+            self.stdout.write(self.style.WARNING(f"{s.too_long} pair(s) too long for the judge's context."))
+        verdicts = ", ".join(f"{v}: {n}" for v, n in sorted(s.verdicts.items()))
+        self.stdout.write(f"Verdicts: {verdicts or 'none'} ({s.seconds:.1f} s).")

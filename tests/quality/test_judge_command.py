@@ -1,0 +1,62 @@
+"""judge_pairs end to end with a real model: the mechanism, not the verdicts (the tiny model writes stories)."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotator.models import Judgment, Verdict
+from tests.factories import TINY_MODEL, add_pair, make_campaign
+
+pytestmark = pytest.mark.django_db
+
+
+def short_story_campaign(name: str, pairs: int = 3):
+    campaign = make_campaign(name, pairs=0)
+    for i in range(pairs):
+        add_pair(campaign, f"Once upon a time, there was a cat number {i}", "It was happy.", "It ran away.")
+    return campaign
+
+
+def test_judge_pairs_command_with_a_bad_campaign_or_template_is_a_clear_error(tmp_path):
+    with pytest.raises(CommandError, match="No campaign named 'Nope'"):
+        call_command("judge_pairs", "--campaign", "Nope", "--model", str(TINY_MODEL))
+    short_story_campaign("Exists", pairs=1)
+    with pytest.raises(CommandError, match="no such file"):
+        call_command(
+            "judge_pairs", "--campaign", "Exists", "--model", str(TINY_MODEL), "--template", str(tmp_path / "x.txt")
+        )
+    with pytest.raises(CommandError, match="no-model: no such folder"):
+        call_command("judge_pairs", "--campaign", "Exists", "--model", str(tmp_path / "no-model"))
+
+
+@pytest.mark.slow
+def test_judge_pairs_command_with_the_transformers_backend_records_both_orders(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    short_story_campaign("Judge me", pairs=3)
+    out = io.StringIO()
+    call_command(
+        "judge_pairs", "--campaign", "Judge me", "--model", str(TINY_MODEL), "--backend", "transformers", stdout=out
+    )
+    text = out.getvalue()
+    judgments = list(Judgment.objects.filter(source="ai"))
+    assert len(judgments) == 3
+    for judgment in judgments:
+        orders = judgment.details["orders"]
+        assert [o["response_1"] for o in orders] == ["a", "b"], "both orders asked"
+        assert all(isinstance(o["raw"], str) for o in orders), "raw outputs stored"
+        assert judgment.details["model"] == str(TINY_MODEL)
+        assert judgment.details["backend"] == "transformers"
+        if judgment.details["unparseable"]:
+            assert judgment.verdict == Verdict.SKIP
+        elif judgment.details["consistent"] is False:
+            assert judgment.verdict == Verdict.TIE
+    unparseable = sum(j.details["unparseable"] for j in judgments)
+    assert f"unparseable: {unparseable}." in text
+    assert "Judge 'ai-judge-stories260K': 3 pair(s) judged now, 0 already judged." in text
+    again = io.StringIO()
+    call_command(
+        "judge_pairs", "--campaign", "Judge me", "--model", str(TINY_MODEL), "--backend", "transformers", stdout=again
+    )
+    assert "0 pair(s) judged now, 3 already judged." in again.getvalue()
