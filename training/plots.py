@@ -64,7 +64,8 @@ def line_chart(title: str, series: list[Series], *, reference: float | None = No
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px" role="img" '
         f'aria-label="{escape(title)}">',
-        f'<text x="{LEFT}" y="16" font-size="13" font-weight="600" fill="#1d2430">{escape(title)}</text>',
+        f'<text x="{LEFT}" y="16" font-size="13" font-weight="600" fill="#1d2430" font-family="system-ui, sans-serif">'
+        f"{escape(title)}</text>",
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#dde1e7"/>',
     ]
     for tick in _ticks(y_low + pad, y_high - pad):

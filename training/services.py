@@ -27,6 +27,7 @@ from training.trainer import (
     is_main_process,
     latest_checkpoint,
     output_check,
+    reporting_check,
 )
 
 
@@ -40,6 +41,7 @@ class PreparedRun:
 def dpo_run_prepare(*, config: DPORunConfig, resume: bool = False) -> PreparedRun:
     """Everything that can be checked without a model: the configuration, every data file, the output dir."""
     config.validate()
+    reporting_check(config)
     data = preference_data_load(config.data)
     output_dir = Path(config.output).expanduser().resolve()
     output_check(output_dir, resume=resume)

@@ -30,6 +30,7 @@ MERGED_DIR = "merged"
 METRICS_FILE = "metrics.jsonl"
 RUN_CONFIG_FILE = "run_config.json"
 THREADS_ENV = "PREFSTUDIO_TORCH_THREADS"
+REPORT_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
 
 
 @dataclass
@@ -123,6 +124,18 @@ def output_check(output_dir: Path, *, resume: bool) -> None:
             f"{output_dir} already holds a trained model or checkpoints: pass --resume to continue that run, "
             "or choose another --output."
         )
+
+
+def reporting_check(config: DPORunConfig) -> None:
+    """--report-to passes through to TRL; say which package is missing before anything loads."""
+    import importlib.util
+
+    for target in (part.strip() for part in config.report_to.split(",")):
+        if target in REPORT_PACKAGES and importlib.util.find_spec(REPORT_PACKAGES[target]) is None:
+            raise InputError(
+                f"--report-to {target} needs the {REPORT_PACKAGES[target]} package, which is not installed: "
+                f"add it to requirements.txt and install it, or use --report-to none."
+            )
 
 
 # ---------------------------------------------------------------------------------------------------------

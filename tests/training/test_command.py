@@ -108,3 +108,9 @@ def test_a_failure_during_training_leaves_the_run_failed_with_the_error(export, 
     run = TrainingRun.objects.get()
     assert (run.status, run.error) == (TrainingStatus.FAILED, "RuntimeError: out of memory")
     assert run.finished_at is not None
+
+
+def test_report_to_a_tracker_that_is_not_installed_names_the_missing_package(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    with pytest.raises(CommandError, match="--report-to wandb needs the wandb package, which is not installed"):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"), report_to="wandb")

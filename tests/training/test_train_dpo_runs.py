@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tests.factories import TINY_MODEL
+from tests.training.helpers import CHAT, write
 from training.models import TrainingRun, TrainingStatus
 
 pytestmark = [pytest.mark.slow]
@@ -137,3 +138,33 @@ def test_sft_warm_start_then_dpo_with_rpo_trains_from_the_sft_model(story_export
     assert first["rewards/margins"] == 0  # the reference is the SFT model, so DPO starts from a zero margin
     assert run.config["rpo_alpha"] == 1.0
     assert json.loads((out / "run_config.json").read_text())["resolved"]["trl_loss_type"] == ["sigmoid", "sft"]
+
+
+@pytest.mark.django_db
+def test_rows_trl_would_drop_or_truncate_are_reported_and_a_set_with_nothing_left_is_refused(tmp_path):
+    rows = [
+        {"prompt": "Once upon a time, there was a cat", "chosen": " who liked fish.", "rejected": " who ran."},
+        {"prompt": "Once upon a time, there was a dog" * 4, "chosen": " who slept.", "rejected": " who sat."},
+        {"prompt": "One day", "chosen": " a very long story about the sun and the moon" * 3, "rejected": " no."},
+    ]
+    write(tmp_path / "export" / "train.parquet", rows)
+    stderr = StringIO()
+    call_command(
+        "train_dpo", data=str(tmp_path / "export"), model=str(TINY_MODEL), output=str(tmp_path / "o"),
+        max_length=24, max_steps=1, batch_size=2, learning_rate=5e-4, stdout=StringIO(), stderr=stderr,
+    )  # fmt: skip
+    run = TrainingRun.objects.get()
+    assert "1 row(s) dropped, their prompt alone fills max_length=24 tokens (row 2)" in stderr.getvalue()
+    assert "1 row(s) truncated to max_length=24 tokens (row 3)" in stderr.getvalue()
+    assert run.status == TrainingStatus.SUCCEEDED and len(run.warnings) == 2
+
+    with pytest.raises(CommandError, match="every row's prompt alone fills max_length=4 tokens"):
+        train(tmp_path / "export", tmp_path / "o2", max_length=4)
+
+
+@pytest.mark.django_db
+def test_conversational_data_for_a_model_without_chat_template_is_refused_before_training(tmp_path):
+    write(tmp_path / "export" / "train.parquet", [CHAT] * 2)
+    with pytest.raises(CommandError, match=r"is conversational .* has no chat template"):
+        train(tmp_path / "export", tmp_path / "o")
+    assert TrainingRun.objects.get().status == TrainingStatus.FAILED
