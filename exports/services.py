@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import ConflictError, StudioError
@@ -28,9 +29,12 @@ def dataset_export_create(
 ) -> DatasetExport:
     """Check the options and record a queued export. Without out_dir it goes to DATA_DIR/exports/<id>/."""
     parsed = ExportOptions.from_mapping(options)
-    export = DatasetExport.objects.create(campaign=campaign, options=parsed.as_dict(), created_by=created_by, via=via)
-    export.out_dir = str(Path(out_dir).resolve() if out_dir else settings.DATA_DIR / "exports" / str(export.pk))
-    export.save(update_fields=["out_dir"])
+    with transaction.atomic():
+        export = DatasetExport.objects.create(
+            campaign=campaign, options=parsed.as_dict(), created_by=created_by, via=via
+        )
+        export.out_dir = str(Path(out_dir).resolve() if out_dir else settings.DATA_DIR / "exports" / str(export.pk))
+        export.save(update_fields=["out_dir"])
     return export
 
 

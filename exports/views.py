@@ -3,36 +3,17 @@
 Exports run in the background (`manage.py db_worker`); an export's page reloads itself until it is done.
 """
 
-from collections.abc import Callable
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotator.errors import StudioError
+from annotator.permissions import staff_required
 from exports.forms import ExportForm
 from exports.models import ExportVia
 from exports.selectors import dataset_export_file, dataset_exports_list
 from exports.services import dataset_export_create, dataset_export_enqueue
-
-FORBIDDEN = "Only staff can see and start dataset exports. Ask an admin if you need one."
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous users go to the login page; logged-in users who are not staff get a 403 that says why."""
-
-    @wraps(view)
-    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            return _problem(request, FORBIDDEN, status=403)
-        return view(request, *args, **kwargs)
-
-    return guarded
 
 
 def _problem(request: HttpRequest, message: str, *, status: int) -> HttpResponse:

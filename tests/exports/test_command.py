@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -61,8 +62,16 @@ def test_bad_options_and_empty_exports_stop_the_command_with_a_clear_error(tmp_p
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
+def shared_database_url() -> str:
+    """The URL of the database this test runs on, for a subprocess to share it (SQLite or PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def start_interruptible_export(campaign: str, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": shared_database_url()}
     return subprocess.Popen(
         [
             sys.executable,

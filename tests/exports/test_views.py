@@ -4,11 +4,12 @@ from django.urls import reverse
 
 from exports.models import DatasetExport, ExportStatus
 from exports.services import dataset_export_create, dataset_export_run
-from exports.views import FORBIDDEN
 from tests.exports.helpers import judge_all
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
+
+FORBIDDEN = "This page is for staff (admins) only."
 
 
 @pytest.fixture
