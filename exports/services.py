@@ -76,8 +76,11 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
         _finish(export, ExportStatus.FAILED, error=error.message)
         raise
     except BaseException as error:
-        reason = "interrupted" if isinstance(error, KeyboardInterrupt | SystemExit) else type(error).__name__
-        _finish(export, ExportStatus.FAILED, error=f"The export stopped ({reason}: {error}); no file was written.")
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            message = "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
+        else:
+            message = f"The export stopped ({type(error).__name__}: {error}); no file was written."
+        _finish(export, ExportStatus.FAILED, error=message)
         raise
     _finish(export, ExportStatus.SUCCEEDED, stats={"format": result.kind, **result.stats}, files=result.files, error="")
     return export

@@ -111,7 +111,7 @@ def test_sigterm_midway_leaves_no_file_and_marks_the_export_failed(tmp_path):
     assert os.listdir(tmp_path) == []
     record = DatasetExport.objects.get()
     assert record.status == ExportStatus.FAILED
-    assert record.error.startswith("The export stopped (interrupted")
+    assert record.error == "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
 
 
 @pytest.mark.django_db(transaction=True)
