@@ -264,7 +264,22 @@ class VllmBackend:
         )
 
     def close(self) -> None:
-        del self.llm
+        """Release the engine and its memory.
+
+        vLLM keeps some state per process (its parallel groups): several engines can live in one process
+        (model A and model B of a run), but closing one breaks the others, so close them together, when
+        they are done. A new engine after that starts cleanly.
+        """
+        if getattr(self, "llm", None) is None:
+            return
+        import gc
+
+        self.llm = None
+        gc.collect()
+        if gpu_available():
+            import torch
+
+            torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ class TestTransformers:
         assert ours.text.startswith(" named")  # the continuation keeps its leading space
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chat_model(tmp_path_factory) -> Path:
     """The tiny model with a chat template added (links to its files; nothing copied into the project)."""
     folder = tmp_path_factory.mktemp("chat-model")
@@ -200,8 +200,17 @@ def chat_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def vllm_chat_backend(chat_model, vllm_backend):
+    """A second engine beside the session's one. Closed with it at the end of the session: closing one
+    vLLM engine while another one in the process is still used breaks the other (see VllmBackend.close)."""
+    backend = VllmBackend(model=str(chat_model))
+    yield backend
+    backend.close()
+
+
 @pytest.mark.slow
-def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, engine_env):
+def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, vllm_chat_backend):
     request = GenerationRequest(messages=CAT, system="Tell stories.", sampling=GREEDY, seed=3)
     transformers = TransformersBackend(model=str(chat_model))
     rendered = transformers.tokenizer.apply_chat_template(
@@ -211,13 +220,19 @@ def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, engine_e
     expected_tokens = len(transformers.tokenizer.encode(rendered, add_special_tokens=False))
     [ours] = transformers.generate([request])
     assert ours.prompt_tokens == expected_tokens
-    vllm = VllmBackend(model=str(chat_model))
-    try:
-        [theirs] = vllm.generate([request])  # through LLM.chat
-    finally:
-        vllm.close()
+    [theirs] = vllm_chat_backend.generate([request])  # through LLM.chat
     assert theirs.prompt_tokens == expected_tokens  # so the too-long check counts what the engine sees
     assert theirs.text == ours.text
+
+
+@pytest.mark.slow
+def test_two_engines_in_one_process_each_keep_their_own_results(vllm_backend, vllm_chat_backend):
+    """What a run with --model-b does: both engines alive, used in turns."""
+    request = GenerationRequest(messages=CAT, sampling=SAMPLE, seed=7)
+    before = vllm_backend.generate([request])[0].text
+    other = vllm_chat_backend.generate([request])[0].text
+    assert vllm_backend.generate([request])[0].text == before
+    assert vllm_chat_backend.generate([request])[0].text == other != before
 
 
 # ---------------------------------------------------------------------------------------------------------
