@@ -13,6 +13,8 @@ import pytest
 from django.conf import settings
 
 from annotator.errors import InputError
+from annotator.models import Candidate
+from annotator.services import campaign_create
 from generation.backends import (
     PROMPT_TOO_LONG,
     EngineOptions,
@@ -24,6 +26,8 @@ from generation.backends import (
     completion_text,
     vllm_engine_kwargs,
 )
+from generation.run_config import RunConfig
+from generation.services import generation_run_create, generation_run_execute
 from tests.factories import TINY_MODEL
 
 CAT = [{"role": "user", "content": "Once upon a time, there was a cat"}]
@@ -309,6 +313,19 @@ class TestOpenAIServer:
     def test_provenance_names_the_served_model_and_fingerprints_its_folder(self, openai_backend):
         assert openai_backend.model_name == str(TINY_MODEL)
         assert openai_backend.model_revision.startswith("sha256:")
+
+    @pytest.mark.django_db
+    def test_a_run_with_the_openai_backend_fills_a_campaign(self, vllm_server, prompts_file):
+        campaign_create(name="Served")
+        config = RunConfig(
+            model=str(TINY_MODEL), prompts_file=str(prompts_file), backend="openai", base_url=vllm_server, max_tokens=24
+        )
+        run = generation_run_create(campaign_name="Served", config=config)
+        summary = generation_run_execute(run=run)
+        assert (summary.generated, summary.candidates, summary.comparisons) == (6, 12, 6)
+        candidate = Candidate.objects.filter(generation_run=run).first()
+        assert (candidate.backend, candidate.model_name) == ("openai", str(TINY_MODEL))
+        assert candidate.prompt_tokens > 0 and candidate.completion_tokens > 0
 
     def test_a_model_the_server_does_not_serve_is_refused_with_what_it_serves(self, vllm_server):
         with pytest.raises(InputError, match=r"does not serve 'gpt-4'; it serves: .*stories260K"):

@@ -13,11 +13,12 @@ from django.db import connection
 
 from annotator.models import Candidate, Comparison, Prompt
 from annotator.services import campaign_create
+from generation import services
 from generation.models import GenerationRun, RunStatus
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
 from tests.factories import TINY_MODEL
-from tests.generation.conftest import write_jsonl
+from tests.generation.conftest import FakeBackend, write_jsonl
 
 MODEL = str(TINY_MODEL)
 
@@ -127,3 +128,21 @@ def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_
         assert prompt.comparisons.count() == 1
     assert Candidate.objects.filter(generation_run=killed).count() == 2 * done_before
     assert Candidate.objects.filter(generation_run=rerun).count() == 2 * (len(animals) - done_before)
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tty", [True, False])
+def test_a_progress_bar_is_shown_only_on_a_terminal(tty, prompts_file, monkeypatch, capsys):
+    monkeypatch.setattr(services, "backend_load", lambda **kwargs: FakeBackend())
+    campaign_create(name="Stories")
+    out = Terminal() if tty else StringIO()
+    call_command(
+        "generate_pairs", "--campaign", "Stories", "--model", MODEL, "--prompts", str(prompts_file), stdout=out
+    )
+    assert "Generated for 6 prompt(s)" in out.getvalue()
+    assert ("6/6" in capsys.readouterr().err) is tty

@@ -5,6 +5,7 @@ import pytest
 from annotator.errors import InputError
 from annotator.models import Campaign, Candidate, Comparison, Prompt
 from annotator.services import campaign_create, prompt_create
+from generation.backends import GenerationRequest, Sampling
 from generation.models import GenerationRun, RunStatus
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
@@ -207,3 +208,26 @@ def test_a_bad_prompts_file_is_refused_before_the_run_is_recorded(stories, tmp_p
     with pytest.raises(InputError, match=r"bad.jsonl, line 2: field 'prompt' is missing"):
         make_run(stories, bad)
     assert not GenerationRun.objects.exists()
+
+
+@pytest.mark.slow
+def test_with_real_vllm_every_candidate_regenerates_from_its_stored_seed_and_settings(
+    stories, prompts_file, vllm_backend
+):
+    run = make_run(stories, prompts_file, temperatures=[0.7, 1.1], top_p=[0.95], max_tokens=40, seed=13)
+    summary = generation_run_execute(run=run, backends={"a": vllm_backend})
+
+    assert (summary.generated, summary.comparisons) == (len(STORY_PROMPTS), len(STORY_PROMPTS))
+    for comparison in Comparison.objects.select_related("prompt", "candidate_a", "candidate_b"):
+        a, b = comparison.candidate_a, comparison.candidate_b
+        assert a.text.strip() and b.text.strip()
+        assert " ".join(a.text.split()) != " ".join(b.text.split())
+        assert (a.backend, a.model_name) == ("vllm", str(TINY_MODEL))
+        assert a.finish_reason in ("stop", "length")
+        assert 0 < a.completion_tokens <= 40
+    candidate = Candidate.objects.order_by("id").last()
+    assert candidate.sampling_params == {"temperature": 1.1, "top_p": 0.95, "max_tokens": 40}
+    request = GenerationRequest(
+        messages=candidate.prompt.messages, sampling=Sampling(**candidate.sampling_params), seed=candidate.seed
+    )
+    assert vllm_backend.generate([request])[0].text == candidate.text
