@@ -18,10 +18,14 @@ class FloatListField(forms.CharField):
 class GenerationStartForm(forms.Form):
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.order_by("name"))
     model = forms.CharField(max_length=500, help_text="Model folder on the server, or a Hugging Face id.")
-    model_b = forms.CharField(max_length=500, required=False, help_text="Optional: compare against this model.")
+    model_b = forms.CharField(
+        max_length=500, required=False, label="Second model", help_text="Optional: every pair is one answer of each."
+    )
     backend = forms.ChoiceField(choices=[(b, b) for b in BACKENDS], initial="vllm")
-    base_url = forms.CharField(max_length=500, required=False, help_text="openai backend: the server's /v1 URL.")
-    prompts = forms.FileField(required=False, help_text="JSONL or Parquet, one prompt per row.")
+    base_url = forms.CharField(
+        max_length=500, required=False, label="Server URL", help_text="openai backend: the server's /v1 URL."
+    )
+    prompts = forms.FileField(required=False, label="Prompts file", help_text="JSONL or Parquet, one prompt per row.")
     fill_campaign = forms.BooleanField(
         required=False, help_text="Also generate for the campaign's prompts that have no comparisons yet."
     )
