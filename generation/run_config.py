@@ -8,6 +8,18 @@ from generation.backends import BACKENDS, EngineOptions
 from generation.provenance import model_check
 from generation.sampling import PAIRS_MODES
 
+ENGINE_FIELDS = (
+    "revision",
+    "dtype",
+    "max_model_len",
+    "tensor_parallel_size",
+    "gpu_memory_utilization",
+    "kv_cache_bytes",
+    "base_url",
+    "concurrency",
+    "openai_api",
+)
+
 
 @dataclass
 class RunConfig:
@@ -49,21 +61,17 @@ class RunConfig:
     def two_models(self) -> bool:
         return bool(self.model_b)
 
+    @staticmethod
+    def engine_fields(options: EngineOptions) -> dict[str, Any]:
+        """The engine fields of a RunConfig, from EngineOptions (e.g. parsed by generation.cli)."""
+        return {name: getattr(options, name) for name in ENGINE_FIELDS}
+
     def engine_options(self) -> EngineOptions:
-        gpu_share = self.gpu_memory_utilization
-        if gpu_share is None and self.two_models:
-            gpu_share = 0.45  # two vLLM engines share the GPU; the default 0.9 would leave none for the second
-        return EngineOptions(
-            revision=self.revision,
-            dtype=self.dtype,
-            max_model_len=self.max_model_len,
-            tensor_parallel_size=self.tensor_parallel_size,
-            gpu_memory_utilization=gpu_share,
-            kv_cache_bytes=self.kv_cache_bytes,
-            base_url=self.base_url,
-            concurrency=self.concurrency,
-            openai_api=self.openai_api,
-        )
+        options = {name: getattr(self, name) for name in ENGINE_FIELDS}
+        if options["gpu_memory_utilization"] is None and self.two_models:
+            # Two vLLM engines share the GPU; the default 0.9 would leave none for the second.
+            options["gpu_memory_utilization"] = 0.45
+        return EngineOptions(**options)
 
     def engine_options_b(self) -> EngineOptions:
         """Model B: the same engine settings, without model A's revision."""

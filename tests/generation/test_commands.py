@@ -146,3 +146,23 @@ def test_a_progress_bar_is_shown_only_on_a_terminal(tty, prompts_file, monkeypat
     )
     assert "Generated for 6 prompt(s)" in out.getvalue()
     assert ("6/6" in capsys.readouterr().err) is tty
+
+
+@pytest.mark.django_db
+def test_engine_options_are_passed_to_the_backend_and_kept_in_the_runs_config(prompts_file, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(services, "backend_load", lambda **kwargs: loaded.append(kwargs) or FakeBackend())
+    campaign_create(name="Stories")
+    generate(
+        "--campaign", "Stories", "--model", MODEL, "--prompts", str(prompts_file),
+        "--dtype", "bfloat16", "--max-model-len", "256", "--kv-cache-mib", "32", "--revision", "v2",
+    )  # fmt: skip
+    config = GenerationRun.objects.get().config
+    assert (config["dtype"], config["max_model_len"], config["kv_cache_bytes"]) == ("bfloat16", 256, 32 << 20)
+    [call] = loaded
+    assert (call["backend"], call["model"]) == ("vllm", MODEL)
+    assert (call["options"].dtype, call["options"].kv_cache_bytes, call["options"].revision) == (
+        "bfloat16",
+        32 << 20,
+        "v2",
+    )

@@ -1,11 +1,10 @@
 import argparse
-import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.errors import StudioError
-from generation.backends import BACKENDS
+from generation.cli import add_engine_arguments, engine_options_from
 from generation.run_config import RunConfig
 from generation.sampling import PAIRS_MODES
 from generation.services import RunSummary, generation_run_create, generation_run_execute
@@ -29,13 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--create-campaign", action="store_true", help="Create the campaign if it does not exist.")
         parser.add_argument("--model", required=True, help="Model folder or hub id (openai: the served model name).")
         parser.add_argument("--model-b", default="", help="A second model: each comparison pairs it with --model.")
-        parser.add_argument("--revision", default="", help="Hub revision of --model (recorded as provenance).")
         parser.add_argument("--prompts", default="", help="A .jsonl or .parquet file of prompts.")
         parser.add_argument("--format", choices=["jsonl", "parquet"], help="Default: from the file extension.")
         parser.add_argument(
             "--fill-campaign", action="store_true", help="Also generate for campaign prompts that have no comparisons."
         )
-        parser.add_argument("--backend", choices=BACKENDS, default="vllm")
         parser.add_argument("--n", type=int, default=2, help="Candidates per prompt (default 2).")
         parser.add_argument("--temperatures", type=float_list, default=[1.0], help="One, or one per candidate.")
         parser.add_argument("--top-p", type=float_list, default=[1.0], help="One, or one per candidate.")
@@ -45,21 +42,11 @@ class Command(BaseCommand):
         parser.add_argument("--pairs-per-prompt", type=int, default=1, help="With --pairs random.")
         parser.add_argument("--max-resamples", type=int, default=3, help="For empty or identical responses.")
         parser.add_argument("--batch-size", type=int, default=64, help="Prompts per committed batch.")
-        engine = parser.add_argument_group("engine (default: the engine's on a GPU, measured settings on a CPU)")
-        engine.add_argument("--dtype")
-        engine.add_argument("--max-model-len", type=int)
-        engine.add_argument("--tensor-parallel-size", type=int, default=1)
-        engine.add_argument("--gpu-memory-utilization", type=float)
-        engine.add_argument("--kv-cache-mib", type=int, help="vLLM KV-cache size (CPU default 64).")
-        engine.add_argument("--threads", type=int, help="CPU threads for torch (sets OMP_NUM_THREADS).")
-        engine.add_argument("--base-url", default="", help="openai: the server, e.g. http://127.0.0.1:8000/v1.")
-        engine.add_argument("--concurrency", type=int, default=8, help="openai: requests in flight.")
-        engine.add_argument("--openai-api", choices=["auto", "chat", "completions"], default="auto")
+        add_engine_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["threads"]:
-            os.environ["OMP_NUM_THREADS"] = str(options["threads"])
         config = RunConfig(
+            **RunConfig.engine_fields(engine_options_from(options)),
             model=options["model"],
             prompts_file=options["prompts"],
             file_format=options["format"],
@@ -75,15 +62,6 @@ class Command(BaseCommand):
             pairs_per_prompt=options["pairs_per_prompt"],
             max_resamples=options["max_resamples"],
             batch_size=options["batch_size"],
-            revision=options["revision"],
-            dtype=options["dtype"],
-            max_model_len=options["max_model_len"],
-            tensor_parallel_size=options["tensor_parallel_size"],
-            gpu_memory_utilization=options["gpu_memory_utilization"],
-            kv_cache_bytes=options["kv_cache_mib"] << 20 if options["kv_cache_mib"] else None,
-            base_url=options["base_url"],
-            concurrency=options["concurrency"],
-            openai_api=options["openai_api"],
         )
         bar = None
         try:
