@@ -5,12 +5,8 @@ optional `system` and `metadata`; every other field is kept in the comparison's 
 provenance per side: `model_a`/`model_b` (or a `models` list of two).
 """
 
-import io
-import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,9 +15,9 @@ from django.db import transaction
 from annotator.conversations import Message, conversation_hash, conversation_normalize
 from annotator.errors import InputError
 from annotator.models import Campaign, Candidate, Comparison, Prompt
+from annotator.records import records_parse
 from annotator.services import campaign_get_or_create
 
-MAX_ERRORS_SHOWN = 20
 KNOWN_FIELDS = {"prompt", "system", "response_a", "response_b", "metadata", "model_a", "model_b"}
 
 
@@ -50,63 +46,7 @@ class ImportResult:
     already_present: int
 
 
-@dataclass(frozen=True)
-class _Unreadable:
-    """A line that could not be decoded: reported with the other bad rows."""
-
-    reason: str
-
-
-def _detect_format(name: str, explicit: str | None) -> str:
-    if explicit:
-        if explicit not in ("jsonl", "parquet"):
-            raise InputError(f"Unknown format {explicit!r}: use jsonl or parquet.")
-        return explicit
-    suffix = Path(name).suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return "jsonl"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    raise InputError(f"Cannot tell the format of {name!r} from its extension: use .jsonl or .parquet.")
-
-
-def _records_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
-    text = io.TextIOWrapper(stream, encoding="utf-8")
-    try:
-        for number, line in enumerate(text, start=1):
-            if not line.strip():
-                continue
-            where = f"{name}, line {number}"
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as error:
-                yield where, _Unreadable(f"not valid JSON ({error.msg} at column {error.colno})")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{name}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
-    finally:
-        text.detach()
-
-
-def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(stream)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"{name}: not a readable Parquet file ({error}).") from None
-    number = 0
-    for batch in parquet.iter_batches(batch_size=1024):
-        for record in batch.to_pylist():
-            number += 1
-            yield f"{name}, row {number}", record
-
-
-def _parse_row(where: str, record: Any) -> PairRow:
-    if isinstance(record, _Unreadable):
-        raise ValueError(record.reason)
-    if not isinstance(record, dict):
-        raise ValueError("must be a JSON object")
+def _parse_row(where: str, record: dict[str, Any]) -> PairRow:
     for required in ("prompt", "response_a", "response_b"):
         if required not in record or record[required] is None:
             raise ValueError(f"field '{required}' is missing")
@@ -141,21 +81,13 @@ def _parse_row(where: str, record: Any) -> PairRow:
 
 def pairs_read(stream: IO[bytes], *, name: str, file_format: str | None = None) -> list[PairRow]:
     """Parse and validate every row; raise one InputError that lists the bad rows (line and field)."""
-    kind = _detect_format(name, file_format)
-    records = _records_jsonl(stream, name) if kind == "jsonl" else _records_parquet(stream, name)
-    rows: list[PairRow] = []
-    errors: list[str] = []
-    for where, record in records:
-        try:
-            rows.append(_parse_row(where, record))
-        except ValueError as error:
-            errors.append(f"{where}: {error}")
-    if errors:
-        shown = "\n".join(f"  - {e}" for e in errors[:MAX_ERRORS_SHOWN])
-        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise InputError(
-            f"{len(errors)} bad row(s) in {name}; nothing was imported. Fix them and import again:\n{shown}{more}"
-        )
+    rows = records_parse(
+        stream,
+        name=name,
+        file_format=file_format,
+        parse=_parse_row,
+        refusal="nothing was imported. Fix them and import again",
+    )
     if not rows:
         raise InputError(f"{name} holds no rows: nothing to import.")
     return rows

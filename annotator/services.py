@@ -133,7 +133,7 @@ def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
 
 
-def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bool) -> Assignment | None | object:
+def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bool) -> Assignment | object | None:
     now = timezone.now()
     with transaction.atomic():
         current = (

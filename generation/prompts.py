@@ -11,11 +11,8 @@ from typing import IO, Any
 
 from annotator.conversations import Message, conversation_hash, conversation_normalize
 from annotator.errors import InputError
+from annotator.records import records_parse
 
-# The record readers of the pair importer: the same file formats, line numbers and error messages.
-from annotator.importing import _detect_format, _records_jsonl, _records_parquet
-
-MAX_ERRORS_SHOWN = 20
 KNOWN_FIELDS = {"prompt", "system", "metadata"}
 
 
@@ -37,10 +34,7 @@ class PromptFile:
     repeated: int  # rows whose prompt appeared earlier in the file
 
 
-def _parse_row(where: str, record: Any) -> PromptRow:
-    if not isinstance(record, dict):
-        # A line the reader could not decode carries its reason (not valid JSON ...).
-        raise ValueError(getattr(record, "reason", "must be a JSON object"))
+def _parse_row(where: str, record: dict[str, Any]) -> PromptRow:
     if record.get("prompt") is None:
         raise ValueError("field 'prompt' is missing")
     messages, system = conversation_normalize(record["prompt"], record.get("system"))
@@ -53,19 +47,13 @@ def _parse_row(where: str, record: Any) -> PromptRow:
 
 def prompts_read(stream: IO[bytes], *, name: str, file_format: str | None = None) -> PromptFile:
     """Parse and validate every row; raise one InputError that lists the bad rows (line and field)."""
-    kind = _detect_format(name, file_format)
-    records = _records_jsonl(stream, name) if kind == "jsonl" else _records_parquet(stream, name)
-    rows: list[PromptRow] = []
-    errors: list[str] = []
-    for where, record in records:
-        try:
-            rows.append(_parse_row(where, record))
-        except ValueError as error:
-            errors.append(f"{where}: {error}")
-    if errors:
-        shown = "\n".join(f"  - {e}" for e in errors[:MAX_ERRORS_SHOWN])
-        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise InputError(f"{len(errors)} bad row(s) in {name}; nothing was generated. Fix them first:\n{shown}{more}")
+    rows = records_parse(
+        stream,
+        name=name,
+        file_format=file_format,
+        parse=_parse_row,
+        refusal="nothing was generated. Fix them first",
+    )
     if not rows:
         raise InputError(f"{name} holds no prompts: nothing to generate.")
     distinct: dict[str, PromptRow] = {}
