@@ -24,7 +24,7 @@ def run_in_threads(target, args_list):
     def wrapped(*args):
         try:
             target(*args)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+        except BaseException as error:  # re-raised in the main thread below
             errors.append(error)
         finally:
             connection.close()
