@@ -1,7 +1,10 @@
+import os
+import tempfile
+
 import pytest
 from django.test import Client
 
-from tests.factories import make_campaign, make_user
+from tests.factories import TINY_MODEL, make_campaign, make_user
 
 
 @pytest.fixture
@@ -41,3 +44,46 @@ def staff_client(staff) -> Client:
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# Real engines on the tiny model, shared by every test that needs one (generation, the AI judge).
+
+
+@pytest.fixture(scope="session")
+def engine_env(tmp_path_factory: pytest.TempPathFactory):
+    """vLLM and torch write caches, sockets and compiled kernels: keep them in a temporary folder.
+
+    Also the environment for subprocesses (manage.py, vllm serve): one thread, offline, one process.
+    """
+    folder = tmp_path_factory.mktemp("engine")
+    env = {
+        "VLLM_CACHE_ROOT": str(folder / "vllm-cache"),
+        "TMPDIR": str(folder),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(engine_env):
+    """One vLLM engine on the tiny model for the whole session (starting one takes 10-20 s here)."""
+    from generation.backends import VllmBackend
+
+    backend = VllmBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def transformers_backend(engine_env):
+    from generation.backends import TransformersBackend
+
+    backend = TransformersBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()

@@ -1,13 +1,10 @@
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from generation.backends import PROMPT_TOO_LONG, GenerationRequest, GenerationResult
-from tests.factories import TINY_MODEL
 
 STORY_PROMPTS = [
     "Once upon a time, there was a cat",
@@ -70,43 +67,3 @@ def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
 @pytest.fixture
 def prompts_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in STORY_PROMPTS])
-
-
-@pytest.fixture(scope="session")
-def engine_env(tmp_path_factory: pytest.TempPathFactory):
-    """vLLM and torch write caches, sockets and compiled kernels: keep them in a temporary folder.
-
-    Also the environment for subprocesses (manage.py, vllm serve): one thread, offline, one process.
-    """
-    folder = tmp_path_factory.mktemp("engine")
-    env = {
-        "VLLM_CACHE_ROOT": str(folder / "vllm-cache"),
-        "TMPDIR": str(folder),
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        patch.setattr(tempfile, "tempdir", str(folder))
-        yield {**os.environ, **env}
-
-
-@pytest.fixture(scope="session")
-def vllm_backend(engine_env):
-    """One vLLM engine on the tiny model for the whole session (starting one takes 10-20 s here)."""
-    from generation.backends import VllmBackend
-
-    backend = VllmBackend(model=str(TINY_MODEL))
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(scope="session")
-def transformers_backend(engine_env):
-    from generation.backends import TransformersBackend
-
-    backend = TransformersBackend(model=str(TINY_MODEL))
-    yield backend
-    backend.close()

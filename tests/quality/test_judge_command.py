@@ -60,3 +60,34 @@ def test_judge_pairs_command_with_the_transformers_backend_records_both_orders(t
         "judge_pairs", "--campaign", "Judge me", "--model", str(TINY_MODEL), "--backend", "transformers", stdout=again
     )
     assert "0 pair(s) judged now, 3 already judged." in again.getvalue()
+
+
+@pytest.mark.slow
+def test_judge_with_real_vllm_asks_both_orders_with_logprobs_and_keeps_raw_outputs(vllm_backend, monkeypatch):
+    from quality.judging import judge_template_load
+    from quality.services import judge_pairs_run, judge_user_get_or_create
+
+    campaign = short_story_campaign("vLLM judge", pairs=4)
+    calls = []
+    original = vllm_backend.generate
+
+    def recording(requests):
+        calls.extend(requests)
+        return original(requests)
+
+    monkeypatch.setattr(vllm_backend, "generate", recording)
+    summary = judge_pairs_run(
+        campaign=campaign,
+        backend=vllm_backend,
+        template=judge_template_load(),
+        judge=judge_user_get_or_create(model=vllm_backend.model_name),
+    )
+    assert len(calls) == 8 and all(r.sampling.temperature == 0 and r.sampling.logprobs for r in calls)
+    assert summary.judged == 4
+    assert summary.consistent + summary.inconsistent + summary.unparseable_pairs == 4
+    judgments = list(Judgment.objects.filter(source="ai"))
+    assert len(judgments) == 4
+    answers = [order for j in judgments for order in j.details["orders"]]
+    assert len(answers) == 8 and all(isinstance(order["raw"], str) for order in answers)
+    assert sum(order["answer"] is None for order in answers) == summary.unparseable_answers
+    assert {j.details["backend"] for j in judgments} == {"vllm"}
