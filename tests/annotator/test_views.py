@@ -229,3 +229,15 @@ def test_sides_shown_are_the_sides_stored(db):
         judgment = Judgment.objects.get(annotator=user)
         assert judgment.shown_left == (Side.A if left.pk == judgment.comparison.candidate_a_id else Side.B)
         assert judgment.verdict == judgment.shown_left
+
+
+def test_staff_see_links_to_the_staff_pages_and_annotators_do_not(annotator_client, staff_client, campaign):
+    staff_links = ["/generation/", "/quality/", "/exports/", "/training/", "/admin/"]
+    staff_html = staff_client.get(reverse("annotator:campaign_list")).content.decode()
+    for link in staff_links:
+        assert f'href="{link}"' in staff_html
+    assert f"/exports/new/?campaign={campaign.pk}" in staff_html
+    annotator_html = annotator_client.get(reverse("annotator:campaign_list")).content.decode()
+    for link in staff_links:
+        assert f'href="{link}"' not in annotator_html
+    assert "/exports/new/" not in annotator_html
