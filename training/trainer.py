@@ -84,11 +84,8 @@ def detect_device(config: DPORunConfig) -> DeviceInfo:
         bf16 = False
     else:  # auto: bf16 where the GPU does it natively, fp32 on CPU (no speed-up there, and TRL's default fails)
         bf16 = on_gpu and torch.cuda.is_bf16_supported()
-    if on_gpu:
-        name = torch.cuda.get_device_name(0)
-        description = f"{world_size()} x {name}" if world_size() > 1 else name
-    else:
-        description = f"CPU ({torch.get_num_threads()} threads)"
+    name = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
+    description = f"{world_size()} x {name}" if world_size() > 1 else name
     return DeviceInfo(on_gpu=on_gpu, bf16=bf16, description=description, world_size=world_size())
 
 

@@ -158,8 +158,8 @@ def test_rows_trl_would_drop_or_truncate_are_reported_and_a_set_with_nothing_lef
     assert "1 row(s) truncated to max_length=24 tokens (row 3)" in stderr.getvalue()
     assert run.status == TrainingStatus.SUCCEEDED and len(run.warnings) == 2
 
-    with pytest.raises(CommandError, match="every row's prompt alone fills max_length=4 tokens"):
-        train(tmp_path / "export", tmp_path / "o2", max_length=4)
+    with pytest.raises(CommandError, match="every row.s prompt alone fills max_length=2 tokens"):
+        train(tmp_path / "export", tmp_path / "o2", max_length=2)
 
 
 @pytest.mark.django_db
@@ -168,3 +168,21 @@ def test_conversational_data_for_a_model_without_chat_template_is_refused_before
     with pytest.raises(CommandError, match=r"is conversational .* has no chat template"):
         train(tmp_path / "export", tmp_path / "o")
     assert TrainingRun.objects.get().status == TrainingStatus.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_once(story_export, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}", "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node=2", "manage.py", "train_dpo"]
+    command += [f"--data={story_export}", f"--model={TINY_MODEL}", f"--output={out}", "--learning-rate=5e-4"]
+    command += ["--batch-size=4", "--n-epochs=1", "--logging-steps=1", "--num-threads=1"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = TrainingRun.objects.get()  # one row, though two processes ran the command
+    pairs = run.dataset_files["train"]["rows"]
+    assert run.global_step == -(-pairs // 8)  # 4 pairs per process per step, 2 processes
+    assert run.device == "2 x CPU (1 threads)" and run.status == TrainingStatus.SUCCEEDED
+    assert json.loads((out / "run_config.json").read_text())["resolved"]["world_size"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == run.metrics.count()
+    assert f"Training run {run.pk} succeeded" in done.stdout and "Training succeeded" in done.stdout
