@@ -137,6 +137,8 @@ def dpo_run(
             if run is not None:  # forget what the resumed run will log again
                 step = latest_checkpoint(prepared.output_dir)[0]
                 run.metrics.filter(step__gt=step).delete()
+                TrainingRun.objects.filter(pk=run.pk).update(global_step=step)
+                run.global_step = step
         if run is None:
             run = training_run_create(prepared=prepared, created_by=created_by)
 

@@ -173,6 +173,19 @@ def dpo_train(
     warnings = _length_warnings(config, data, tokenizer, train_rows, eval_rows)
     if on_start is not None:
         on_start(device, warnings)
+    logger.info(
+        "DPO of %s on %d pairs (%s validation) on %s: %d epoch(s), batch %d, learning rate %g, beta %g, loss %s%s",
+        config.model,
+        data.train.rows,
+        data.validation.rows if data.validation else "no",
+        device.description + (", bf16" if device.bf16 else ", fp32"),
+        config.n_epochs,
+        config.batch_size,
+        config.resolved_learning_rate,
+        config.beta,
+        "+".join(config.trl_losses[0]),
+        f", LoRA r={config.lora_r}" if config.lora else "",
+    )
 
     model_path = config.model
     if config.sft_epochs:

@@ -5,7 +5,6 @@ Runs started here go to the background worker (`manage.py db_worker`) through th
 """
 
 from collections.abc import Callable
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotator.errors import StudioError
@@ -85,7 +85,7 @@ def run_create(request: HttpRequest) -> HttpResponse:
         return render(request, "training/run_form.html", {"form": TrainingRunForm()})
     form = TrainingRunForm(request.POST)
     if form.is_valid():
-        output = Path(settings.DATA_DIR) / "training" / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
+        output = Path(settings.DATA_DIR) / "training" / timezone.now().strftime("run-%Y%m%d-%H%M%S-%f")
         try:
             config = DPORunConfig(**form.config_values(), output=str(output))
             run = training_run_queue(config=config, created_by=request.user)

@@ -158,7 +158,7 @@ def test_rows_trl_would_drop_or_truncate_are_reported_and_a_set_with_nothing_lef
     assert "1 row(s) truncated to max_length=24 tokens (row 3)" in stderr.getvalue()
     assert run.status == TrainingStatus.SUCCEEDED and len(run.warnings) == 2
 
-    with pytest.raises(CommandError, match="every row.s prompt alone fills max_length=2 tokens"):
+    with pytest.raises(CommandError, match=r"every row.s prompt alone fills max_length=2 tokens"):
         train(tmp_path / "export", tmp_path / "o2", max_length=2)
 
 

@@ -202,3 +202,12 @@ def test_the_task_marks_the_run_failed_when_its_data_changed_meanwhile(staff_cli
     train_dpo_task.call(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == TrainingStatus.FAILED and "has changed since the export" in run.error
+
+
+def test_staff_get_the_new_run_form_offering_finished_exports(staff_client, export):
+    response = staff_client.get(reverse("training:run_create"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert f'<option value="{export.pk}">Export {export.pk} of Stories (succeeded)</option>' in page
+    assert "Start training" in page
+    assert "Must be &gt; 0 and &lt;= 2" in page  # the options explain themselves, from DPORunConfig
