@@ -186,3 +186,21 @@ def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_on
     assert json.loads((out / "run_config.json").read_text())["resolved"]["world_size"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == run.metrics.count()
     assert f"Training run {run.pk} succeeded" in done.stdout and "Training succeeded" in done.stdout
+
+
+@pytest.mark.django_db
+def test_full_logits_on_cpu_log_the_same_metrics_as_trls_tiled_path(story_export, tmp_path, monkeypatch):
+    from training import trainer
+
+    train(story_export, tmp_path / "plain", max_steps=3)
+    monkeypatch.setattr(trainer, "PLAIN_LOGITS_MAX_BYTES", 0)  # TRL's own fused, tiled log-prob path
+    train(story_export, tmp_path / "tiled", max_steps=3)
+    plain, tiled = (
+        [m.values for m in TrainingRun.objects.get(output_dir=str(tmp_path / name)).metrics.filter(split="train")]
+        for name in ("plain", "tiled")
+    )
+    assert len(plain) == len(tiled) == 3
+    for ours, trls in zip(plain, tiled, strict=True):
+        for key in ("loss", "rewards/margins", "rewards/chosen", "logps/rejected", "entropy", "logits/chosen"):
+            assert ours[key] == pytest.approx(trls[key], rel=1e-4, abs=1e-5), key
+        assert ours["mean_token_accuracy"] == trls["mean_token_accuracy"]
