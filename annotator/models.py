@@ -55,7 +55,9 @@ class Prompt(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["campaign", "content_hash"])]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "content_hash"], name="prompt_unique_per_campaign"),
+        ]
 
     def __str__(self) -> str:
         last = self.messages[-1]["content"] if self.messages else ""

@@ -71,20 +71,26 @@ def campaign_get_or_create(*, name: str, created_by: AbstractBaseUser | None = N
     return campaign_create(name=name, created_by=created_by), True
 
 
-def prompt_create(
+def prompt_get_or_create(
     *, campaign: Campaign, prompt: str | list[dict[str, str]], system: str = "", metadata: dict | None = None
-) -> Prompt:
+) -> tuple[Prompt, bool]:
+    """The campaign's prompt with this conversation (one per campaign), created if needed."""
     try:
         messages, system = conversation_normalize(prompt, system)
     except ValueError as error:
         raise InputError(f"Bad prompt: {error}.") from None
-    return Prompt.objects.create(
-        campaign=campaign,
-        messages=messages,
-        system=system,
-        metadata=metadata or {},
-        content_hash=conversation_hash(messages, system),
-    )
+    content_hash = conversation_hash(messages, system)
+    existing = Prompt.objects.filter(campaign=campaign, content_hash=content_hash).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            created = Prompt.objects.create(
+                campaign=campaign, messages=messages, system=system, metadata=metadata or {}, content_hash=content_hash
+            )
+    except IntegrityError:  # created by someone else a moment ago
+        return Prompt.objects.get(campaign=campaign, content_hash=content_hash), False
+    return created, True
 
 
 def candidate_create(*, prompt: Prompt, text: str, **provenance: Any) -> Candidate:

@@ -22,8 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import InputError, StudioError
-from annotator.models import Campaign, Candidate, Prompt
-from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_create
+from annotator.models import Campaign, Candidate
+from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
 from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
 from generation.models import GenerationRun, RunStatus
 from generation.prompts import PromptRow, prompts_read, prompts_read_path
@@ -254,10 +254,10 @@ def _batch_store(
                     summary.skipped_duplicate += 1
                     summary.skip(row, f"identical responses after {config.max_resamples} resample(s)")
                 continue
-            prompt = Prompt.objects.filter(campaign=campaign, content_hash=row.content_hash).first()
-            if prompt is None:
-                prompt = prompt_create(campaign=campaign, prompt=row.messages, system=row.system, metadata=row.metadata)
-            elif prompt.comparisons.exists():
+            prompt, created = prompt_get_or_create(
+                campaign=campaign, prompt=row.messages, system=row.system, metadata=row.metadata
+            )
+            if not created and prompt.comparisons.exists():
                 summary.already_done += 1  # another run finished it meanwhile
                 continue
             candidates: dict[int, Candidate] = {}

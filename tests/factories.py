@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotator.models import Campaign, Comparison
-from annotator.services import campaign_create, candidate_create, comparison_create, prompt_create
+from annotator.services import campaign_create, candidate_create, comparison_create, prompt_get_or_create
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HUMAN_PREFERENCES = SHARED / "data" / "human-preferences.jsonl"
@@ -27,7 +27,7 @@ def make_campaign(name: str = "Campaign", *, pairs: int = 3, overlap: int = 1, *
 
 
 def add_pair(campaign: Campaign, prompt: str | list, text_a: str, text_b: str, **prompt_options) -> Comparison:
-    prompt_obj = prompt_create(campaign=campaign, prompt=prompt, **prompt_options)
+    prompt_obj, _ = prompt_get_or_create(campaign=campaign, prompt=prompt, **prompt_options)
     a = candidate_create(prompt=prompt_obj, text=text_a, model_name="model-a", backend="test")
     b = candidate_create(prompt=prompt_obj, text=text_b, model_name="model-b", backend="test")
     return comparison_create(candidate_a=a, candidate_b=b)

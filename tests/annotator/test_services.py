@@ -199,3 +199,18 @@ def test_ai_judgments_take_no_human_slot(db):
         comparison=comparison, annotator=make_user("ai-judge"), verdict=Verdict.A, shown_left=Side.A, source="ai"
     )
     assert assignment_next(campaign=campaign, annotator=make_user("human")).comparison_id == comparison.pk
+
+
+def test_a_prompt_is_stored_once_per_campaign(db):
+    from annotator.services import prompt_get_or_create
+
+    campaign, other = make_campaign("One", pairs=0), make_campaign("Two", pairs=0)
+    first, created = prompt_get_or_create(campaign=campaign, prompt="Hi", system="Be brief.")
+    again, created_again = prompt_get_or_create(
+        campaign=campaign, prompt=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    )
+    elsewhere, created_elsewhere = prompt_get_or_create(campaign=other, prompt="Hi", system="Be brief.")
+    assert (created, created_again, created_elsewhere) == (True, False, True)
+    assert again.pk == first.pk and elsewhere.pk != first.pk
+    with pytest.raises(InputError, match="Bad prompt: 'prompt' must end with a user turn"):
+        prompt_get_or_create(campaign=campaign, prompt=[{"role": "assistant", "content": "x"}])

@@ -4,7 +4,7 @@ import pytest
 
 from annotator.errors import InputError
 from annotator.models import Campaign, Candidate, Comparison, Prompt
-from annotator.services import campaign_create, prompt_create
+from annotator.services import campaign_create, prompt_get_or_create
 from generation.backends import GenerationRequest, Sampling
 from generation.models import GenerationRun, RunStatus
 from generation.run_config import RunConfig
@@ -169,7 +169,7 @@ def test_a_rerun_of_a_finished_run_samples_nothing(stories, prompts_file):
 
 def test_fill_campaign_generates_for_prompts_without_comparisons_only(stories):
     add_pair(stories, "Already paired", "A", "B")
-    waiting = prompt_create(campaign=stories, prompt="Once upon a time, there was a fox", metadata={"k": 1})
+    waiting, _ = prompt_get_or_create(campaign=stories, prompt="Once upon a time, there was a fox", metadata={"k": 1})
     summary = generation_run_execute(run=make_run(stories, fill_campaign=True), backends={"a": FakeBackend()})
     assert (summary.prompts, summary.generated) == (1, 1)
     assert waiting.comparisons.count() == 1

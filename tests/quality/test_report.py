@@ -3,7 +3,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotator.models import Judgment
-from annotator.services import candidate_create, comparison_create, prompt_create
+from annotator.services import candidate_create, comparison_create, prompt_get_or_create
 from quality.selectors import campaign_quality_report
 from quality.stats import fleiss_kappa, krippendorff_alpha_nominal
 from tests.factories import make_campaign, make_user
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def pair(campaign, i, text_a="short", text_b="a much longer answer", model_a="", model_b=""):
-    prompt = prompt_create(campaign=campaign, prompt=f"Q{i}")
+    prompt, _ = prompt_get_or_create(campaign=campaign, prompt=f"Q{i}")
     a = candidate_create(prompt=prompt, text=f"{text_a} {i}", model_name=model_a)
     b = candidate_create(prompt=prompt, text=f"{text_b} {i}", model_name=model_b)
     return comparison_create(candidate_a=a, candidate_b=b)
