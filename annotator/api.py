@@ -7,7 +7,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +15,7 @@ from annotator.conversations import conversation_with_system
 from annotator.errors import ConflictError, InputError, StudioError
 from annotator.importing import pairs_import_file
 from annotator.models import Campaign, Comparison, Judgment, Side
+from annotator.permissions import IsStaff
 from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for
 from annotator.serializers import (
     CampaignSerializer,
@@ -123,7 +123,7 @@ class JudgmentCreateApi(APIView):
 
 
 class PairsImportApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsStaff]
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(request=ImportInputSerializer, responses={201: ImportResultSerializer})

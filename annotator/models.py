@@ -10,6 +10,15 @@ from django.db import models
 from django.db.models import F, Q
 
 
+class JobStatus(models.TextChoices):
+    """Where a background job (a generation run, an export, a training run) stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class Campaign(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)

@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,14 +13,11 @@ from rest_framework.views import APIView
 from annotator.api import error_response
 from annotator.errors import StudioError
 from annotator.models import Campaign
+from annotator.permissions import IsStaff
 from exports.models import ExportVia
 from exports.selectors import dataset_export_file, dataset_exports_list
 from exports.serializers import DatasetExportSerializer, ExportOptionsSerializer
 from exports.services import dataset_export_create, dataset_export_enqueue
-
-
-class IsStaff(IsAdminUser):
-    message = "Only staff can see and start dataset exports."
 
 
 class CampaignExportCreateApi(APIView):

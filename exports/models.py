@@ -1,12 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-
-class ExportStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+from annotator.models import JobStatus
 
 
 class ExportVia(models.TextChoices):
@@ -24,7 +19,7 @@ class DatasetExport(models.Model):
     """
 
     campaign = models.ForeignKey("annotator.Campaign", on_delete=models.CASCADE, related_name="exports")
-    status = models.CharField(max_length=20, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     options = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     out_dir = models.CharField(max_length=1000, blank=True)
@@ -46,4 +41,4 @@ class DatasetExport(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)

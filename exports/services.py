@@ -14,8 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import ConflictError, StudioError
-from annotator.models import Campaign
-from exports.models import DatasetExport, ExportStatus, ExportVia
+from annotator.models import Campaign, JobStatus
+from exports.models import DatasetExport, ExportVia
 from exports.options import ExportOptions
 
 
@@ -55,13 +55,13 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
     from exports.pipeline import CHUNK_PAIRS, campaign_export  # pyarrow, and transformers for --tokenizer
 
     started = timezone.now()
-    claimed = DatasetExport.objects.filter(pk=export.pk, status=ExportStatus.QUEUED).update(
-        status=ExportStatus.RUNNING, started_at=started
+    claimed = DatasetExport.objects.filter(pk=export.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=started
     )
     if not claimed:
         export.refresh_from_db()
         raise ConflictError(f"Export {export.pk} is {export.status}, not queued: it runs once.")
-    export.status, export.started_at = ExportStatus.RUNNING, started
+    export.status, export.started_at = JobStatus.RUNNING, started
     try:
         result = campaign_export(
             campaign=export.campaign,
@@ -73,16 +73,16 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
             chunk_size=chunk_size or CHUNK_PAIRS,
         )
     except StudioError as error:
-        _finish(export, ExportStatus.FAILED, error=error.message)
+        _finish(export, JobStatus.FAILED, error=error.message)
         raise
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt | SystemExit):
             message = "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
         else:
             message = f"The export stopped ({type(error).__name__}: {error}); no file was written."
-        _finish(export, ExportStatus.FAILED, error=message)
+        _finish(export, JobStatus.FAILED, error=message)
         raise
-    _finish(export, ExportStatus.SUCCEEDED, stats={"format": result.kind, **result.stats}, files=result.files, error="")
+    _finish(export, JobStatus.SUCCEEDED, stats={"format": result.kind, **result.stats}, files=result.files, error="")
     return export
 
 

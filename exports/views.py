@@ -17,7 +17,7 @@ from exports.services import dataset_export_create, dataset_export_enqueue
 
 
 def _problem(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
-    return render(request, "exports/problem.html", {"message": message}, status=status)
+    return render(request, "problem.html", {"message": message}, status=status)
 
 
 @staff_required

@@ -1,19 +1,14 @@
 from django.conf import settings
 from django.db import models
 
-
-class RunStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+from annotator.models import JobStatus
 
 
 class GenerationRun(models.Model):
     """One `generate_pairs` run: its full configuration, status and counts."""
 
     campaign = models.ForeignKey("annotator.Campaign", on_delete=models.CASCADE, related_name="generation_runs")
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     config = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)

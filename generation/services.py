@@ -22,10 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import InputError, StudioError
-from annotator.models import Campaign, Candidate
+from annotator.models import Campaign, Candidate, JobStatus
 from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
 from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
-from generation.models import GenerationRun, RunStatus
+from generation.models import GenerationRun
 from generation.prompts import PromptRow, prompts_read, prompts_read_path
 from generation.run_config import RunConfig
 from generation.sampling import Slot, derive_seed, pairs_choose, slot_seed, slots_plan, slots_to_resample, text_key
@@ -322,7 +322,7 @@ def generation_run_execute(
     config = RunConfig.from_dict(run.config)
     summary = RunSummary()
     started = time.perf_counter()
-    run.status, run.started_at, run.error = RunStatus.RUNNING, timezone.now(), ""
+    run.status, run.started_at, run.error = JobStatus.RUNNING, timezone.now(), ""
     run.save(update_fields=["status", "started_at", "error"])
     owned: dict[str, Backend] = {}
     try:
@@ -350,7 +350,7 @@ def generation_run_execute(
         summary.elapsed_seconds = time.perf_counter() - started
         _run_finish(
             run,
-            status=RunStatus.FAILED,
+            status=JobStatus.FAILED,
             summary=summary,
             error="Interrupted: run it again to continue where it stopped.",
         )
@@ -358,11 +358,11 @@ def generation_run_execute(
     except Exception as error:
         summary.elapsed_seconds = time.perf_counter() - started
         message = error.message if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"
-        _run_finish(run, status=RunStatus.FAILED, summary=summary, error=message)
+        _run_finish(run, status=JobStatus.FAILED, summary=summary, error=message)
         raise
     finally:
         for backend in owned.values():
             backend.close()
     summary.elapsed_seconds = time.perf_counter() - started
-    _run_finish(run, status=RunStatus.SUCCEEDED, summary=summary)
+    _run_finish(run, status=JobStatus.SUCCEEDED, summary=summary)
     return summary

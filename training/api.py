@@ -3,18 +3,14 @@
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotator.permissions import IsStaff
 from training.models import TrainingMetric
 from training.selectors import training_runs_list
 from training.serializers import TrainingRunDetailSerializer, TrainingRunSerializer
-
-
-class IsStaff(IsAdminUser):
-    message = "Only staff can see training runs."
 
 
 class TrainingRunListApi(APIView):

@@ -77,12 +77,13 @@ def preference_data_resolve(source: str) -> tuple[Path, Path | None, int | None]
 
 
 def _export_files(export_id: int) -> tuple[Path, Path | None, int]:
-    from exports.models import DatasetExport, ExportStatus
+    from annotator.models import JobStatus
+    from exports.models import DatasetExport
 
     export = DatasetExport.objects.filter(pk=export_id).first()
     if export is None:
         raise InputError(f"--data {export_id}: there is no export with id {export_id}.")
-    if export.status != ExportStatus.SUCCEEDED:
+    if export.status != JobStatus.SUCCEEDED:
         raise InputError(f"Export {export_id} is {export.status}, not succeeded: there are no files to train on yet.")
     files = export.files or {}
     out_dir = Path(export.out_dir) if export.out_dir else None

@@ -1,6 +1,7 @@
 from django import forms
 
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from training.config import DPORunConfig, default_value
 
 
@@ -13,7 +14,7 @@ class TrainingRunForm(forms.Form):
     chosen by the server, under the data directory."""
 
     export = forms.ModelChoiceField(
-        queryset=DatasetExport.objects.filter(status=ExportStatus.SUCCEEDED).select_related("campaign"),
+        queryset=DatasetExport.objects.filter(status=JobStatus.SUCCEEDED).select_related("campaign"),
         empty_label=None,
         help_text="A finished export: its train file, and its validation file when it has one.",
     )

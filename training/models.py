@@ -1,12 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-
-class TrainingStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+from annotator.models import JobStatus
 
 
 class TrainingRun(models.Model):
@@ -16,7 +11,7 @@ class TrainingRun(models.Model):
     {"path", "rows", "sha256", "format"}; the per-step metrics are TrainingMetric rows.
     """
 
-    status = models.CharField(max_length=20, choices=TrainingStatus.choices, default=TrainingStatus.QUEUED)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     config = models.JSONField(default=dict)
     export = models.ForeignKey(
         "exports.DatasetExport", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
@@ -47,7 +42,7 @@ class TrainingRun(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (TrainingStatus.SUCCEEDED, TrainingStatus.FAILED)
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
     @property
     def validation_reward_accuracy(self) -> float | None:

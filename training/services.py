@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import StudioError
+from annotator.models import JobStatus
 from training.config import DPORunConfig
 from training.data import PreferenceData, preference_data_load
-from training.models import TrainingMetric, TrainingRun, TrainingStatus
+from training.models import TrainingMetric, TrainingRun
 from training.trainer import (
     RUN_CONFIG_FILE,
     DeviceInfo,
@@ -56,7 +57,7 @@ def training_run_create(
 ) -> TrainingRun:
     data = prepared.data
     return TrainingRun.objects.create(
-        status=TrainingStatus.QUEUED,
+        status=JobStatus.QUEUED,
         config=prepared.config.to_dict(),
         export_id=data.export_id,
         dataset_path=str(data.source),
@@ -83,7 +84,7 @@ def training_run_for_resume(*, output_dir: Path) -> TrainingRun | None:
 
 
 def training_run_start(*, run: TrainingRun, device: DeviceInfo, warnings: list[str]) -> None:
-    run.status = TrainingStatus.RUNNING
+    run.status = JobStatus.RUNNING
     run.device = device.description
     run.warnings = warnings
     run.error = ""
@@ -103,7 +104,7 @@ def training_metric_record(*, run: TrainingRun, record: dict[str, Any]) -> Train
 
 
 def training_run_succeed(*, run: TrainingRun, result: TrainingResult) -> None:
-    run.status = TrainingStatus.SUCCEEDED
+    run.status = JobStatus.SUCCEEDED
     run.global_step = result.global_step
     run.final_metrics = _json_safe(result.final_metrics)
     run.finished_at = timezone.now()
@@ -111,7 +112,7 @@ def training_run_succeed(*, run: TrainingRun, result: TrainingResult) -> None:
 
 
 def training_run_fail(*, run: TrainingRun, error: str) -> None:
-    run.status = TrainingStatus.FAILED
+    run.status = JobStatus.FAILED
     run.error = error
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "error", "finished_at"])

@@ -4,41 +4,24 @@ Runs started here go to the background worker (`manage.py db_worker`) through th
 `manage.py train_dpo`; a running run's page reloads itself.
 """
 
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotator.errors import StudioError
+from annotator.permissions import staff_required
 from training.config import DPORunConfig
 from training.forms import TrainingRunForm
 from training.plots import Series, line_chart
 from training.selectors import CHARTS, training_run_series, training_runs_list
 from training.services import training_run_queue
 
-FORBIDDEN = "Only staff can see and start training runs. Ask an admin if you need access."
 SPLIT_NAMES = {"train": "train", "eval": "validation"}
-
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous users go to the login page; logged-in users who are not staff get a 403 that says why."""
-
-    @wraps(view)
-    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            return render(request, "training/problem.html", {"message": FORBIDDEN}, status=403)
-        return view(request, *args, **kwargs)
-
-    return guarded
 
 
 @staff_required

@@ -171,7 +171,7 @@ def test_import_is_staff_only(api):
         format="multipart",
     )
     assert response.status_code == 403
-    assert response.json()["detail"] == "You do not have permission to perform this action."
+    assert response.json()["detail"] == "This is for staff (admins) only. Ask an admin if you need access."
     assert not Campaign.objects.filter(name="X").exists()
 
 

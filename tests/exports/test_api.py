@@ -3,14 +3,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from tests.exports.helpers import judge_all
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
 
-NOT_STAFF = {"detail": "Only staff can see and start dataset exports."}
+NOT_STAFF = {"detail": "This is for staff (admins) only. Ask an admin if you need access."}
 ANONYMOUS = {"detail": "Authentication credentials were not provided."}
 
 
@@ -65,7 +66,7 @@ def test_staff_start_an_export_and_get_202_with_its_id(data_dir, immediate_tasks
     body = response.json()
     export = DatasetExport.objects.get(pk=body["id"])
     assert (export.via, export.created_by, export.options["seed"]) == ("api", staff, 5)
-    assert body["status"] == ExportStatus.SUCCEEDED  # the immediate backend ran it within the request
+    assert body["status"] == JobStatus.SUCCEEDED  # the immediate backend ran it within the request
     assert body["url"] == f"/api/exports/{export.pk}/"
     assert body["files"]["train"]["download"] == f"/api/exports/{export.pk}/files/train/"
     assert body["files"]["train"]["sha256"] == export.files["train"]["sha256"]
@@ -74,7 +75,7 @@ def test_staff_start_an_export_and_get_202_with_its_id(data_dir, immediate_tasks
 def test_an_export_started_without_a_worker_is_queued(data_dir, judged_campaign, staff):
     response = client_for(staff).post(f"/api/campaigns/{judged_campaign.pk}/exports/", {}, format="json")
     assert response.status_code == 202
-    assert response.json()["status"] == ExportStatus.QUEUED
+    assert response.json()["status"] == JobStatus.QUEUED
     assert response.json()["options"]["format"] == "auto"
 
 
@@ -110,7 +111,7 @@ def test_an_export_that_fails_reports_why(data_dir, immediate_tasks, staff):
     response = client_for(staff).post(f"/api/campaigns/{campaign.pk}/exports/", {}, format="json")
     assert response.status_code == 202
     detail = client_for(staff).get(response.json()["url"]).json()
-    assert detail["status"] == ExportStatus.FAILED
+    assert detail["status"] == JobStatus.FAILED
     assert detail["error"].startswith("Nothing to export from campaign 'Unjudged'")
     assert detail["files"] == {}
 

@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from tests.exports.helpers import judge_all, read_rows
 from tests.factories import make_campaign, make_user
 
@@ -110,7 +111,7 @@ def test_sigterm_midway_leaves_no_file_and_marks_the_export_failed(tmp_path):
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert os.listdir(tmp_path) == []
     record = DatasetExport.objects.get()
-    assert record.status == ExportStatus.FAILED
+    assert record.status == JobStatus.FAILED
     assert record.error == "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
 
 

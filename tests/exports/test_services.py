@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator.errors import ConflictError, InputError
-from annotator.models import Comparison, Judgment
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import Comparison, JobStatus, Judgment
+from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from exports.writers import file_sha256
 from tests.exports.helpers import ai_judge, judge_all, read_rows
@@ -46,7 +46,7 @@ def test_chosen_is_the_text_annotators_preferred_whatever_side_they_saw(tmp_path
         assert (row["chosen"], row["rejected"]) == (winner.text, loser.text)
         assert (row["chosen_candidate_id"], row["chosen_side"]) == (winner.pk, wanted[comparison.pk])
         assert (row["votes"], row["agreement"], row["annotator_votes"]) == (3, 1.0, ["chosen"] * 3)
-    assert export.status == ExportStatus.SUCCEEDED
+    assert export.status == JobStatus.SUCCEEDED
     assert export.stats["exported"] == 12
     assert sorted(os.listdir(tmp_path)) == ["README.md", "train.parquet"]
 
@@ -186,7 +186,7 @@ def test_string_format_refuses_a_campaign_with_conversations_before_writing(tmp_
         "(earlier turns or a system message): use format conversational (or auto)."
     )
     export.refresh_from_db()
-    assert (export.status, export.error) == (ExportStatus.FAILED, caught.value.message)
+    assert (export.status, export.error) == (JobStatus.FAILED, caught.value.message)
     assert os.listdir(tmp_path) == []
 
 
@@ -245,7 +245,7 @@ def test_an_export_with_zero_rows_is_an_error_that_says_why(tmp_path, setup, mes
     assert message in caught.value.message
     assert os.listdir(tmp_path) == []
     export.refresh_from_db()
-    assert export.status == ExportStatus.FAILED
+    assert export.status == JobStatus.FAILED
 
 
 def test_a_campaign_without_pairs_cannot_be_exported(tmp_path):
@@ -276,7 +276,7 @@ def test_an_export_interrupted_midway_leaves_no_file_and_is_marked_failed(tmp_pa
         dataset_export_run(export=export, chunk_size=10)
     assert os.listdir(tmp_path) == []
     export.refresh_from_db()
-    assert export.status == ExportStatus.FAILED
+    assert export.status == JobStatus.FAILED
     assert export.error == "The export stopped (OSError: disk on fire); no file was written."
 
 

@@ -2,14 +2,15 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from tests.exports.helpers import judge_all
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
 
-FORBIDDEN = "This page is for staff (admins) only."
+FORBIDDEN = "This is for staff (admins) only. Ask an admin if you need access."
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_staff_start_an_export_from_the_web_and_download_it_when_done(data_dir, 
     export = DatasetExport.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("exports:detail", args=[export.pk])
-    assert (export.status, export.via, export.created_by) == (ExportStatus.SUCCEEDED, "web", staff)
+    assert (export.status, export.via, export.created_by) == (JobStatus.SUCCEEDED, "web", staff)
     assert export.out_dir == str(data_dir / "exports" / str(export.pk))
     page = staff_client.get(response["Location"]).content.decode()
     assert f"Export {export.pk} of &#x27;Web&#x27; started." in page
@@ -137,7 +138,7 @@ def test_a_failed_export_page_shows_why(data_dir, immediate_tasks, staff_client)
                                  "judges": "humans", "val_fraction": "0.1", "seed": "0", "min_votes": "1",
                                  "min_agreement": "0"})  # fmt: skip
     export = DatasetExport.objects.get()
-    assert export.status == ExportStatus.FAILED
+    assert export.status == JobStatus.FAILED
     page = staff_client.get(response["Location"]).content.decode()
     assert "Failed" in page
     assert "Nothing to export from campaign &#x27;Unjudged&#x27;" in page

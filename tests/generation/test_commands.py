@@ -11,10 +11,10 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from annotator.models import Candidate, Comparison, Prompt
+from annotator.models import Candidate, Comparison, JobStatus, Prompt
 from annotator.services import campaign_create
 from generation import services
-from generation.models import GenerationRun, RunStatus
+from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
 from tests.factories import TINY_MODEL
@@ -68,7 +68,7 @@ def test_generate_pairs_with_the_transformers_backend_stores_pairs_and_prints_a_
     assert candidate.model_revision.startswith("sha256:")
     assert candidate.sampling_params == {"temperature": 0.7, "top_p": 0.95, "max_tokens": 24}
     run = GenerationRun.objects.get()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
     assert run.config["seed"] == 13
 
     again = generate(
@@ -113,7 +113,7 @@ def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_
         process.stdout.close()
     assert process.returncode == -signal.SIGKILL
     killed = GenerationRun.objects.get(campaign=campaign)
-    assert killed.status == RunStatus.RUNNING  # it never got to say otherwise
+    assert killed.status == JobStatus.RUNNING  # it never got to say otherwise
     done_before = Prompt.objects.filter(campaign=campaign, comparisons__isnull=False).count()
     assert 0 < done_before < len(animals), "the run must be killed midway"
     assert Candidate.objects.filter(prompt__campaign=campaign).count() == 2 * done_before  # whole batches only

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 
 from annotator.errors import InputError
-from annotator.models import Campaign, Candidate, Comparison, Prompt
+from annotator.models import Campaign, Candidate, Comparison, JobStatus, Prompt
 from annotator.services import campaign_create, prompt_get_or_create
 from generation.backends import GenerationRequest, Sampling
-from generation.models import GenerationRun, RunStatus
+from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
 from generation.services import generation_run_create, generation_run_execute
@@ -47,7 +47,7 @@ def test_each_prompt_gets_n_candidates_with_provenance_and_one_comparison(storie
     comparison = prompt.comparisons.get()
     assert {comparison.candidate_a, comparison.candidate_b} == {first, second}
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
     assert run.stats["comparisons"] == 6
     assert run.started_at <= run.finished_at
 
@@ -132,7 +132,7 @@ def test_a_crash_keeps_the_committed_batches_and_a_rerun_finishes_with_one_set_p
     with pytest.raises(RuntimeError, match="engine crashed"):
         generation_run_execute(run=crashed, backends={"a": FakeBackend(fail_on_call=2)})
     crashed.refresh_from_db()
-    assert crashed.status == RunStatus.FAILED
+    assert crashed.status == JobStatus.FAILED
     assert crashed.error == "RuntimeError: engine crashed"
     assert Comparison.objects.count() == 2  # the first batch; the second was in flight
     assert Candidate.objects.count() == 4
@@ -153,7 +153,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_keeps_committed_batches(stories, p
     with pytest.raises(KeyboardInterrupt):
         generation_run_execute(run=run, backends={"a": FakeBackend(fail_on_call=2, failure=KeyboardInterrupt())})
     run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
+    assert run.status == JobStatus.FAILED
     assert run.error.startswith("Interrupted: run it again")
     assert run.stats["generated"] == 3
     assert Comparison.objects.count() == 3
@@ -199,7 +199,7 @@ def test_unknown_campaign_is_refused_unless_asked_to_create_it(db, prompts_file)
         generation_run_create(campaign_name="Nope", config=config)
     run = generation_run_create(campaign_name="Nope", config=config, create_campaign=True)
     assert run.campaign.name == "Nope"
-    assert run.status == RunStatus.QUEUED
+    assert run.status == JobStatus.QUEUED
     assert run.config["prompts_file"] == str(prompts_file)
 
 

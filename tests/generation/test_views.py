@@ -2,10 +2,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator.models import Comparison
+from annotator.models import Comparison, JobStatus
 from annotator.services import campaign_create
 from generation import services
-from generation.models import GenerationRun, RunStatus
+from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.tasks import generation_run_task
 from tests.factories import TINY_MODEL
@@ -53,7 +53,7 @@ def test_annotators_cannot_see_or_start_generation(annotator_client, stories):
 def test_staff_see_recent_runs_with_status_and_counts(staff_client, stories):
     GenerationRun.objects.create(
         campaign=stories,
-        status=RunStatus.SUCCEEDED,
+        status=JobStatus.SUCCEEDED,
         config={"model": "base-model", "backend": "vllm"},
         stats={"prompts": 10, "generated": 8, "candidates": 16, "comparisons": 8, "skipped_too_long": 2},
     )
@@ -89,7 +89,7 @@ def test_the_task_executes_a_queued_run_with_the_same_service(stories, prompts_f
     result = generation_run_task.enqueue(run_id=run.pk)
     assert result.return_value["comparisons"] == len(STORY_PROMPTS)
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
 
 
 @pytest.mark.slow
@@ -98,7 +98,7 @@ def test_staff_start_a_run_that_the_worker_executes_on_the_tiny_model(staff_clie
     assert response.status_code == 200
     run = GenerationRun.objects.get()
     assert f"Generation run {run.pk} queued for campaign &#x27;Stories&#x27;." in response.content.decode()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert run.created_by == staff
     assert run.task_id
     assert run.stats["comparisons"] == 3

@@ -130,7 +130,7 @@ def test_quality_page_permissions_and_content(client, annotator_client, staff_cl
     assert anonymous.status_code == 302 and anonymous.url.startswith(reverse("login"))
     forbidden = annotator_client.get(url)
     assert forbidden.status_code == 403
-    assert "This page is for staff (admins) only." in forbidden.content.decode()
+    assert "This is for staff (admins) only. Ask an admin if you need access." in forbidden.content.decode()
     page = staff_client.get(url)
     assert page.status_code == 200
     html = page.content.decode()

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from annotator.models import JobStatus
 from tests.training.helpers import ROW, write
 from training import services
-from training.models import TrainingRun, TrainingStatus
+from training.models import TrainingRun
 from training.trainer import DeviceInfo
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +68,7 @@ def test_a_run_is_recorded_with_config_dataset_checksum_metrics_and_final_metric
     run = TrainingRun.objects.get()
     assert f"Training run {run.pk} succeeded after 2 steps" in out
     assert "Adapter and tokenizer saved in" in out
-    assert run.status == TrainingStatus.SUCCEEDED
+    assert run.status == JobStatus.SUCCEEDED
     assert (run.base_model, run.config["beta"], run.config["lora_r"]) == ("base/model", 0.2, 16)
     assert run.dataset_sha256 == run.dataset_files["train"]["sha256"] and len(run.dataset_sha256) == 64
     assert run.dataset_files["validation"]["rows"] == 1
@@ -106,7 +107,7 @@ def test_a_failure_during_training_leaves_the_run_failed_with_the_error(export, 
     with pytest.raises(RuntimeError):
         run_command(data=str(export), model="m", output=str(tmp_path / "o"))
     run = TrainingRun.objects.get()
-    assert (run.status, run.error) == (TrainingStatus.FAILED, "RuntimeError: out of memory")
+    assert (run.status, run.error) == (JobStatus.FAILED, "RuntimeError: out of memory")
     assert run.finished_at is not None
 
 

@@ -2,7 +2,8 @@ import pyarrow as pa
 import pytest
 
 from annotator.errors import InputError
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from tests.factories import TINY_MODEL, make_campaign
 from tests.training.helpers import CHAT, ROW, write
 from training.data import file_sha256, length_report, preference_data_load, preference_file_check
@@ -99,7 +100,7 @@ def test_train_and_validation_in_different_formats_are_refused(tmp_path):
 def make_export(tmp_path, **fields) -> DatasetExport:
     train = write(tmp_path / "train.parquet", [ROW] * 2)
     files = {"train": {"path": str(train), "rows": 2, "sha256": file_sha256(train), "bytes": train.stat().st_size}}
-    values = {"status": ExportStatus.SUCCEEDED, "out_dir": str(tmp_path), "files": files, **fields}
+    values = {"status": JobStatus.SUCCEEDED, "out_dir": str(tmp_path), "files": files, **fields}
     return DatasetExport.objects.create(campaign=make_campaign("C", pairs=0), **values)
 
 
@@ -120,7 +121,7 @@ def test_export_whose_file_changed_since_the_export_is_refused(tmp_path):
 
 @pytest.mark.django_db
 def test_unknown_or_unfinished_export_is_refused(tmp_path):
-    export = make_export(tmp_path, status=ExportStatus.RUNNING)
+    export = make_export(tmp_path, status=JobStatus.RUNNING)
     with pytest.raises(InputError, match=f"Export {export.pk} is running, not succeeded"):
         preference_data_load(str(export.pk))
     with pytest.raises(InputError, match="there is no export with id 9999"):

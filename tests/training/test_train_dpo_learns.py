@@ -7,9 +7,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from annotator.models import JobStatus
 from tests.factories import TINY_MODEL
 from tests.training.stories import WORD, has_word, sample_stories, two_proportion_z, word_rate
-from training.models import TrainingRun, TrainingStatus
+from training.models import TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -36,7 +37,7 @@ def test_train_dpo_makes_the_preferred_word_significantly_more_frequent(story_ex
         stdout=stdout,
     )
     run = TrainingRun.objects.get()
-    assert run.status == TrainingStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     assert f"Training run {run.pk} succeeded after {run.global_step} steps" in stdout.getvalue()
 
     # (a) the weights moved

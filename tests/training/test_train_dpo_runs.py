@@ -14,9 +14,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from annotator.models import JobStatus
 from tests.factories import TINY_MODEL
 from tests.training.helpers import CHAT, write
-from training.models import TrainingRun, TrainingStatus
+from training.models import TrainingRun
 
 pytestmark = [pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def test_lora_saves_an_adapter_and_merge_saves_full_weights_automodel_loads(stor
 
     out = tmp_path / "lora"
     train(story_export, out, lora=True, merge=True, lora_r=4, learning_rate=5e-3, max_steps=6)
-    assert TrainingRun.objects.get().status == TrainingStatus.SUCCEEDED
+    assert TrainingRun.objects.get().status == JobStatus.SUCCEEDED
 
     adapter = tensors(out / "adapter_model.safetensors")
     lora_b = [name for name in adapter if "lora_B" in name]
@@ -90,13 +91,13 @@ def test_resume_after_a_kill_finishes_the_run_with_the_right_step_count(story_ex
     assert process.returncode == -signal.SIGKILL
     assert not (out / "model.safetensors").exists(), "the run finished before it was killed"
     killed = TrainingRun.objects.get()
-    assert killed.status == TrainingStatus.RUNNING  # a SIGKILL leaves no chance to record anything
+    assert killed.status == JobStatus.RUNNING  # a SIGKILL leaves no chance to record anything
 
     train(story_export, out, resume=True, **options)
     run = TrainingRun.objects.get()  # the same row, continued
     pairs = run.dataset_files["train"]["rows"]
     expected_steps = 2 * -(-pairs // 2)
-    assert (run.pk, run.status, run.global_step) == (killed.pk, TrainingStatus.SUCCEEDED, expected_steps)
+    assert (run.pk, run.status, run.global_step) == (killed.pk, JobStatus.SUCCEEDED, expected_steps)
     state = json.loads((out / f"checkpoint-{expected_steps}" / "trainer_state.json").read_text())
     assert state["global_step"] == expected_steps
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -112,7 +113,7 @@ def test_a_nan_loss_stops_the_run_with_a_clear_error_and_failed_status(story_exp
         train(story_export, tmp_path / "nan", learning_rate=1e30, max_steps=20)
     assert "became nan at step" in str(error.value) and "Lower the learning rate" in str(error.value)
     run = TrainingRun.objects.get()
-    assert run.status == TrainingStatus.FAILED and "became nan" in run.error
+    assert run.status == JobStatus.FAILED and "became nan" in run.error
     assert run.global_step < 20
 
 
@@ -123,7 +124,7 @@ def test_precomputed_reference_log_probs_give_the_same_first_step_as_a_live_refe
     live, pre = (TrainingRun.objects.get(output_dir=str(tmp_path / name)) for name in ("live", "pre"))
     first = [run.metrics.filter(split="train").first().values for run in (live, pre)]
     assert first[0]["loss"] == pytest.approx(first[1]["loss"], abs=1e-5)
-    assert pre.status == TrainingStatus.SUCCEEDED
+    assert pre.status == JobStatus.SUCCEEDED
 
 
 @pytest.mark.django_db
@@ -131,7 +132,7 @@ def test_sft_warm_start_then_dpo_with_rpo_trains_from_the_sft_model(story_export
     out = tmp_path / "sft"
     train(story_export, out, sft_epochs=1, rpo_alpha=1.0, max_steps=3)
     run = TrainingRun.objects.get()
-    assert run.status == TrainingStatus.SUCCEEDED, run.error
+    assert run.status == JobStatus.SUCCEEDED, run.error
     base, sft = tensors(TINY_MODEL / "model.safetensors"), tensors(out / "sft" / "model.safetensors")
     assert any(not base[name].equal(sft[name]) for name in base)  # SFT moved the weights first
     first = run.metrics.filter(split="train").first().values
@@ -156,7 +157,7 @@ def test_rows_trl_would_drop_or_truncate_are_reported_and_a_set_with_nothing_lef
     run = TrainingRun.objects.get()
     assert "1 row(s) dropped, their prompt alone fills max_length=24 tokens (row 2)" in stderr.getvalue()
     assert "1 row(s) truncated to max_length=24 tokens (row 3)" in stderr.getvalue()
-    assert run.status == TrainingStatus.SUCCEEDED and len(run.warnings) == 2
+    assert run.status == JobStatus.SUCCEEDED and len(run.warnings) == 2
 
     with pytest.raises(CommandError, match=r"every row.s prompt alone fills max_length=2 tokens"):
         train(tmp_path / "export", tmp_path / "o2", max_length=2)
@@ -167,7 +168,7 @@ def test_conversational_data_for_a_model_without_chat_template_is_refused_before
     write(tmp_path / "export" / "train.parquet", [CHAT] * 2)
     with pytest.raises(CommandError, match=r"is conversational .* has no chat template"):
         train(tmp_path / "export", tmp_path / "o")
-    assert TrainingRun.objects.get().status == TrainingStatus.FAILED
+    assert TrainingRun.objects.get().status == JobStatus.FAILED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -182,7 +183,7 @@ def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_on
     run = TrainingRun.objects.get()  # one row, though two processes ran the command
     pairs = run.dataset_files["train"]["rows"]
     assert run.global_step == -(-pairs // 8)  # 4 pairs per process per step, 2 processes
-    assert run.device == "2 x CPU (1 threads)" and run.status == TrainingStatus.SUCCEEDED
+    assert run.device == "2 x CPU (1 threads)" and run.status == JobStatus.SUCCEEDED
     assert json.loads((out / "run_config.json").read_text())["resolved"]["world_size"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == run.metrics.count()
     assert f"Training run {run.pk} succeeded" in done.stdout and "Training succeeded" in done.stdout

@@ -4,11 +4,12 @@ import pytest
 from django.urls import reverse
 from django_tasks import default_task_backend
 
-from exports.models import DatasetExport, ExportStatus
+from annotator.models import JobStatus
+from exports.models import DatasetExport
 from tests.factories import make_campaign
 from tests.training.helpers import ROW, write
 from training.data import file_sha256
-from training.models import TrainingRun, TrainingStatus
+from training.models import TrainingRun
 from training.tasks import train_dpo_task
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def make_run(**fields) -> TrainingRun:
     values = {
-        "status": TrainingStatus.SUCCEEDED,
+        "status": JobStatus.SUCCEEDED,
         "config": {"beta": 0.1, "n_epochs": 3, "lora": False},
         "dataset_path": "/data/export-7",
         "dataset_sha256": "ab" * 32,
@@ -55,11 +56,11 @@ def test_anonymous_users_are_sent_to_the_login_page(client, run, name, needs_pk)
 def test_annotators_get_a_403_that_says_the_pages_are_for_staff(annotator_client, run, name, needs_pk):
     response = annotator_client.get(reverse(name, args=[run.pk] if needs_pk else []))
     assert response.status_code == 403
-    assert "Only staff can see and start training runs" in response.content.decode()
+    assert "This is for staff (admins) only. Ask an admin if you need access." in response.content.decode()
 
 
 def test_staff_see_the_list_of_runs_with_status_and_accuracy(staff_client, run):
-    make_run(status=TrainingStatus.FAILED, error="The loss became nan at step 2: training stopped.")
+    make_run(status=JobStatus.FAILED, error="The loss became nan at step 2: training stopped.")
     response = staff_client.get(reverse("training:run_list"))
     page = response.content.decode()
     assert response.status_code == 200
@@ -83,8 +84,8 @@ def test_run_page_shows_config_data_and_plots_of_loss_accuracy_and_margin(staff_
 
 
 def test_a_running_run_page_reloads_itself_and_a_failed_one_shows_its_error(staff_client):
-    running = make_run(status=TrainingStatus.RUNNING, final_metrics={})
-    failed = make_run(status=TrainingStatus.FAILED, error="Export 3 is running, not succeeded")
+    running = make_run(status=JobStatus.RUNNING, final_metrics={})
+    failed = make_run(status=JobStatus.FAILED, error="Export 3 is running, not succeeded")
     assert (
         '<meta http-equiv="refresh"'
         in staff_client.get(reverse("training:run_detail", args=[running.pk])).content.decode()
@@ -105,7 +106,7 @@ def test_api_is_staff_only(client, annotator_client, run):
     assert client.get(url).status_code in (401, 403)
     response = annotator_client.get(url)
     assert response.status_code == 403
-    assert response.json()["detail"] == "Only staff can see training runs."
+    assert response.json()["detail"] == "This is for staff (admins) only. Ask an admin if you need access."
 
 
 def test_api_lists_runs_in_a_constant_number_of_queries(staff_client, run, django_assert_num_queries):
@@ -136,7 +137,7 @@ def export(tmp_path) -> DatasetExport:
     train = write(tmp_path / "train.parquet", [ROW] * 4)
     return DatasetExport.objects.create(
         campaign=make_campaign("Stories", pairs=0),
-        status=ExportStatus.SUCCEEDED,
+        status=JobStatus.SUCCEEDED,
         out_dir=str(tmp_path),
         files={"train": {"path": str(train), "rows": 4, "sha256": file_sha256(train)}},
     )
@@ -171,7 +172,7 @@ def test_staff_start_a_run_from_the_form_and_it_is_queued_for_the_worker(
         response = staff_client.post(reverse("training:run_create"), form_data(export, learning_rate=5e-4))
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("training:run_detail", args=[run.pk])
-    assert (run.status, run.export_id, run.created_by) == (TrainingStatus.QUEUED, export.pk, staff)
+    assert (run.status, run.export_id, run.created_by) == (JobStatus.QUEUED, export.pk, staff)
     assert run.config["learning_rate"] == 5e-4
     assert run.output_dir.startswith(str(settings.DATA_DIR / "training"))
     [result] = dummy_tasks.results
@@ -191,7 +192,7 @@ def test_the_task_runs_a_queued_run_through_the_training_service(staff_client, e
     run = TrainingRun.objects.get()
     assert train_dpo_task.call(run_id=run.pk) == run.pk
     run.refresh_from_db()
-    assert run.status == TrainingStatus.SUCCEEDED and run.metrics.count() == 2
+    assert run.status == JobStatus.SUCCEEDED and run.metrics.count() == 2
     assert fake_training[0]["config"].learning_rate == 5e-4
 
 
@@ -201,7 +202,7 @@ def test_the_task_marks_the_run_failed_when_its_data_changed_meanwhile(staff_cli
     write(tmp_path / "train.parquet", [ROW] * 5)  # the export's file is no longer the one it recorded
     train_dpo_task.call(run_id=run.pk)
     run.refresh_from_db()
-    assert run.status == TrainingStatus.FAILED and "has changed since the export" in run.error
+    assert run.status == JobStatus.FAILED and "has changed since the export" in run.error
 
 
 def test_staff_get_the_new_run_form_offering_finished_exports(staff_client, export):

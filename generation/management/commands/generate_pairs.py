@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.errors import StudioError
-from generation.cli import add_engine_arguments, engine_options_from
+from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
 from generation.run_config import RunConfig
 from generation.sampling import PAIRS_MODES
 from generation.services import RunSummary, generation_run_create, generation_run_execute
@@ -63,29 +63,17 @@ class Command(BaseCommand):
             max_resamples=options["max_resamples"],
             batch_size=options["batch_size"],
         )
-        bar = None
+        progress = TerminalProgress(self.stdout, unit="prompt", desc="generating")
         try:
             run = generation_run_create(
                 campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
             )
             self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
-
-            def progress(done: int, total: int) -> None:
-                nonlocal bar
-                if not self.stdout.isatty():
-                    return
-                if bar is None:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=total, unit="prompt", desc="generating")
-                bar.update(done - bar.n)
-
             summary = generation_run_execute(run=run, progress=progress)
         except StudioError as error:
             raise CommandError(error.message) from None
         finally:
-            if bar is not None:
-                bar.close()
+            progress.close()
         self._report(summary)
 
     def _report(self, s: RunSummary) -> None:

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotator.errors import StudioError
 from annotator.models import Campaign
 from generation.backends import backend_load
-from generation.cli import add_engine_arguments, engine_options_from
+from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
 from quality.judging import judge_template_load
 from quality.services import JudgeSummary, judge_pairs_run, judge_user_get_or_create
 
@@ -31,23 +31,13 @@ class Command(BaseCommand):
         campaign = Campaign.objects.filter(name=options["campaign"]).first()
         if campaign is None:
             raise CommandError(f"No campaign named {options['campaign']!r}: check the name (manage.py shell, admin).")
-        bar = None
+        progress = TerminalProgress(self.stdout, unit="pair", desc="judging")
         try:
             template = judge_template_load(options["template"])
             judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
             backend = backend_load(
                 backend=options["backend"], model=options["model"], options=engine_options_from(options)
             )
-
-            def progress(done: int, total: int) -> None:
-                nonlocal bar
-                if not self.stdout.isatty():
-                    return
-                if bar is None:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=total, unit="pair", desc="judging")
-                bar.update(done - bar.n)
 
             try:
                 summary = judge_pairs_run(
@@ -65,8 +55,7 @@ class Command(BaseCommand):
         except StudioError as error:
             raise CommandError(error.message) from None
         finally:
-            if bar is not None:
-                bar.close()
+            progress.close()
         self._report(summary)
 
     def _report(self, s: JudgeSummary) -> None:
