@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from annotator.checksums import file_sha256
 from annotator.errors import InputError
 from annotator.models import Campaign
 from exports.aggregation import DROP_HELP, Decision, Drop, Vote, pair_decide
@@ -38,7 +39,6 @@ from exports.writers import (
     JsonlSplitWriter,
     ParquetSplitWriter,
     SplitWriter,
-    file_sha256,
     parquet_schema,
 )
 

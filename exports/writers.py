@@ -8,7 +8,6 @@ cleaned up after: its temporary files are swept by the next export into the same
 """
 
 import fcntl
-import hashlib
 import json
 import os
 import tempfile
@@ -228,11 +227,3 @@ class JsonlSplitWriter(SplitWriter):
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -8,11 +8,11 @@ assistant's message). Other columns (provenance) are ignored. Every problem name
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from annotator.checksums import file_sha256
 from annotator.errors import InputError
 
 COLUMNS = ("prompt", "chosen", "rejected")
@@ -110,14 +110,6 @@ def _export_files(export_id: int) -> tuple[Path, Path | None, int]:
                 "recorded): export again rather than train on an unknown file."
             )
     return train, validation, export_id
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------

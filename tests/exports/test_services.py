@@ -6,11 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from annotator.checksums import file_sha256
 from annotator.errors import ConflictError, InputError
 from annotator.models import Comparison, JobStatus, Judgment
 from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
-from exports.writers import file_sha256
 from tests.exports.helpers import ai_judge, judge_all, read_rows
 from tests.factories import add_pair, make_campaign, make_user
 

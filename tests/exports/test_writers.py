@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
+from annotator.checksums import file_sha256
 from annotator.errors import ConflictError
-from exports.writers import AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, file_sha256, parquet_schema
+from exports.writers import AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, parquet_schema
 
 ROW = {
     "prompt": "Q?\n\n",

@@ -1,12 +1,13 @@
 import pyarrow as pa
 import pytest
 
+from annotator.checksums import file_sha256
 from annotator.errors import InputError
 from annotator.models import JobStatus
 from exports.models import DatasetExport
 from tests.factories import TINY_MODEL, make_campaign
 from tests.training.helpers import CHAT, ROW, write
-from training.data import file_sha256, length_report, preference_data_load, preference_file_check
+from training.data import length_report, preference_data_load, preference_file_check
 
 
 def refusal(path) -> str:

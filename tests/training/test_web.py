@@ -4,11 +4,11 @@ import pytest
 from django.urls import reverse
 from django_tasks import default_task_backend
 
+from annotator.checksums import file_sha256
 from annotator.models import JobStatus
 from exports.models import DatasetExport
 from tests.factories import make_campaign
 from tests.training.helpers import ROW, write
-from training.data import file_sha256
 from training.models import TrainingRun
 from training.tasks import train_dpo_task
 
