@@ -1,17 +1,15 @@
-from django.conf import settings
 from django.db import models
 
-from annotator.models import JobStatus
+from annotator.models import Job
 
 
-class TrainingRun(models.Model):
+class TrainingRun(Job):
     """One DPO run: its full configuration, the data (with checksums), base model, outputs, status and results.
 
     `config` is the resolved DPORunConfig (what `output/run_config.json` holds); `dataset_files` maps a split to
     {"path", "rows", "sha256", "format"}; the per-step metrics are TrainingMetric rows.
     """
 
-    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
     config = models.JSONField(default=dict)
     export = models.ForeignKey(
         "exports.DatasetExport", null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
@@ -25,24 +23,12 @@ class TrainingRun(models.Model):
     global_step = models.PositiveIntegerField(default=0)
     final_metrics = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
         indexes = [models.Index(fields=["output_dir"])]
 
     def __str__(self) -> str:
         return f"Training run {self.pk} of {self.base_model} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
     @property
     def validation_reward_accuracy(self) -> float | None:
