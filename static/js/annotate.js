@@ -38,9 +38,22 @@
     }
   }, true);
 
-  document.addEventListener("DOMContentLoaded", startClock);
+  // From a request until the next pair has settled, the new buttons are not wired to htmx yet: a key
+  // pressed then would post the old-fashioned way (a full page load), and no one can have read the new
+  // pair within those milliseconds anyway. Such keys are ignored; #pair gets data-ready once settled.
+  let busy = false;
+  function ready() {
+    busy = false;
+    const pair = document.getElementById("pair");
+    if (pair) pair.dataset.ready = "1";
+  }
+  document.addEventListener("htmx:beforeRequest", function () { busy = true; });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful) busy = false;  // an error swaps nothing: keys work again
+  });
+  document.addEventListener("DOMContentLoaded", function () { startClock(); ready(); });
   document.addEventListener("htmx:afterSettle", function (event) {
-    if (event.target.id === "pair") startClock();
+    if (event.target.id === "pair") { startClock(); ready(); }
   });
 
   function typing(target) {
@@ -49,6 +62,7 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (busy) { event.preventDefault(); return; }
     if (typing(event.target)) {
       if (event.key === "Escape") event.target.blur();
       return;

@@ -51,7 +51,12 @@ def current_pair(page) -> str:
 
 
 def wait_for_new_pair(page, previous: str) -> str:
-    page.wait_for_function("previous => document.querySelector('#pair').dataset.comparison !== previous", arg=previous)
+    """Wait until another pair is shown and settled (its buttons wired to htmx)."""
+    page.wait_for_function(
+        "previous => { const pair = document.querySelector('#pair');"
+        " return pair.dataset.comparison !== previous && pair.dataset.ready === '1'; }",
+        arg=previous,
+    )
     return current_pair(page)
 
 
@@ -71,8 +76,7 @@ def test_annotator_judges_by_keyboard_and_click_and_undoes_one(live_server, brow
     page.click(f"a[href='{reverse('annotator:annotate', args=[campaign.pk])}']")
     page.wait_for_selector("#judge-form")
     page.wait_for_load_state("load")
-    loads = []
-    page.on("load", lambda _: loads.append(1))
+    page.evaluate("window.sameDocument = true")  # a full page load would wipe it
 
     done: dict[int, str] = {}
     pair = current_pair(page)
@@ -108,7 +112,7 @@ def test_annotator_judges_by_keyboard_and_click_and_undoes_one(live_server, brow
     done[int(pair)] = "skip"
     wait_for_new_pair(page, pair)
 
-    assert loads == [], "judging never reloads the page (htmx swaps the pair in place)"
+    assert page.evaluate("window.sameDocument") is True, "judging never reloads the page (htmx swaps the pair)"
     judgments = {j.comparison_id: j for j in Judgment.objects.filter(annotator=user)}
     assert set(judgments) == set(done)
     for comparison_id, choice in done.items():
@@ -172,3 +176,22 @@ def test_guidelines_panel_toggles_with_g(live_server, browser):
     page.keyboard.press("g")
     assert page.locator("#guidelines").evaluate("el => el.open")
     assert page.locator("#guidelines strong").inner_text() == "accurate"
+
+
+def test_keys_pressed_while_the_next_pair_loads_are_ignored_not_posted(live_server, browser):
+    user = make_user("quick")
+    campaign = make_campaign("Quick", pairs=4)
+    page = browser.new_page()
+    log_in(page, live_server, "quick")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    page.wait_for_function("document.querySelector('#pair').dataset.ready === '1'")
+    page.evaluate("window.sameDocument = true")
+    first = current_pair(page)
+    page.keyboard.press("1")
+    # The next pair is in the page but not settled yet (its buttons not wired to htmx): press at once.
+    page.wait_for_function("first => document.querySelector('#pair').dataset.comparison !== first", arg=first)
+    page.keyboard.press("2")
+    page.wait_for_function("document.querySelector('#pair').dataset.ready === '1'")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.sameDocument") is True
+    assert list(Judgment.objects.filter(annotator=user).values_list("comparison_id", flat=True)) == [int(first)]
