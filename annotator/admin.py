@@ -3,6 +3,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from annotator.models import Assignment, Campaign, Candidate, Comparison, Judgment, Prompt, Verdict
+from annotator.services import judgments_delete
 
 
 @admin.register(Campaign)
@@ -116,6 +117,20 @@ class JudgmentAdmin(admin.ModelAdmin):
     search_fields = ["annotator__username", "rationale"]
     raw_id_fields = ["comparison", "annotator"]
     date_hierarchy = "created_at"
+
+    # Judgments are records: read them here, delete them if needed (through the service that keeps each
+    # pair's vote count right), but never edit or add them by hand.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Judgment | None = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Judgment) -> None:
+        judgments_delete(judgments=Judgment.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Judgment]) -> None:
+        judgments_delete(judgments=queryset)
 
     @admin.display(ordering="comparison__prompt__campaign__name")
     def campaign(self, obj: Judgment) -> str:

@@ -131,6 +131,12 @@ class Comparison(models.Model):
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     candidate_b = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     metadata = models.JSONField(default=dict, blank=True)
+    human_votes = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="People's non-skip judgments of this pair, kept by the judgment services under the pair's "
+        "row lock, so finding an open pair never has to count judgments.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment, Verdict
+from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment
 
 
 def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -40,15 +40,13 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     verdict takes none: `overlap` counts human annotators). Ordered by id, so pairs
     fill up in order and finished pairs accumulate instead of many half-judged ones.
     """
-    judged = Judgment.objects.filter(comparison=OuterRef("pk"))
-    taken_by_judgments = _count_subquery(judged.filter(source=JudgeSource.HUMAN).exclude(verdict=Verdict.SKIP))
     taken_by_leases = _count_subquery(
         Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(annotator=annotator)
     )
     return (
-        Comparison.objects.filter(prompt__campaign=campaign)
-        .exclude(Exists(judged.filter(annotator=annotator)))
-        .alias(taken=taken_by_judgments + taken_by_leases)
+        Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap)
+        .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
+        .alias(taken=F("human_votes") + taken_by_leases)
         .filter(taken__lt=campaign.overlap)
         .order_by("id")
     )

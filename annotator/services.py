@@ -13,7 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.conversations import conversation_hash, conversation_normalize
@@ -125,15 +126,16 @@ def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
     Called while holding the comparison's row lock, in a statement of its own, so it sees every lease
     committed before the lock was granted (leases are only written under that lock).
     """
-    judged = (
-        Judgment.objects.filter(comparison_id=comparison_id, source=JudgeSource.HUMAN)
+    votes = Comparison.objects.filter(pk=comparison_id).values_list("human_votes", flat=True).get()
+    own_vote = (
+        Judgment.objects.filter(comparison_id=comparison_id, annotator=annotator, source=JudgeSource.HUMAN)
         .exclude(verdict=Verdict.SKIP)
-        .exclude(annotator=annotator)
+        .exists()
     )
     leased = Assignment.objects.filter(comparison_id=comparison_id, expires_at__gt=timezone.now()).exclude(
         annotator=annotator
     )
-    return judged.count() + leased.count()
+    return votes - own_vote + leased.count()
 
 
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
@@ -292,6 +294,8 @@ def judgment_submit(
         except IntegrityError:
             # Only reachable where the row lock is a no-op and transactions are not serialised.
             return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
+        if judgment.verdict != Verdict.SKIP:
+            Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
         assignment.delete()
         return JudgmentResult(judgment, created=True)
 
@@ -311,6 +315,10 @@ def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Ju
         )
         if last is None:
             return None
+        comparisons = Comparison.objects.filter(pk=last.comparison_id)
+        list(comparisons.select_for_update().values_list("pk", flat=True))
+        if last.verdict != Verdict.SKIP:
+            comparisons.update(human_votes=F("human_votes") - 1)
         now = timezone.now()
         Assignment.objects.update_or_create(
             comparison_id=last.comparison_id,
@@ -319,6 +327,26 @@ def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Ju
         )
         last.delete()
         return last
+
+
+def judgments_delete(*, judgments: QuerySet[Judgment]) -> int:
+    """Delete judgments (an admin removing a spammer's work, say) and recount their pairs' human votes,
+    so those pairs open up again for other annotators. Returns how many were deleted."""
+    with transaction.atomic():
+        comparison_ids = set(judgments.values_list("comparison_id", flat=True))
+        comparisons = Comparison.objects.filter(pk__in=comparison_ids)
+        list(comparisons.select_for_update().values_list("pk", flat=True))
+        deleted, _ = Judgment.objects.filter(pk__in=judgments.values("pk")).delete()
+        votes = (
+            Judgment.objects.filter(comparison=OuterRef("pk"), source=JudgeSource.HUMAN)
+            .exclude(verdict=Verdict.SKIP)
+            .order_by()
+            .values("comparison")
+            .annotate(n=Count("*"))
+            .values("n")
+        )
+        comparisons.update(human_votes=Coalesce(Subquery(votes), 0))
+    return deleted
 
 
 def assignments_expired_delete() -> int:

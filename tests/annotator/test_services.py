@@ -214,3 +214,31 @@ def test_a_prompt_is_stored_once_per_campaign(db):
     assert again.pk == first.pk and elsewhere.pk != first.pk
     with pytest.raises(InputError, match="Bad prompt: 'prompt' must end with a user turn"):
         prompt_get_or_create(campaign=campaign, prompt=[{"role": "assistant", "content": "x"}])
+
+
+def test_human_votes_follow_judgments_skips_and_undo(db):
+    campaign = make_campaign("Votes", pairs=1, overlap=3)
+    comparison = campaign.prompts.first().comparisons.first()
+    users = [make_user(f"v{i}") for i in range(3)]
+    judge_next(campaign, users[0], Choice.LEFT)
+    judge_next(campaign, users[1], Choice.SKIP)
+    judge_next(campaign, users[2], Choice.TIE)
+    comparison.refresh_from_db()
+    assert comparison.human_votes == 2
+    judgment_undo_last(campaign=campaign, annotator=users[2])
+    judgment_undo_last(campaign=campaign, annotator=users[1])
+    comparison.refresh_from_db()
+    assert comparison.human_votes == 1
+
+
+def test_deleting_judgments_reopens_their_pairs(db):
+    from annotator.services import judgments_delete
+
+    campaign = make_campaign("Spam", pairs=2, overlap=1)
+    spammer, honest = make_user("spammer"), make_user("honest")
+    judge_next(campaign, spammer)
+    judge_next(campaign, spammer)
+    assert assignment_next(campaign=campaign, annotator=honest) is None
+    assert judgments_delete(judgments=Judgment.objects.filter(annotator=spammer)) == 2
+    assert set(campaign.prompts.values_list("comparisons__human_votes", flat=True)) == {0}
+    assert assignment_next(campaign=campaign, annotator=honest) is not None
