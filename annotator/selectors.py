@@ -21,10 +21,14 @@ def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
 
 
 def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
+    """Active, and the user is one of its annotators or it has none. Remembered on the campaign object,
+    so a view and the service it calls ask the database once per request."""
     if not campaign.is_active:
         return False
-    members = Campaign.annotators.through.objects.filter(campaign_id=campaign.pk).values_list("user_id", flat=True)
-    member_ids = set(members)
+    member_ids = campaign.__dict__.get("_member_ids")
+    if member_ids is None:
+        members = Campaign.annotators.through.objects.filter(campaign_id=campaign.pk).values_list("user_id", flat=True)
+        member_ids = campaign.__dict__["_member_ids"] = frozenset(members)
     return not member_ids or user.pk in member_ids
 
 
