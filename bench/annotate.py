@@ -97,6 +97,7 @@ def start_server(env: dict, port: int, workers: int, threads: int) -> subprocess
             f"--workers={workers}",
             f"--threads={threads}",
             "--worker-class=gthread",
+            "--keep-alive=75",  # as long as a browser keeps a connection, like nginx's default
             "--log-level=warning",
         ],
         cwd=ROOT,
@@ -124,9 +125,18 @@ class ApiClient:
         self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        self.conn.request(method, path, body=json.dumps(body) if body else None, headers=self.headers)
-        response = self.conn.getresponse()
-        return response.status, response.read()
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=json.dumps(body) if body else None, headers=self.headers)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed an idle keep-alive connection: reconnect and send again, as a browser
+                # does (safe here: next is a read, and a repeated submit records nothing twice).
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.conn.close()
@@ -141,14 +151,23 @@ def run_annotators(port: int, tokens: list[str], seconds: float, think_ms: float
     created: list[int] = []
     errors: list[str] = []
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    clock: dict[str, float] = {}
+
+    def start_clock() -> None:  # runs once, when every annotator is connected and waiting
+        clock["started"] = time.monotonic()
+        clock["stop_at"] = clock["started"] + seconds
+
+    start = threading.Barrier(len(tokens) + 1, action=start_clock)
     choices = ["left", "right", "left", "right", "tie", "both_bad"]
 
     def annotator(token: str, seed: int) -> None:
         rng = random.Random(seed)
         client = ApiClient(port, token)
         try:
-            while time.monotonic() < stop_at:
+            # Warm-up, untimed: connect, and run the workers' code paths once (the pair stays leased to us).
+            client.request("GET", f"/api/campaigns/{campaign_id}/next/")
+            start.wait()
+            while time.monotonic() < clock["stop_at"]:
                 t0 = time.perf_counter()
                 code, body = client.request("GET", f"/api/campaigns/{campaign_id}/next/")
                 t1 = time.perf_counter()
@@ -172,16 +191,18 @@ def run_annotators(port: int, tokens: list[str], seconds: float, think_ms: float
                         created.append(json.loads(body)["id"])
                     else:
                         errors.append(f"submit {code}: {body[:200]!r}")
+        except Exception as error:  # a dead annotator must show in the table, not vanish
+            errors.append(f"annotator {seed}: {error!r}")
         finally:
             client.close()
 
-    started = time.monotonic()
     threads = [threading.Thread(target=annotator, args=(t, i)) for i, t in enumerate(tokens)]
     for thread in threads:
         thread.start()
+    start.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - clock["started"]
     return {"elapsed": elapsed, "next_ms": next_ms, "submit_ms": submit_ms, "created": created, "errors": errors}
 
 
