@@ -16,7 +16,7 @@ from annotator.errors import ConflictError, InputError, StudioError
 from annotator.importing import pairs_import_file
 from annotator.models import Campaign, Comparison, Judgment, Side
 from annotator.permissions import IsStaff
-from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for
+from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for, comparison_with_texts
 from annotator.serializers import (
     CampaignSerializer,
     ImportInputSerializer,
@@ -73,9 +73,7 @@ class CampaignNextApi(APIView):
             return error_response(error)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
-            pk=assignment.comparison_id
-        )
+        comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
         a, b = comparison.candidate_a, comparison.candidate_b
         left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
         payload = {

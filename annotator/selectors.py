@@ -83,3 +83,8 @@ def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Jud
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def comparison_with_texts(*, comparison_id: int) -> Comparison:
+    """A comparison with its prompt and both candidates, in one query, for showing it."""
+    return Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(pk=comparison_id)

@@ -120,22 +120,17 @@ def _lease_expiry() -> timezone.datetime:
 
 
 def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
-    """Slots of a comparison held by other people: their non-skip judgments plus their unexpired leases.
-    AI judgments take no slot: `overlap` counts human annotators.
+    """Slots of a comparison held by other people: their non-skip judgments (`human_votes`; the annotator
+    has none on it when this is asked) plus their unexpired leases. AI judgments take no slot.
 
-    Called while holding the comparison's row lock, in a statement of its own, so it sees every lease
+    Called while holding the comparison's row lock, in statements of its own, so it sees every lease
     committed before the lock was granted (leases are only written under that lock).
     """
     votes = Comparison.objects.filter(pk=comparison_id).values_list("human_votes", flat=True).get()
-    own_vote = (
-        Judgment.objects.filter(comparison_id=comparison_id, annotator=annotator, source=JudgeSource.HUMAN)
-        .exclude(verdict=Verdict.SKIP)
-        .exists()
-    )
     leased = Assignment.objects.filter(comparison_id=comparison_id, expires_at__gt=timezone.now()).exclude(
         annotator=annotator
     )
-    return votes - own_vote + leased.count()
+    return votes + leased.count()
 
 
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
@@ -147,7 +142,6 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
         current = (
             Assignment.objects.filter(annotator=annotator, comparison__prompt__campaign=campaign, expires_at__gt=now)
             .exclude(comparison__judgments__annotator=annotator)
-            .select_related("comparison")
             .order_by("-served_at", "-id")
             .first()
         )
@@ -158,23 +152,30 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
             locked = open_comparisons.select_for_update(of=("self",))[:1]
         else:
             locked = open_comparisons.select_for_update(skip_locked=True, of=("self",))[:8]
-        batch = list(locked.values_list("pk", flat=True))
+        # human_votes comes from the locking statement, so it is the row's latest committed value.
+        batch = list(locked.values_list("pk", "human_votes"))
         if not batch:
             return _BUSY if open_comparisons.exists() else None
-        for comparison_id in batch:
-            # Recount under the row lock, in a statement of its own: the query above may predate a lease
-            # another annotator committed a moment ago.
-            if _slots_taken(comparison_id=comparison_id, annotator=annotator) >= campaign.overlap:
+        for comparison_id, votes in batch:
+            # Leases live in another table: read them under the row lock, in a statement of its own, since
+            # the query above may predate a lease another annotator committed a moment ago.
+            leases = list(Assignment.objects.filter(comparison_id=comparison_id))
+            held = sum(1 for lease in leases if lease.annotator_id != annotator.pk and lease.expires_at > now)
+            if votes + held >= campaign.overlap:
                 continue
-            return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now)
+            mine = next((lease for lease in leases if lease.annotator_id == annotator.pk), None)
+            return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now, expired=mine)
         return _BUSY
 
 
-def _lease_write(*, comparison_id: int, annotator: AbstractBaseUser, now: timezone.datetime) -> Assignment:
-    """Lease a comparison to an annotator: a fresh one gets random sides, an expired one keeps its sides."""
-    leases = Assignment.objects.filter(comparison_id=comparison_id, annotator=annotator)
-    if leases.update(served_at=now, expires_at=_lease_expiry()):
-        return leases.get()
+def _lease_write(
+    *, comparison_id: int, annotator: AbstractBaseUser, now: timezone.datetime, expired: Assignment | None
+) -> Assignment:
+    """Lease a comparison to an annotator: a fresh lease gets random sides, a renewed one keeps its sides."""
+    if expired is not None:
+        expired.served_at, expired.expires_at = now, _lease_expiry()
+        expired.save(update_fields=["served_at", "expires_at"])
+        return expired
     return Assignment.objects.create(
         comparison_id=comparison_id,
         annotator=annotator,

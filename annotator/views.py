@@ -14,7 +14,13 @@ from django_htmx.middleware import HtmxDetails
 from annotator.errors import StudioError
 from annotator.forms import JudgmentForm
 from annotator.models import Campaign, Choice, Comparison, Side
-from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for, judgment_last_for
+from annotator.selectors import (
+    campaign_is_open_to,
+    campaign_progress_for,
+    campaigns_for,
+    comparison_with_texts,
+    judgment_last_for,
+)
 from annotator.services import assignment_next, judgment_submit, judgment_undo_last
 
 
@@ -49,7 +55,7 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentFor
         "choices": [c for c in Choice if _offered(campaign, c)],
     }
     if assignment is not None:
-        comparison = assignment.comparison
+        comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
         a, b = comparison.candidate_a, comparison.candidate_b
         left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
         context.update(comparison=comparison, prompt=comparison.prompt, left=left, right=right)

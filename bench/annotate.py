@@ -80,7 +80,13 @@ Comparison.objects.bulk_create([
     for i, p in enumerate(prompts)])
 User = get_user_model()
 users = User.objects.bulk_create([User(username=f"bench{{i}}") for i in range({annotators})])
-print(json.dumps([Token.objects.create(user=u).key for u in users]))
+tokens = [Token.objects.create(user=u).key for u in users]
+from django.db import connection
+if connection.vendor == "postgresql":
+    # Fresh planner statistics after the bulk load, as autovacuum would gather within a minute.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE annotator_prompt, annotator_comparison, annotator_judgment, annotator_assignment")
+print(json.dumps(tokens))
 """
     out = subprocess.run(
         [PYTHON, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, check=True, capture_output=True, text=True
