@@ -263,8 +263,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5000)
     parser.add_argument("--overlap", type=int, default=2)
     parser.add_argument("--think-ms", type=float, default=0, help="Mean think time between next and submit.")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
     parser.add_argument("--postgres-url", default="postgres://prefstudio:prefstudio@127.0.0.1:5432/prefstudio_bench")
     args = parser.parse_args()
 
