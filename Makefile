@@ -15,7 +15,7 @@ PORT ?= 8000
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-overrides.txt
+$(STAMP): requirements.txt requirements-base.txt requirements-dev.txt requirements-overrides.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 	$(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS) $(EXTRA_INDEX) --compile-bytecode \
