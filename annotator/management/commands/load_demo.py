@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from annotator.importing import pairs_import_file
+from annotator.importing import ImportResult, pairs_import_file
 from annotator.models import Campaign
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
@@ -23,8 +23,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--overlap", type=int, default=2, help="Annotators per pair in the demo campaign.")
 
-    @transaction.atomic
     def handle(self, *args, overlap: int, **options) -> None:
+        with transaction.atomic():
+            result = self._load(overlap)
+        self.stdout.write(self.style.SUCCESS(f"Demo campaign {DEMO_CAMPAIGN!r}: {result.imported} new pair(s)."))
+        self.stdout.write("Demo logins (local use only):")
+        for username, password, staff in DEMO_USERS:
+            role = "(staff: admin, exports, training)" if staff else "(annotator)"
+            self.stdout.write(f"  {username:<6} / {password:<11} {role}")
+
+    def _load(self, overlap: int) -> ImportResult:
         User = get_user_model()
         for username, password, staff in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)
@@ -40,9 +48,4 @@ class Command(BaseCommand):
                 description="Thirty pairs on tone, politeness, brand voice, clarity, code style and safety.",
                 overlap=overlap,
             )
-        self.stdout.write(self.style.SUCCESS(f"Demo campaign {DEMO_CAMPAIGN!r}: {result.imported} new pair(s)."))
-        self.stdout.write("Demo logins (local use only):")
-        for username, password, staff in DEMO_USERS:
-            self.stdout.write(
-                f"  {username:<6} / {password:<11} {'(staff: admin, exports, training)' if staff else '(annotator)'}"
-            )
+        return result
