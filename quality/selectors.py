@@ -41,7 +41,12 @@ def _load(campaign: Campaign) -> tuple[dict[int, dict], dict[int, list[_Vote]], 
     comparisons = {
         row["id"]: row
         for row in Comparison.objects.filter(prompt__campaign=campaign).values(
-            "id", "candidate_a__text", "candidate_b__text", "candidate_a__model_name", "candidate_b__model_name"
+            "id",
+            "candidate_a__text",
+            "candidate_b__text",
+            "candidate_a__model_name",
+            "candidate_b__model_name",
+            "candidate_a__metadata__model",
         )
     }
     human: dict[int, list[_Vote]] = defaultdict(list)
@@ -201,8 +206,11 @@ _SCORE = {Verdict.A: 1.0, Verdict.B: 0.0, Verdict.TIE: 0.5, Verdict.BOTH_BAD: 0.
 def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
     """Head-to-head results where the two sides come from different models (e.g. tuned vs base).
 
-    Per comparison, the majority verdict of its votes; a split vote, a tie and "both bad" count as half.
-    The interval is a normal approximation on these per-comparison scores.
+    Each result is told from the side of `generate_pairs --model` (its candidates carry metadata
+    model "a"; the other side is `--model-b`), whichever of the pair's candidates a/b it is; for pairs from
+    elsewhere, from the side of the model whose name sorts first. Per comparison, the majority verdict of
+    its votes; a split vote, a tie and "both bad" count as half. The interval is a normal approximation on
+    these per-comparison scores.
     """
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     for comparison_id, votes in votes_by_item.items():
@@ -212,7 +220,13 @@ def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list
         if not verdicts or not model_a or not model_b or model_a == model_b:
             continue
         winner = majority(verdicts)
-        scores[(model_a, model_b)].append(_SCORE.get(winner, 0.5) if winner is not None else 0.5)
+        score = _SCORE.get(winner, 0.5) if winner is not None else 0.5  # for candidate a
+        side = row["candidate_a__metadata__model"]
+        a_first = side == "a" if side in ("a", "b") else model_a < model_b
+        if a_first:
+            scores[(model_a, model_b)].append(score)
+        else:
+            scores[(model_b, model_a)].append(1.0 - score)
     results = []
     for (model_a, model_b), values in sorted(scores.items()):
         mean, low, high = mean_interval(values)

@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 
 def pair(campaign, i, text_a="short", text_b="a much longer answer", model_a="", model_b=""):
     prompt, _ = prompt_get_or_create(campaign=campaign, prompt=f"Q{i}")
-    a = candidate_create(prompt=prompt, text=f"{text_a} {i}", model_name=model_a)
-    b = candidate_create(prompt=prompt, text=f"{text_b} {i}", model_name=model_b)
+    # Like generate_pairs --model A --model-b B: each candidate records which side it came from.
+    a = candidate_create(prompt=prompt, text=f"{text_a} {i}", model_name=model_a, metadata={"model": "a"})
+    b = candidate_create(prompt=prompt, text=f"{text_b} {i}", model_name=model_b, metadata={"model": "b"})
     return comparison_create(candidate_a=a, candidate_b=b)
 
 
@@ -148,3 +149,28 @@ def test_quality_api_permissions_and_json(annotator, staff):
     body = client.get(url).json()
     assert body["campaign"]["name"] == "API"
     assert set(body) >= {"agreement", "position_bias", "length_bias", "annotators", "model_win_rates", "judge"}
+
+
+def test_tuned_vs_base_from_generate_pairs_is_told_from_the_tuned_side_whichever_candidate_it_is(tmp_path):
+    from annotator.services import assignment_next, judgment_submit
+    from generation.run_config import RunConfig
+    from generation.services import generation_run_create, generation_run_execute
+    from tests.factories import TINY_MODEL
+    from tests.generation.conftest import FakeBackend, write_jsonl
+
+    campaign = make_campaign("Tuned vs base, generated", pairs=0)
+    prompts = [f"Once upon a time, there was a cat number {i}" for i in range(8)]
+    path = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in prompts])
+    config = RunConfig(model=str(TINY_MODEL), model_b=str(TINY_MODEL), prompts_file=str(path))
+    run = generation_run_create(campaign_name=campaign.name, config=config)
+    backends = {"a": FakeBackend(model_name="tuned"), "b": FakeBackend(model_name="base")}
+    generation_run_execute(run=run, backends=backends)
+    # A judge who always prefers the tuned model's story, wherever it is shown.
+    human = make_user("rater")
+    while (assignment := assignment_next(campaign=campaign, annotator=human)) is not None:
+        comparison = assignment.comparison
+        tuned_is_a = comparison.candidate_a.model_name == "tuned"
+        tuned_left = tuned_is_a == (assignment.shown_left == "a")
+        judgment_submit(comparison=comparison, annotator=human, choice="left" if tuned_left else "right")
+    (row,) = campaign_quality_report(campaign=campaign)["model_win_rates"]
+    assert (row["model"], row["opponent"], row["comparisons"], row["win_rate"]) == ("tuned", "base", 8, 1.0)
