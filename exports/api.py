@@ -73,5 +73,8 @@ class ExportFileApi(APIView):
         export = get_object_or_404(dataset_exports_list(), pk=pk)
         path = dataset_export_file(export=export, name=name)
         if path is None:
-            raise NotFound(f"Export {pk} has no file {name!r} (any more): its `files` lists what it has.")
+            raise NotFound(
+                f"Export {pk} has no file {name!r} as it wrote it (deleted, or replaced by a later export into the "
+                "same directory): its `files` lists what it has; export again if needed."
+            )
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

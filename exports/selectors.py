@@ -8,6 +8,7 @@ from pathlib import Path
 
 from django.db.models import Q, QuerySet
 
+from annotator.checksums import file_sha256
 from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt
 from exports.aggregation import Vote
 from exports.formats import CandidateTexts, PairTexts
@@ -79,7 +80,8 @@ def dataset_exports_list() -> QuerySet[DatasetExport]:
 
 
 def dataset_export_file(*, export: DatasetExport, name: str) -> Path | None:
-    """The file `name` (train, validation or card) of a finished export, if it is still on disk.
+    """The file `name` (train, validation or card) of a finished export, if it is still on disk as the export
+    wrote it (a later export into the same directory replaces it: then its checksum no longer matches).
 
     Only paths the export recorded, inside its own out_dir, are ever served.
     """
@@ -88,5 +90,7 @@ def dataset_export_file(*, export: DatasetExport, name: str) -> Path | None:
         return None
     path = Path(entry["path"])
     if path.parent != Path(export.out_dir) or not path.is_file():
+        return None
+    if path.stat().st_size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
         return None
     return path

@@ -64,6 +64,9 @@ def export_download(request: HttpRequest, pk: int, name: str) -> HttpResponse:
     export = get_object_or_404(dataset_exports_list(), pk=pk)
     path = dataset_export_file(export=export, name=name)
     if path is None:
-        message = f"Export {pk} has no file {name!r} (any more): see its page for its files."
+        message = (
+            f"Export {pk} has no file {name!r} as it wrote it (deleted, or replaced by a later export into the "
+            "same directory): see its page for its files, or export again."
+        )
         return _problem(request, message, status=404)
     return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

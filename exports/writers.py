@@ -18,12 +18,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotator.errors import ConflictError
+from annotator.errors import ConflictError, InputError
 
 # Every file name an export may write: a new export replaces the whole set (stale ones are removed).
 DATA_FILES = ("train.parquet", "validation.parquet", "train.jsonl", "validation.jsonl")
 CARD_FILE = "README.md"
 MANAGED_FILES = (*DATA_FILES, CARD_FILE)
+MARKER_FILE = ".preference-studio-export"  # lets a later export replace the files here
 FLUSH_ROWS = 2048
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -93,8 +94,14 @@ class AtomicFileSet:
         self._committed = False
 
     def __enter__(self) -> "AtomicFileSet":
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._dir_fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as error:
+            raise InputError(
+                f"Cannot write an export to {self.directory}: {error.strerror}. Choose a writable directory."
+            ) from None
+        self._refuse_foreign_files()
         try:
             fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -105,6 +112,21 @@ class AtomicFileSet:
             ) from None
         self._sweep_stale_temporaries()
         return self
+
+    def _refuse_foreign_files(self) -> None:
+        """An export replaces README.md, train.* and validation.* in its directory: only ever in an empty
+        directory or one an earlier export wrote (it holds the marker file), never over a user's own files."""
+        if (self.directory / MARKER_FILE).exists():
+            return
+        leftovers = tuple(f".{name}.tmp-" for name in MANAGED_FILES)  # of a killed export: swept below
+        present = sorted(entry.name for entry in self.directory.iterdir() if not entry.name.startswith(leftovers))
+        if present:
+            os.close(self._dir_fd)
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            raise InputError(
+                f"{self.directory} already holds files that no export wrote ({shown}): an export would replace "
+                "README.md, train.* and validation.* there. Choose a new or empty directory."
+            )
 
     def _sweep_stale_temporaries(self) -> None:
         """Remove what a killed export left: we hold the lock, so no live export owns these."""
@@ -136,6 +158,9 @@ class AtomicFileSet:
         for name in MANAGED_FILES:
             if name not in self._temps:
                 self.final(name).unlink(missing_ok=True)
+        (self.directory / MARKER_FILE).write_text(
+            "This directory holds a Preference Studio export; the next export into it replaces its files.\n"
+        )
         os.fsync(self._dir_fd)
         self._committed = True
 

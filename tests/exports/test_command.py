@@ -33,7 +33,12 @@ def test_command_writes_train_validation_and_card_and_prints_what_it_did(tmp_pat
     judge_all(campaign, make_user("ann"), lambda c: "tie" if c.pk == ids[0] else "b")
     make_user("boss", staff=True)
     output = export("--campaign", "Cmd", "--out", str(tmp_path), "--val-fraction", "0.3", "--user", "boss")
-    assert sorted(os.listdir(tmp_path)) == ["README.md", "train.parquet", "validation.parquet"]
+    assert sorted(os.listdir(tmp_path)) == [
+        ".preference-studio-export",
+        "README.md",
+        "train.parquet",
+        "validation.parquet",
+    ]
     record = DatasetExport.objects.get()
     assert record.created_by.username == "boss"
     assert record.out_dir == str(tmp_path.resolve())
@@ -115,6 +120,17 @@ def test_sigterm_midway_leaves_no_file_and_marks_the_export_failed(tmp_path):
     assert record.error == "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
 
 
+@pytest.mark.django_db
+def test_an_output_directory_holding_other_files_is_refused_before_anything_is_written(tmp_path):
+    campaign = make_campaign("Careful", pairs=3)
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    (tmp_path / "README.md").write_text("my project's readme")
+    with pytest.raises(CommandError, match="already holds files that no export wrote"):
+        export("--campaign", "Careful", "--out", str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["README.md"]
+    assert (tmp_path / "README.md").read_text() == "my project's readme"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_after_a_sigkill_no_final_file_exists_and_the_next_export_sweeps_the_leftovers(tmp_path):
     campaign = make_campaign("Killed hard", pairs=40)
@@ -126,4 +142,4 @@ def test_after_a_sigkill_no_final_file_exists_and_the_next_export_sweeps_the_lef
     assert os.listdir(tmp_path)
     assert all(name.startswith(".") and ".tmp-" in name for name in os.listdir(tmp_path))
     export("--campaign", "Killed hard", "--out", str(tmp_path), "--val-fraction", "0")
-    assert sorted(os.listdir(tmp_path)) == ["README.md", "train.parquet"]
+    assert sorted(os.listdir(tmp_path)) == [".preference-studio-export", "README.md", "train.parquet"]

@@ -48,7 +48,7 @@ def test_chosen_is_the_text_annotators_preferred_whatever_side_they_saw(tmp_path
         assert (row["votes"], row["agreement"], row["annotator_votes"]) == (3, 1.0, ["chosen"] * 3)
     assert export.status == JobStatus.SUCCEEDED
     assert export.stats["exported"] == 12
-    assert sorted(os.listdir(tmp_path)) == ["README.md", "train.parquet"]
+    assert sorted(os.listdir(tmp_path)) == [".preference-studio-export", "README.md", "train.parquet"]
 
 
 def test_the_export_is_recorded_with_options_counts_paths_and_checksums(tmp_path):

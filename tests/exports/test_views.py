@@ -82,7 +82,18 @@ def test_download_of_a_file_the_export_does_not_have_is_404_with_a_reason(finish
         response = staff_client.get(f"/exports/{finished_export.pk}/files/{name}/")
         assert response.status_code == 404
     response = staff_client.get(reverse("exports:download", args=[finished_export.pk, "nope"]))
-    assert f"Export {finished_export.pk} has no file &#x27;nope&#x27; (any more)" in response.content.decode()
+    assert f"Export {finished_export.pk} has no file &#x27;nope&#x27; as it wrote it" in response.content.decode()
+
+
+def test_a_file_replaced_by_a_later_export_into_the_same_directory_is_not_served_as_this_one(
+    finished_export, staff_client
+):
+    train = finished_export.files["train"]["path"]
+    with open(train, "ab") as handle:
+        handle.write(b"changed")
+    response = staff_client.get(reverse("exports:download", args=[finished_export.pk, "train"]))
+    assert response.status_code == 404
+    assert "replaced by a later export into the same directory" in response.content.decode()
 
 
 def test_new_export_form_preselects_the_campaign(staff_client):

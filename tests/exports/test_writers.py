@@ -5,8 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from annotator.checksums import file_sha256
-from annotator.errors import ConflictError
-from exports.writers import AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, parquet_schema
+from annotator.errors import ConflictError, InputError
+from exports.writers import MARKER_FILE, AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, parquet_schema
 
 ROW = {
     "prompt": "Q?\n\n",
@@ -35,7 +35,8 @@ ROW = {
 
 
 def listing(directory) -> list[str]:
-    return sorted(os.listdir(directory))
+    """The files an export left, but its marker file."""
+    return sorted(name for name in os.listdir(directory) if name != MARKER_FILE)
 
 
 def test_files_appear_under_their_final_names_only_on_commit(tmp_path):
@@ -59,12 +60,39 @@ def test_an_exception_before_commit_removes_every_temporary_file(tmp_path):
 
 
 def test_commit_removes_files_of_an_earlier_export_it_does_not_replace(tmp_path):
+    (tmp_path / MARKER_FILE).write_text("an earlier export")
     (tmp_path / "validation.parquet").write_text("old")
     (tmp_path / "notes.txt").write_text("mine")
     with AtomicFileSet(tmp_path) as files:
         files.temporary("train.parquet").write_text("new")
         files.commit()
     assert listing(tmp_path) == ["notes.txt", "train.parquet"]
+
+
+def test_a_directory_with_files_no_export_wrote_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "README.md").write_text("my project")
+    (tmp_path / "train.jsonl").write_text("my data")
+    with pytest.raises(InputError, match=r"already holds files that no export wrote \(README.md, train.jsonl\)"):
+        AtomicFileSet(tmp_path).__enter__()
+    assert (tmp_path / "README.md").read_text() == "my project"
+    assert (tmp_path / "train.jsonl").read_text() == "my data"
+
+
+def test_a_committed_export_marks_its_directory_so_the_next_export_may_replace_its_files(tmp_path):
+    with AtomicFileSet(tmp_path) as files:
+        files.temporary("train.parquet").write_text("first")
+        files.commit()
+    assert (tmp_path / MARKER_FILE).exists()
+    with AtomicFileSet(tmp_path) as files:
+        files.temporary("train.parquet").write_text("second")
+        files.commit()
+    assert (tmp_path / "train.parquet").read_text() == "second"
+
+
+def test_an_unwritable_output_path_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(InputError, match=r"Cannot write an export to .*file/out: Not a directory\. Choose a writable"):
+        AtomicFileSet(tmp_path / "file" / "out").__enter__()
 
 
 def test_a_second_export_into_the_same_directory_is_refused_while_one_runs(tmp_path):

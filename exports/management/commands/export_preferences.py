@@ -76,6 +76,8 @@ class Command(BaseCommand):
             dataset_export_run(export=export)
         except StudioError as error:
             raise CommandError(error.message) from None
+        except OSError as error:  # a full disk, a directory that became unwritable...
+            raise CommandError(f"The export could not be written to {out}: {error}. Nothing was kept.") from None
         finally:
             signal.signal(signal.SIGTERM, previous)
         self._report(export)
