@@ -1,8 +1,11 @@
 """Rows from JSONL or Parquet files, validated all at once: every bad row is named (file, line and field)
 before anything is written. Used by the pair importer and by generation's prompt files."""
 
+import datetime
+import decimal
 import io
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -60,6 +63,27 @@ def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
             yield f"{name}, row {number}", record
 
 
+def _json_ready(value: Any, field: str) -> Any:
+    """The value as JSON can store it (rows' extra fields become metadata): dates and times as ISO 8601
+    text, decimals as text; what JSON has no way to hold (NaN, infinity, bytes) is a ValueError naming the
+    field."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item, f"{field}.{key}" if field else str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item, f"{field}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"field '{field}' is {value}, which JSON cannot hold: use null or a number")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raise ValueError(f"field '{field}' holds binary data, which cannot be kept: drop the column or encode it")
+    return value
+
+
 def records_parse(
     stream: IO[bytes],
     *,
@@ -83,7 +107,7 @@ def records_parse(
                 raise record
             if not isinstance(record, dict):
                 raise ValueError("must be a JSON object")
-            rows.append(parse(where, record))
+            rows.append(parse(where, _json_ready(record, "")))
         except ValueError as error:
             errors.append(f"{where}: {error}")
     if errors:

@@ -1,5 +1,6 @@
 """The full configuration of a generation run: every field documents itself, and the run stores it as JSON."""
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -87,10 +88,17 @@ class RunConfig:
         for name, values in (("--temperatures", self.temperatures), ("--top-p", self.top_p)):
             if len(values) not in (1, self.n):
                 raise InputError(f"{name} has {len(values)} values: give one, or one per candidate (--n {self.n}).")
-        if any(t < 0 for t in self.temperatures):
-            raise InputError(f"--temperatures {self.temperatures}: a temperature is 0 (greedy) or more.")
-        if any(not 0 < p <= 1 for p in self.top_p):
+        if any(not math.isfinite(t) or t < 0 for t in self.temperatures):
+            raise InputError(f"--temperatures {self.temperatures}: a temperature is a number, 0 (greedy) or more.")
+        if any(not 0 < p <= 1 for p in self.top_p):  # NaN fails this comparison too
             raise InputError(f"--top-p {self.top_p}: top-p lies in (0, 1].")
+        greedy = [slot for slot in range(self.n) if self.temperatures[slot % len(self.temperatures)] == 0]
+        sides = [slot % 2 if self.two_models else 0 for slot in greedy]
+        if len(sides) != len(set(sides)):
+            raise InputError(
+                f"--temperatures {self.temperatures}: two candidates of one model at temperature 0 are the same "
+                "text (greedy decoding), so no pair could be made. Give them different temperatures."
+            )
         for name, value in (("--max-tokens", self.max_tokens), ("--batch-size", self.batch_size)):
             if value < 1:
                 raise InputError(f"{name} is {value}: it must be at least 1.")

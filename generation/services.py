@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotator.errors import InputError, StudioError
-from annotator.models import Campaign, Candidate, JobStatus
+from annotator.models import Campaign, Candidate, JobStatus, Prompt
 from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
 from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
 from generation.models import GenerationRun
@@ -257,6 +257,9 @@ def _batch_store(
             prompt, created = prompt_get_or_create(
                 campaign=campaign, prompt=row.messages, system=row.system, metadata=row.metadata
             )
+            if not created:
+                # Another run on this campaign may be storing the same prompt right now: wait for it.
+                prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
             if not created and prompt.comparisons.exists():
                 summary.already_done += 1  # another run finished it meanwhile
                 continue
@@ -346,7 +349,7 @@ def generation_run_execute(
             _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
             if progress:
                 progress(start + len(batch), total)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM (the command, db_worker shutting down)
         summary.elapsed_seconds = time.perf_counter() - started
         _run_finish(
             run,

@@ -188,3 +188,26 @@ def test_the_real_human_preference_data_imports_as_is_and_is_shown(annotator_cli
         )
     else:
         pytest.fail("the multi-turn row was never shown")
+
+
+def test_parquet_dates_and_decimals_are_kept_as_text_in_metadata(tmp_path):
+    import datetime
+    import decimal
+
+    table = pa.Table.from_pylist(
+        [GOOD | {"collected": datetime.datetime(2024, 5, 1, 12, 30), "score": decimal.Decimal("0.75")}]
+    )
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    run_import(tmp_path / "pairs.parquet")
+    assert Comparison.objects.get().metadata == {"collected": "2024-05-01T12:30:00", "score": "0.75"}
+
+
+def test_values_json_cannot_hold_are_bad_rows_naming_the_field(tmp_path):
+    path = write_jsonl(
+        tmp_path / "pairs.jsonl", ['{"prompt": "q", "response_a": "a", "response_b": "b", "rating": NaN}']
+    )
+    with pytest.raises(CommandError, match=r"line 1: field 'rating' is nan, which JSON cannot hold"):
+        run_import(path)
+    pq.write_table(pa.Table.from_pylist([GOOD | {"blob": b"\x00\x01"}]), tmp_path / "pairs.parquet")
+    with pytest.raises(CommandError, match=r"row 1: field 'blob' holds binary data"):
+        run_import(tmp_path / "pairs.parquet")

@@ -82,3 +82,14 @@ def test_missing_file_and_unknown_extension_are_clear_errors(tmp_path):
     csv.write_text("prompt\nhello\n")
     with pytest.raises(InputError, match=r"Cannot tell the format .* use .jsonl or .parquet"):
         prompts_read_path(csv)
+
+
+def test_parquet_prompt_columns_json_cannot_hold_are_refused_before_any_generation(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from generation.prompts import prompts_read_path
+
+    pq.write_table(pa.Table.from_pylist([{"prompt": "Once", "raw": b"\x00"}]), tmp_path / "p.parquet")
+    with pytest.raises(InputError, match=r"p.parquet, row 1: field 'raw' holds binary data"):
+        prompts_read_path(tmp_path / "p.parquet")

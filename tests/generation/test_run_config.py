@@ -14,7 +14,12 @@ MODEL = str(TINY_MODEL)
         ({"n": 1}, "--n is 1: a comparison needs at least 2 candidates"),
         ({"temperatures": [0.7, 0.9, 1.1]}, "--temperatures has 3 values: give one, or one per candidate (--n 2)"),
         ({"top_p": [0.9, 0.95, 1.0]}, "--top-p has 3 values"),
-        ({"temperatures": [-0.5]}, "a temperature is 0 (greedy) or more"),
+        ({"temperatures": [-0.5]}, "a temperature is a number, 0 (greedy) or more"),
+        ({"temperatures": [float("nan")]}, "a temperature is a number"),
+        ({"temperatures": [float("inf")]}, "a temperature is a number"),
+        ({"top_p": [float("nan")]}, "top-p lies in (0, 1]"),
+        ({"temperatures": [0.0]}, "two candidates of one model at temperature 0 are the same text"),
+        ({"temperatures": [0.0, 0.5, 0.0], "n": 3}, "two candidates of one model at temperature 0"),
         ({"top_p": [0.0]}, "top-p lies in (0, 1]"),
         ({"max_tokens": 0}, "--max-tokens is 0: it must be at least 1"),
         ({"batch_size": 0}, "--batch-size is 0"),
@@ -30,6 +35,11 @@ def test_settings_that_cannot_work_are_refused_with_the_option_named(options, me
     with pytest.raises(InputError) as caught:
         config.validate()
     assert message in caught.value.message
+
+
+def test_greedy_decoding_is_fine_once_per_model():
+    RunConfig(model=MODEL, prompts_file="p.jsonl", temperatures=[0.0, 1.0]).validate()
+    RunConfig(model=MODEL, model_b=MODEL, prompts_file="p.jsonl", temperatures=[0.0]).validate()
 
 
 def test_a_folder_without_config_json_is_not_a_model(tmp_path):

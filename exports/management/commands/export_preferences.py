@@ -1,20 +1,15 @@
-import signal
 from pathlib import Path
-from types import FrameType
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.errors import StudioError
+from annotator.interrupts import sigterm_as_exit
 from annotator.models import Campaign
 from exports.aggregation import DROP_HELP, Drop
 from exports.formats import REFUSAL_HELP, Refusal
 from exports.options import FORMATS, JUDGES, ExportOptions
 from exports.services import dataset_export_create, dataset_export_run
-
-
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: temporary files are removed, the export marked failed
 
 
 class Command(BaseCommand):
@@ -65,21 +60,19 @@ class Command(BaseCommand):
             if created_by is None:
                 raise CommandError(f"No user named {user!r} (--user).")
         option_names = [name for name in ExportOptions().as_dict() if name in options]
-        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
         try:
-            export = dataset_export_create(
-                campaign=found,
-                options={name: options[name] for name in option_names},
-                created_by=created_by,
-                out_dir=out,
-            )
-            dataset_export_run(export=export)
+            with sigterm_as_exit():
+                export = dataset_export_create(
+                    campaign=found,
+                    options={name: options[name] for name in option_names},
+                    created_by=created_by,
+                    out_dir=out,
+                )
+                dataset_export_run(export=export)
         except StudioError as error:
             raise CommandError(error.message) from None
         except OSError as error:  # a full disk, a directory that became unwritable...
             raise CommandError(f"The export could not be written to {out}: {error}. Nothing was kept.") from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         self._report(export)
 
     def _report(self, export) -> None:

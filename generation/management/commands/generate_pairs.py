@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.errors import StudioError
+from annotator.interrupts import sigterm_as_exit
 from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
 from generation.run_config import RunConfig
 from generation.sampling import PAIRS_MODES
@@ -65,11 +66,12 @@ class Command(BaseCommand):
         )
         progress = TerminalProgress(self.stdout, unit="prompt", desc="generating")
         try:
-            run = generation_run_create(
-                campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
-            )
-            self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
-            summary = generation_run_execute(run=run, progress=progress)
+            with sigterm_as_exit():
+                run = generation_run_create(
+                    campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
+                )
+                self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
+                summary = generation_run_execute(run=run, progress=progress)
         except StudioError as error:
             raise CommandError(error.message) from None
         finally:
