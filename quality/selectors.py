@@ -265,5 +265,5 @@ def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         "annotators": _annotators(human),
         "agreement_over_time": _agreement_over_time(human),
         # Humans decide a pair they judged; the AI judge's verdict counts only where no human judged it.
-        "model_win_rates": _model_win_rates(comparisons, {**ai, **human}),
+        "model_win_rates": _model_win_rates(comparisons, {**ai, **{c: v for c, v in human_counted.items() if v}}),
     }

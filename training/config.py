@@ -51,6 +51,17 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
     return {"help": text, **extra}
 
 
+# transformers' SchedulerType values (a test keeps this list equal to the installed transformers').
+LR_SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
+    "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy",
+)  # fmt: skip
+# The DPO losses of TRL 1.16 that read label_smoothing.
+SMOOTHED_LOSSES = {"robust", "exo_pair", "aot", "aot_unpaired"}
+# What may change when a run is resumed: how it runs, not what it trains.
+RESUMABLE_CHANGES = {"num_threads", "logging_steps", "eval_steps", "save_steps", "save_total_limit", "report_to"}
+
+
 @dataclass
 class DPORunConfig:
     """Everything that defines a DPO run. Field names are the config-file keys; `--n-epochs` is `n_epochs`."""
@@ -246,6 +257,13 @@ class DPORunConfig:
             )
         if not (0 <= self.label_smoothing < 0.5):
             problems.append(f"--label-smoothing is {self.label_smoothing:g}: it must be in [0, 0.5).")
+        elif self.label_smoothing and not set(self.loss_type) & SMOOTHED_LOSSES:
+            problems.append(
+                f"--label-smoothing {self.label_smoothing:g} does nothing with --loss-type "
+                f"{','.join(self.loss_type)}: TRL reads it only for {', '.join(sorted(SMOOTHED_LOSSES))}."
+            )
+        if self.lr_scheduler_type not in LR_SCHEDULERS:
+            problems.append(f"--lr-scheduler-type {self.lr_scheduler_type!r}: choose from {', '.join(LR_SCHEDULERS)}.")
         if "exo_pair" in self.loss_type and self.label_smoothing == 0:
             problems.append("--loss-type exo_pair needs --label-smoothing > 0 (the EXO paper uses 1e-3).")
         if self.rpo_alpha is not None and not self.rpo_alpha > 0:

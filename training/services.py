@@ -45,7 +45,7 @@ def dpo_run_prepare(*, config: DPORunConfig, resume: bool = False) -> PreparedRu
     reporting_check(config)
     data = preference_data_load(config.data)
     output_dir = Path(config.output).expanduser().resolve()
-    output_check(output_dir, resume=resume)
+    output_check(output_dir, resume=resume, config=config)
     config.output = str(output_dir)
     return PreparedRun(config=config, data=data, output_dir=output_dir)
 
@@ -138,7 +138,8 @@ def dpo_run(
             if run is not None:  # forget what the resumed run will log again
                 step = latest_checkpoint(prepared.output_dir)[0]
                 run.metrics.filter(step__gt=step).delete()
-                TrainingRun.objects.filter(pk=run.pk).update(global_step=step)
+                # The same training (resume_check), maybe run differently (threads, logging): keep the config.
+                TrainingRun.objects.filter(pk=run.pk).update(global_step=step, config=config.to_dict())
                 run.global_step = step
         if run is None:
             run = training_run_create(prepared=prepared, created_by=created_by)

@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from annotator.errors import InputError
-from training.config import DPORunConfig, trl_dpo_config
+from training.config import RESUMABLE_CHANGES, DPORunConfig, trl_dpo_config
 from training.data import PreferenceData, length_report, read_rows
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,12 @@ def set_threads(config: DPORunConfig) -> int | None:
     default of 2 threads can make a step 10x slower than 1 thread, so it must be easy to choose."""
     import torch
 
-    threads = config.num_threads or (int(os.environ[THREADS_ENV]) if os.environ.get(THREADS_ENV) else None)
+    threads = config.num_threads
+    if not threads and os.environ.get(THREADS_ENV):
+        try:
+            threads = int(os.environ[THREADS_ENV])
+        except ValueError:
+            raise InputError(f"{THREADS_ENV}={os.environ[THREADS_ENV]!r} is not a number of threads.") from None
     if threads:
         torch.set_num_threads(threads)
     return threads
@@ -81,6 +87,11 @@ def detect_device(config: DPORunConfig) -> DeviceInfo:
 
     on_gpu = torch.cuda.is_available()
     if config.precision == "bf16":
+        if not (on_gpu and torch.cuda.is_bf16_supported()):
+            raise InputError(
+                "--bf16 needs a GPU that computes in bfloat16, and there is none here: use --fp32 (or leave the "
+                "precision to auto)."
+            )
         bf16 = True
     elif config.precision == "fp32":
         bf16 = False
@@ -113,15 +124,36 @@ def latest_checkpoint(output_dir: Path) -> tuple[int, Path]:
     return found[-1]
 
 
-def output_check(output_dir: Path, *, resume: bool) -> None:
-    """Refuse to mix a new run into the outputs of another; --resume needs a checkpoint."""
+def output_check(output_dir: Path, *, resume: bool, config: DPORunConfig) -> None:
+    """Refuse to mix a new run into the outputs of another; --resume needs a checkpoint of the same run."""
     if resume:
         latest_checkpoint(output_dir)
+        resume_check(output_dir, config)
         return
-    if checkpoints(output_dir) or any((output_dir / name).exists() for name in ("adapter_config.json", "config.json")):
+    earlier = ("adapter_config.json", "config.json", SFT_DIR)
+    if checkpoints(output_dir) or any((output_dir / name).exists() for name in earlier):
         raise InputError(
-            f"{output_dir} already holds a trained model or checkpoints: pass --resume to continue that run, "
-            "or choose another --output."
+            f"{output_dir} already holds a trained model, checkpoints or an SFT warm start: pass --resume to "
+            "continue that run, or choose another --output."
+        )
+
+
+def resume_check(output_dir: Path, config: DPORunConfig) -> None:
+    """--resume continues the same training: only how it runs (threads, logging, saving) may change."""
+    saved_path = output_dir / RUN_CONFIG_FILE
+    if not saved_path.is_file():
+        return  # killed before it was written: nothing to compare with
+    saved = json.loads(saved_path.read_text())
+    changed = [
+        f"{'--' + name.replace('_', '-')} {saved.get(name)!r} -> {value!r}"
+        for name, value in config.to_dict().items()
+        if name not in RESUMABLE_CHANGES and name != "output" and name in saved and saved[name] != value
+    ]
+    if changed:
+        raise InputError(
+            f"--resume continues the run in {output_dir} with the settings in its {RUN_CONFIG_FILE}, but these "
+            f"differ: {'; '.join(changed)}. Resume with the same settings (e.g. --config {saved_path}), or "
+            "start a new run in another --output."
         )
 
 
@@ -162,7 +194,13 @@ def dpo_train(
     output_dir.mkdir(parents=True, exist_ok=True)
     resume_from = latest_checkpoint(output_dir) if resume else None
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model)
+    except (OSError, ValueError) as error:  # no such model, or no usable tokenizer files in it
+        raise InputError(
+            f"--model {config.model}: no tokenizer could be loaded ({error}). Give a local model directory (with "
+            "config.json and tokenizer files) or a model id available offline."
+        ) from None
     if tokenizer.pad_token is None:  # stories260K, Llama and others ship without one
         tokenizer.pad_token = tokenizer.eos_token
     if data.format == "conversational" and not tokenizer.chat_template:
@@ -194,10 +232,11 @@ def dpo_train(
         model_path = str(sft_warm_start(config, device, tokenizer, train_rows))
 
     metrics_path = output_dir / METRICS_FILE
-    if resume_from is not None:
-        metrics_truncate(metrics_path, after_step=resume_from[0])
-    elif metrics_path.exists() and is_main_process():
-        metrics_path.unlink()
+    if is_main_process():  # the other ranks write nothing here
+        if resume_from is not None:
+            metrics_truncate(metrics_path, after_step=resume_from[0])
+        elif metrics_path.exists():
+            metrics_path.unlink()
     args = trl_dpo_config(
         config,
         output_dir=str(output_dir),
@@ -205,15 +244,22 @@ def dpo_train(
         bf16=device.bf16,
         has_eval=eval_rows is not None,
     )
+    # Several processes precomputing reference log-probs must share one on-disk dataset cache (TRL writes
+    # them next to the dataset's cache files; an in-memory dataset gets a private temporary directory).
+    shared = config.precompute_ref_logps and world_size() > 1
     trainer = DPOTrainer(
         model=model_path,
         args=args,
-        train_dataset=_dataset(train_rows),
-        eval_dataset=_dataset(eval_rows) if eval_rows is not None else None,
+        train_dataset=_dataset_from_file(data.train.path) if shared else _dataset(train_rows),
+        eval_dataset=(
+            None if eval_rows is None else _dataset_from_file(data.validation.path) if shared else _dataset(eval_rows)
+        ),
         processing_class=tokenizer,
         peft_config=lora_config(config) if config.lora else None,
         callbacks=[MetricsCallback(metrics_path, on_record), *(extra_callbacks or [])],
     )
+    if config.lora:
+        lora_dropout_restore(trainer.model, config.lora_dropout or 0.0)
     if not device.on_gpu and _logits_bytes(trainer, config) <= PLAIN_LOGITS_MAX_BYTES:
         for model in (trainer.model, trainer.ref_model):
             if model is not None:
@@ -223,12 +269,12 @@ def dpo_train(
     if eval_rows is not None:
         final_metrics.update(_final_evaluation(trainer))
 
-    trainer.save_model(str(output_dir))
+    trainer.save_model(str(output_dir))  # gathers sharded weights (ZeRO-3, FSDP) on every rank
     merged_dir = None
     if config.lora and config.merge:
         merged_dir = output_dir / MERGED_DIR
         if trainer.accelerator.is_main_process:
-            _save_merged(trainer, tokenizer, merged_dir)
+            merge_adapter_from_disk(output_dir, merged_dir, tokenizer)
         trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
         (output_dir / "final_metrics.json").write_text(json.dumps(final_metrics, indent=2) + "\n")
@@ -242,9 +288,10 @@ def dpo_train(
 
 
 def _logits_bytes(trainer, config: DPORunConfig) -> int:
-    """fp32 logits of one batch (chosen and rejected sequences at max_length)."""
+    """Peak memory of scoring one batch from full logits: the fp32 logits of its chosen and rejected
+    sequences at max_length, about 4 times over (logits, log_softmax, their product, the gradients)."""
     vocab = trainer.model.get_output_embeddings().weight.shape[0]
-    return 4 * 2 * config.batch_size * config.max_length * vocab
+    return 4 * (4 * 2 * config.batch_size * config.max_length * vocab)
 
 
 def plain_lm_head(model) -> None:
@@ -328,6 +375,22 @@ def _dataset(rows: list[dict[str, Any]]):
     return Dataset.from_list(rows)
 
 
+def _dataset_from_file(path: Path):
+    from datasets import Dataset
+
+    return Dataset.from_parquet(str(path), columns=["prompt", "chosen", "rejected"])
+
+
+def lora_dropout_restore(model, p: float) -> None:
+    """TRL's disable_dropout (on by default, right for the policy/reference comparison) also zeroes the
+    LoRA adapter's dropout: give the adapter back the dropout it was configured with."""
+    import torch
+
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Dropout) and ".lora_dropout." in f".{name}.":
+            module.p = p
+
+
 def lora_config(config: DPORunConfig):
     from peft import LoraConfig
 
@@ -341,10 +404,12 @@ def lora_config(config: DPORunConfig):
     )
 
 
-def _save_merged(trainer, tokenizer, merged_dir: Path) -> None:
-    """Fold the adapter into the base weights: a plain model AutoModelForCausalLM loads without peft."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    merged = model.merge_and_unload()
+def merge_adapter_from_disk(adapter_dir: Path, merged_dir: Path, tokenizer) -> None:
+    """Fold a saved adapter into its base weights: a plain model AutoModelForCausalLM loads without peft.
+    From the files, not from the trainer's model, whose weights may be sharded across processes."""
+    from peft import AutoPeftModelForCausalLM
+
+    merged = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(str(merged_dir))
     tokenizer.save_pretrained(str(merged_dir))
 
@@ -358,9 +423,12 @@ def sft_warm_start(config: DPORunConfig, device: DeviceInfo, tokenizer, train_ro
     from trl import SFTConfig, SFTTrainer
 
     sft_dir = Path(config.output) / SFT_DIR
-    if (sft_dir / "config.json").is_file():
+    if (sft_dir / "config.json").is_file():  # only a resumed run of the same settings gets here (resume_check)
         logger.info("Reusing the SFT warm start in %s", sft_dir)
         return sft_dir
+    if is_main_process():  # what a crash during an earlier save left
+        for leftover in (SFT_DIR + ".partial", SFT_DIR + ".merged"):
+            shutil.rmtree(sft_dir.with_name(leftover), ignore_errors=True)
     args = SFTConfig(
         output_dir=str(sft_dir),
         num_train_epochs=config.sft_epochs,
@@ -387,11 +455,16 @@ def sft_warm_start(config: DPORunConfig, device: DeviceInfo, tokenizer, train_ro
         peft_config=lora_config(config) if config.lora else None,
     )
     trainer.train()
+    # Saved under a temporary name, renamed when complete: a crash never leaves a half SFT model to reuse.
+    partial = sft_dir.with_name(SFT_DIR + ".partial")
+    trainer.save_model(str(partial))  # gathers sharded weights on every rank
     if trainer.accelerator.is_main_process:
-        model = trainer.accelerator.unwrap_model(trainer.model)
         if config.lora:
-            model = model.merge_and_unload()
-        model.save_pretrained(str(sft_dir))
-        tokenizer.save_pretrained(str(sft_dir))
+            merged = partial.with_name(SFT_DIR + ".merged")
+            merge_adapter_from_disk(partial, merged, tokenizer)
+            shutil.rmtree(partial)
+            partial = merged
+        tokenizer.save_pretrained(str(partial))
+        partial.rename(sft_dir)
     trainer.accelerator.wait_for_everyone()
     return sft_dir

@@ -174,3 +174,12 @@ def test_tuned_vs_base_from_generate_pairs_is_told_from_the_tuned_side_whichever
         judgment_submit(comparison=comparison, annotator=human, choice="left" if tuned_left else "right")
     (row,) = campaign_quality_report(campaign=campaign)["model_win_rates"]
     assert (row["model"], row["opponent"], row["comparisons"], row["win_rate"]) == ("tuned", "base", 8, 1.0)
+
+
+def test_the_ai_verdict_counts_where_humans_only_skipped():
+    campaign = make_campaign("Skipped by people", pairs=0)
+    comparison = pair(campaign, 0, model_a="tuned", model_b="base")
+    vote(comparison, make_user("person"), "skip")
+    vote(comparison, make_user("ai-judge"), "a", source="ai")
+    (row,) = campaign_quality_report(campaign=campaign)["model_win_rates"]
+    assert (row["comparisons"], row["wins"]) == (1, 1)

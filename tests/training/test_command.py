@@ -59,7 +59,7 @@ def test_output_holding_a_trained_model_is_not_overwritten(export, tmp_path, mon
     monkeypatch.setattr(services, "dpo_train", no_training)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "config.json").write_text("{}")
-    with pytest.raises(CommandError, match="already holds a trained model or checkpoints: pass --resume"):
+    with pytest.raises(CommandError, match="already holds a trained model, checkpoints or an SFT warm start"):
         run_command(data=str(export), model="m", output=str(tmp_path / "o"))
 
 
@@ -115,3 +115,53 @@ def test_report_to_a_tracker_that_is_not_installed_names_the_missing_package(exp
     monkeypatch.setattr(services, "dpo_train", no_training)
     with pytest.raises(CommandError, match="--report-to wandb needs the wandb package, which is not installed"):
         run_command(data=str(export), model="m", output=str(tmp_path / "o"), report_to="wandb")
+
+
+def test_resume_with_other_training_settings_is_refused_naming_them(export, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    out = tmp_path / "o"
+    (out / "checkpoint-4").mkdir(parents=True)
+    (out / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    saved = {"data": str(export), "model": "m", "output": str(out), "beta": 0.1, "num_threads": 2}
+    (out / "run_config.json").write_text(json.dumps(saved))
+    with pytest.raises(CommandError, match=r"these differ: --beta 0.1 -> 0.3\. Resume with the same settings"):
+        run_command(data=str(export), model="m", output=str(out), resume=True, beta=0.3)
+    # How it runs may change (threads, logging): that resume goes ahead to training.
+    with pytest.raises(AssertionError, match="the model must not be loaded"):
+        run_command(data=str(export), model="m", output=str(out), resume=True, num_threads=1)
+
+
+def test_a_fresh_run_into_an_output_with_an_earlier_sft_warm_start_is_refused(export, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    (tmp_path / "o" / "sft").mkdir(parents=True)
+    with pytest.raises(CommandError, match="checkpoints or an SFT warm start: pass --resume"):
+        run_command(data=str(export), model="m", output=str(tmp_path / "o"))
+
+
+def test_a_model_without_a_tokenizer_is_a_clear_error(export, tmp_path):
+    model = tmp_path / "not-a-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    with pytest.raises(CommandError, match=r"--model .*not-a-model: no tokenizer could be loaded"):
+        run_command(data=str(export), model=str(model), output=str(tmp_path / "o"))
+    assert TrainingRun.objects.get().status == JobStatus.FAILED
+
+
+def test_lora_dropout_is_given_back_after_trl_disables_dropout():
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tests.factories import TINY_MODEL
+    from training.trainer import lora_dropout_restore
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(TINY_MODEL),
+        LoraConfig(r=2, lora_dropout=0.3, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    dropouts = [m for n, m in model.named_modules() if ".lora_dropout." in f".{n}." and hasattr(m, "p")]
+    for module in dropouts:
+        module.p = 0.0  # what TRL's disable_dropout does
+    lora_dropout_restore(model, 0.3)
+    assert dropouts and {m.p for m in dropouts} == {0.3}

@@ -155,3 +155,20 @@ def test_trl_config_on_cpu_turns_off_bf16_and_checkpointing_and_keeps_nan_losses
     assert args.loss_type == ["sigmoid", "sft"] and args.loss_weights == [1.0, 1.0]
     assert args.logging_nan_inf_filter is False
     assert args.eval_strategy == "steps" and args.per_device_train_batch_size == 8
+
+
+def test_lr_schedulers_are_the_installed_transformers_ones():
+    from transformers import SchedulerType
+
+    from training.config import LR_SCHEDULERS
+
+    assert set(LR_SCHEDULERS) == {s.value for s in SchedulerType}
+
+
+def test_an_unknown_lr_scheduler_is_refused_with_the_choices():
+    assert "--lr-scheduler-type 'cosyne': choose from linear, cosine," in problems_of(lr_scheduler_type="cosyne")
+
+
+def test_label_smoothing_with_a_loss_that_ignores_it_is_refused():
+    assert "--label-smoothing 0.1 does nothing with --loss-type sigmoid" in problems_of(label_smoothing=0.1)
+    assert config(label_smoothing=0.1, loss_type=["robust"]).label_smoothing == 0.1

@@ -173,11 +173,13 @@ def test_conversational_data_for_a_model_without_chat_template_is_refused_before
 
 @pytest.mark.django_db(transaction=True)
 def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_once(story_export, tmp_path):
+    """Also with precomputed reference log-probs, which the ranks must share through one dataset cache."""
     out = tmp_path / "ddp"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}", "OMP_NUM_THREADS": "1"}
+    env["HF_DATASETS_CACHE"] = str(tmp_path / "datasets-cache")
     command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node=2", "manage.py", "train_dpo"]
     command += [f"--data={story_export}", f"--model={TINY_MODEL}", f"--output={out}", "--learning-rate=5e-4"]
-    command += ["--batch-size=4", "--n-epochs=1", "--logging-steps=1", "--num-threads=1"]
+    command += ["--batch-size=4", "--n-epochs=1", "--logging-steps=1", "--num-threads=1", "--precompute-ref-logps"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     run = TrainingRun.objects.get()  # one row, though two processes ran the command
