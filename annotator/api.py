@@ -14,9 +14,15 @@ from rest_framework.views import APIView
 from annotator.conversations import conversation_with_system
 from annotator.errors import ConflictError, InputError, StudioError
 from annotator.importing import pairs_import_file
-from annotator.models import Campaign, Comparison, Judgment, Side
+from annotator.models import Comparison, Judgment, Side
 from annotator.permissions import IsStaff
-from annotator.selectors import campaign_is_open_to, campaign_progress_for, campaigns_for, comparison_with_texts
+from annotator.selectors import (
+    campaign_is_open_to,
+    campaign_open_or_404,
+    campaign_progress_for,
+    campaigns_for,
+    comparison_with_texts,
+)
 from annotator.serializers import (
     CampaignSerializer,
     ImportInputSerializer,
@@ -32,13 +38,6 @@ from annotator.services import assignment_next, judgment_submit, judgment_undo_l
 def error_response(error: StudioError) -> Response:
     code = status.HTTP_409_CONFLICT if isinstance(error, ConflictError) else status.HTTP_400_BAD_REQUEST
     return Response({"detail": error.message}, status=code)
-
-
-def campaign_for(request: Request, pk: int) -> Campaign:
-    campaign = get_object_or_404(Campaign, pk=pk)
-    if not campaign_is_open_to(campaign=campaign, user=request.user):
-        raise NotFound("No such campaign for you.")
-    return campaign
 
 
 class CampaignListApi(APIView):
@@ -60,7 +59,9 @@ class CampaignListApi(APIView):
 class CampaignProgressApi(APIView):
     @extend_schema(responses=ProgressSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        progress = campaign_progress_for(campaign=campaign_for(request, pk), annotator=request.user)
+        progress = campaign_progress_for(
+            campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user
+        )
         return Response(ProgressSerializer(progress).data)
 
 
@@ -68,7 +69,9 @@ class CampaignNextApi(APIView):
     @extend_schema(responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
     def get(self, request: Request, pk: int) -> Response:
         try:
-            assignment = assignment_next(campaign=campaign_for(request, pk), annotator=request.user)
+            assignment = assignment_next(
+                campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user
+            )
         except StudioError as error:
             return error_response(error)
         if assignment is None:
@@ -91,7 +94,7 @@ class CampaignUndoApi(APIView):
         request=None, responses={200: JudgmentSerializer, 404: OpenApiResponse(description="Nothing to undo.")}
     )
     def post(self, request: Request, pk: int) -> Response:
-        undone = judgment_undo_last(campaign=campaign_for(request, pk), annotator=request.user)
+        undone = judgment_undo_last(campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user)
         if undone is None:
             return Response({"detail": "Nothing to undo."}, status=status.HTTP_404_NOT_FOUND)
         return Response(JudgmentSerializer(undone).data)

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment
@@ -30,6 +32,15 @@ def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
         members = Campaign.annotators.through.objects.filter(campaign_id=campaign.pk).values_list("user_id", flat=True)
         member_ids = campaign.__dict__["_member_ids"] = frozenset(members)
     return not member_ids or user.pk in member_ids
+
+
+def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
+    """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON), so
+    campaigns someone is not part of don't reveal that they exist."""
+    campaign = get_object_or_404(Campaign, pk=pk)
+    if not campaign_is_open_to(campaign=campaign, user=user):
+        raise Http404("No such campaign for you.")
+    return campaign
 
 
 def _count_subquery(queryset: QuerySet) -> Coalesce:

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -347,10 +347,4 @@ def judgments_delete(*, judgments: QuerySet[Judgment]) -> int:
             .values("n")
         )
         comparisons.update(human_votes=Coalesce(Subquery(votes), 0))
-    return deleted
-
-
-def assignments_expired_delete() -> int:
-    """Remove leases that expired (housekeeping; expired leases hold no slot either way)."""
-    deleted, _ = Assignment.objects.filter(Q(expires_at__lte=timezone.now())).delete()
     return deleted

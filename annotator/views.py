@@ -6,8 +6,8 @@ Every control is a plain form POST that also works without JavaScript; with htmx
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -15,7 +15,7 @@ from annotator.errors import StudioError
 from annotator.forms import JudgmentForm
 from annotator.models import Campaign, Choice, Comparison, Side
 from annotator.selectors import (
-    campaign_is_open_to,
+    campaign_open_or_404,
     campaign_progress_for,
     campaigns_for,
     comparison_with_texts,
@@ -26,13 +26,6 @@ from annotator.services import assignment_next, judgment_submit, judgment_undo_l
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
-
-
-def _campaign_for(request: HtmxHttpRequest, pk: int) -> Campaign:
-    campaign = get_object_or_404(Campaign, pk=pk)
-    if not campaign_is_open_to(campaign=campaign, user=request.user):
-        raise Http404("No such campaign for you.")
-    return campaign
 
 
 @login_required
@@ -74,13 +67,13 @@ def _offered(campaign: Campaign, choice: Choice) -> bool:
 @login_required
 @require_GET
 def annotate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    return _render_pair(request, _campaign_for(request, pk))
+    return _render_pair(request, campaign_open_or_404(pk=pk, user=request.user))
 
 
 @login_required
 @require_POST
 def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    campaign = _campaign_for(request, pk)
+    campaign = campaign_open_or_404(pk=pk, user=request.user)
     form = JudgmentForm(request.POST)
     if not form.is_valid():
         messages.error(
@@ -113,7 +106,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def undo(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    campaign = _campaign_for(request, pk)
+    campaign = campaign_open_or_404(pk=pk, user=request.user)
     undone = judgment_undo_last(campaign=campaign, annotator=request.user)
     if undone is None:
         messages.info(request, "Nothing to undo.")
