@@ -69,7 +69,7 @@ class CandidateAdmin(admin.ModelAdmin):
     ]
     list_filter = ["backend", "finish_reason"]
     search_fields = ["model_name", "text"]
-    raw_id_fields = ["prompt", "generation_run"]
+    raw_id_fields = ["prompt"]
 
 
 class JudgmentInline(admin.TabularInline):

@@ -11,11 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.conversations import conversation_with_system
-from annotator.errors import ConflictError, InputError, StudioError
 from annotator.importing import pairs_import_file
 from annotator.models import Comparison, Judgment, Side
-from annotator.permissions import IsStaff
 from annotator.selectors import (
     campaign_is_open_to,
     campaign_open_or_404,
@@ -33,11 +30,8 @@ from annotator.serializers import (
     ProgressSerializer,
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo_last
-
-
-def error_response(error: StudioError) -> Response:
-    code = status.HTTP_409_CONFLICT if isinstance(error, ConflictError) else status.HTTP_400_BAD_REQUEST
-    return Response({"detail": error.message}, status=code)
+from core.conversations import conversation_with_system
+from core.permissions import IsStaff
 
 
 class CampaignListApi(APIView):
@@ -68,12 +62,7 @@ class CampaignProgressApi(APIView):
 class CampaignNextApi(APIView):
     @extend_schema(responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
     def get(self, request: Request, pk: int) -> Response:
-        try:
-            assignment = assignment_next(
-                campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user
-            )
-        except StudioError as error:
-            return error_response(error)
+        assignment = assignment_next(campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
@@ -115,10 +104,7 @@ class JudgmentCreateApi(APIView):
             raise NotFound("No such comparison for you.")
         data = JudgmentInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            result = judgment_submit(comparison=comparison, annotator=request.user, **data.validated_data)
-        except StudioError as error:
-            return error_response(error)
+        result = judgment_submit(comparison=comparison, annotator=request.user, **data.validated_data)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(JudgmentSerializer(result.judgment).data, status=code)
 
@@ -132,14 +118,11 @@ class PairsImportApi(APIView):
         data = ImportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data["file"]
-        try:
-            result = pairs_import_file(
-                upload.file,
-                name=upload.name,
-                campaign_name=data.validated_data["campaign"],
-                file_format=data.validated_data.get("format"),
-                created_by=request.user,
-            )
-        except InputError as error:
-            return error_response(error)
+        result = pairs_import_file(
+            upload.file,
+            name=upload.name,
+            campaign_name=data.validated_data["campaign"],
+            file_format=data.validated_data.get("format"),
+            created_by=request.user,
+        )
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)

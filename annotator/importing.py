@@ -12,11 +12,11 @@ from typing import IO, Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotator.conversations import Message, conversation_hash, conversation_normalize
-from annotator.errors import InputError
 from annotator.models import Campaign, Candidate, Comparison, Prompt
-from annotator.records import records_parse
 from annotator.services import campaign_get_or_create
+from core.conversations import Message, conversation_hash, conversation_normalize
+from core.errors import InputError
+from core.records import records_parse
 
 KNOWN_FIELDS = {"prompt", "system", "response_a", "response_b", "metadata", "model_a", "model_b"}
 

@@ -17,8 +17,6 @@ from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotator.conversations import conversation_hash, conversation_normalize
-from annotator.errors import ConflictError, InputError
 from annotator.models import (
     Assignment,
     Campaign,
@@ -32,6 +30,8 @@ from annotator.models import (
     Verdict,
 )
 from annotator.selectors import campaign_is_open_to, comparisons_open_for
+from core.conversations import conversation_hash, conversation_normalize
+from core.errors import ConflictError, InputError
 
 # ---------------------------------------------------------------------------------------------------------
 # Campaign content

@@ -11,7 +11,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from annotator.errors import StudioError
 from annotator.forms import JudgmentForm
 from annotator.models import Campaign, Choice, Comparison, Side
 from annotator.selectors import (
@@ -22,6 +21,7 @@ from annotator.selectors import (
     judgment_last_for,
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo_last
+from core.errors import StudioError
 
 
 class HtmxHttpRequest(HttpRequest):

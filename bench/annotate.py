@@ -66,7 +66,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from annotator.models import Candidate, Comparison, Prompt
 from annotator.services import campaign_create
-from annotator.conversations import conversation_hash
+from core.conversations import conversation_hash
 campaign = campaign_create(name="Bench", overlap={overlap})
 prompts = Prompt.objects.bulk_create([
     Prompt(campaign=campaign, messages=[{{"role": "user", "content": f"Question {{i}}?"}}],

@@ -64,8 +64,8 @@ def generate(data_dir: Path, judgments: int, votes: int, seed: int) -> dict:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from annotator.conversations import conversation_hash
     from annotator.models import Campaign, Candidate, Comparison, Judgment, Prompt
+    from core.conversations import conversation_hash
 
     call_command("migrate", verbosity=0)
     rng = random.Random(seed)

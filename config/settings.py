@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
+    "core",  # before django_tasks_db: its db_worker marks jobs whose process died before it starts
     "django_tasks",
     "django_tasks_db",
     "annotator",
@@ -152,6 +153,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -164,6 +166,11 @@ SPECTACULAR_SETTINGS = {
 # Background work (generation runs, exports, training started from the web UI) goes through Django's
 # tasks framework with a database-backed queue; `manage.py db_worker` runs it.
 TASKS = {"default": {"BACKEND": os.environ.get("PREFSTUDIO_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+
+# A running job's process writes a heartbeat this often; one silent for JOB_STALE_SECONDS (its worker was
+# killed, its machine went down) is marked failed when a worker starts.
+JOB_HEARTBEAT_SECONDS = env_int("PREFSTUDIO_JOB_HEARTBEAT_SECONDS", 30)
+JOB_STALE_SECONDS = env_int("PREFSTUDIO_JOB_STALE_SECONDS", 300)
 
 # How long an annotator holds a pair they were shown before its slot goes back to the pool.
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)

@@ -10,10 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.api import error_response
-from annotator.errors import StudioError
 from annotator.models import Campaign
-from annotator.permissions import IsStaff
+from core.permissions import IsStaff
 from exports.models import ExportVia
 from exports.selectors import dataset_export_file, dataset_exports_list
 from exports.serializers import DatasetExportSerializer, ExportOptionsSerializer
@@ -37,12 +35,9 @@ class CampaignExportCreateApi(APIView):
             raise NotFound(f"No campaign with id {pk}.")
         if not isinstance(request.data, dict):
             raise ParseError('Send the options as a JSON object, e.g. {"format": "auto", "val_fraction": 0.1}.')
-        try:
-            export = dataset_export_create(
-                campaign=campaign, options=dict(request.data), created_by=request.user, via=ExportVia.API
-            )
-        except StudioError as error:
-            return error_response(error)
+        export = dataset_export_create(
+            campaign=campaign, options=dict(request.data), created_by=request.user, via=ExportVia.API
+        )
         dataset_export_enqueue(export=export)
         export.refresh_from_db()
         return Response(DatasetExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)

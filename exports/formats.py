@@ -18,8 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from annotator.conversations import Message, conversation_with_system
 from annotator.models import Verdict
+from core.conversations import Message, conversation_with_system
 from exports.aggregation import Decision
 
 PROMPT_SEPARATOR = "\n\n"

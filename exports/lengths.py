@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)

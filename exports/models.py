@@ -1,6 +1,6 @@
 from django.db import models
 
-from annotator.models import Job
+from core.models import Job
 
 
 class ExportVia(models.TextChoices):
@@ -16,6 +16,9 @@ class DatasetExport(Job):
     `files` maps a split name to {"path", "rows", "sha256", "bytes"}, and "card" to the README.md's
     {"path", "sha256", "bytes"}.
     """
+
+    job_name = "Export"
+    job_restart = "export again"
 
     campaign = models.ForeignKey("annotator.Campaign", on_delete=models.CASCADE, related_name="exports")
     options = models.JSONField(default=dict, blank=True)

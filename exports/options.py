@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 FORMATS = ("auto", "conversational", "string", "openai")
 JUDGES = ("humans", "ai", "both")

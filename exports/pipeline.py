@@ -13,9 +13,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from annotator.checksums import file_sha256
-from annotator.errors import InputError
 from annotator.models import Campaign
+from core.checksums import file_sha256
+from core.errors import InputError
 from exports.aggregation import DROP_HELP, Decision, Drop, Vote, pair_decide
 from exports.card import dataset_card
 from exports.formats import (

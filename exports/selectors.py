@@ -8,8 +8,8 @@ from pathlib import Path
 
 from django.db.models import Q, QuerySet
 
-from annotator.checksums import file_sha256
 from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt
+from core.checksums import file_sha256
 from exports.aggregation import Vote
 from exports.formats import CandidateTexts, PairTexts
 from exports.models import DatasetExport

@@ -11,10 +11,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from annotator.errors import ConflictError, StudioError
-from annotator.models import Campaign, JobStatus
+from annotator.models import Campaign
+from core.errors import StudioError
+from core.jobs import job_enqueue, job_running, job_succeed
 from exports.models import DatasetExport, ExportVia
 from exports.options import ExportOptions
 
@@ -38,12 +38,12 @@ def dataset_export_create(
     return export
 
 
-def _finish(export: DatasetExport, status: str, **fields: Any) -> None:
-    for name, value in fields.items():
-        setattr(export, name, value)
-    export.status = status
-    export.finished_at = timezone.now()
-    export.save(update_fields=["status", "finished_at", *fields])
+def _export_failure(error: BaseException) -> str:
+    if isinstance(error, StudioError):
+        return error.message
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
+    return f"The export stopped ({type(error).__name__}: {error}); no file was written."
 
 
 def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) -> DatasetExport:
@@ -54,35 +54,17 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
     """
     from exports.pipeline import CHUNK_PAIRS, campaign_export  # pyarrow, and transformers for --tokenizer
 
-    started = timezone.now()
-    claimed = DatasetExport.objects.filter(pk=export.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING, started_at=started
-    )
-    if not claimed:
-        export.refresh_from_db()
-        raise ConflictError(f"Export {export.pk} is {export.status}, not queued: it runs once.")
-    export.status, export.started_at = JobStatus.RUNNING, started
-    try:
+    with job_running(export, interrupted="", describe=_export_failure):
         result = campaign_export(
             campaign=export.campaign,
             options=ExportOptions.from_mapping(export.options),
             out_dir=Path(export.out_dir),
             export_id=export.pk,
             created_by=export.created_by.get_username() if export.created_by else "",
-            created_at=started,
+            created_at=export.started_at,
             chunk_size=chunk_size or CHUNK_PAIRS,
         )
-    except StudioError as error:
-        _finish(export, JobStatus.FAILED, error=error.message)
-        raise
-    except BaseException as error:
-        if isinstance(error, KeyboardInterrupt | SystemExit):
-            message = "The export was interrupted (Ctrl-C or SIGTERM); no file was written."
-        else:
-            message = f"The export stopped ({type(error).__name__}: {error}); no file was written."
-        _finish(export, JobStatus.FAILED, error=message)
-        raise
-    _finish(export, JobStatus.SUCCEEDED, stats={"format": result.kind, **result.stats}, files=result.files, error="")
+        job_succeed(export, stats={"format": result.kind, **result.stats}, files=result.files)
     return export
 
 
@@ -90,4 +72,4 @@ def dataset_export_enqueue(*, export: DatasetExport) -> None:
     """Hand a queued export to the background worker (`manage.py db_worker`)."""
     from exports.tasks import dataset_export_task
 
-    dataset_export_task.enqueue(export_id=export.pk)
+    job_enqueue(task=dataset_export_task, job=export)

@@ -4,7 +4,7 @@ from contextlib import suppress
 
 from django_tasks import task
 
-from annotator.errors import StudioError
+from core.errors import StudioError
 from exports.models import DatasetExport
 from exports.services import dataset_export_run
 

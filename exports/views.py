@@ -8,8 +8,8 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotator.errors import StudioError
-from annotator.permissions import staff_required
+from core.errors import StudioError
+from core.permissions import staff_required
 from exports.forms import ExportForm
 from exports.models import ExportVia
 from exports.selectors import dataset_export_file, dataset_exports_list

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotator.errors import ConflictError, InputError
+from core.errors import ConflictError, InputError
 
 # Every file name an export may write: a new export replaces the whole set (stale ones are removed).
 DATA_FILES = ("train.parquet", "validation.parquet", "train.jsonl", "validation.jsonl")

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from annotator.conversations import Message, conversation_with_system
-from annotator.errors import InputError, StudioError
+from core.conversations import Message, conversation_with_system
+from core.errors import InputError, StudioError
 from generation.provenance import model_check, model_is_local, model_revision_of
 
 PROMPT_TOO_LONG = "prompt_too_long"

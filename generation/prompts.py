@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from annotator.conversations import Message, conversation_hash, conversation_normalize
-from annotator.errors import InputError
-from annotator.records import records_parse
+from core.conversations import Message, conversation_hash, conversation_normalize
+from core.errors import InputError
+from core.records import records_parse
 
 KNOWN_FIELDS = {"prompt", "system", "metadata"}
 

@@ -12,7 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 FULL_HASH_LIMIT = 2 << 30  # bytes
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")

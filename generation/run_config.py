@@ -4,7 +4,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from annotator.errors import InputError
+from core.errors import InputError
 from generation.backends import BACKENDS, EngineOptions
 from generation.provenance import model_check
 from generation.sampling import PAIRS_MODES

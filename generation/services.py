@@ -19,13 +19,13 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.utils import timezone
 
-from annotator.errors import InputError, StudioError
-from annotator.models import Campaign, Candidate, JobStatus, Prompt
+from annotator.models import Campaign, Candidate, Prompt
 from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
+from core.errors import InputError
+from core.jobs import job_enqueue, job_running, job_succeed
 from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
-from generation.models import GenerationRun
+from generation.models import GeneratedCandidate, GenerationRun
 from generation.prompts import PromptRow, prompts_read, prompts_read_path
 from generation.run_config import RunConfig
 from generation.sampling import Slot, derive_seed, pairs_choose, slot_seed, slots_plan, slots_to_resample, text_key
@@ -109,9 +109,9 @@ def generation_run_start(
     """Create a run and hand it to the background worker (`manage.py db_worker`) to execute."""
     from generation.tasks import generation_run_task
 
-    run = generation_run_create(campaign_name=campaign_name, config=config, created_by=created_by)
-    result = generation_run_task.enqueue(run_id=run.pk)
-    GenerationRun.objects.filter(pk=run.pk).update(task_id=str(result.id))
+    with transaction.atomic():
+        run = generation_run_create(campaign_name=campaign_name, config=config, created_by=created_by)
+        job_enqueue(task=generation_run_task, job=run)
     run.refresh_from_db()
     return run
 
@@ -279,9 +279,11 @@ def _batch_store(
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.completion_tokens,
                     finish_reason=result.finish_reason,
-                    generation_run=run,
                     metadata={"slot": slot.index, "model": slot.side, "attempt": work.attempts[slot.index]},
                 )
+            GeneratedCandidate.objects.bulk_create(
+                GeneratedCandidate(candidate=candidate, run=run) for candidate in candidates.values()
+            )
             for a, b in pairs:
                 comparison_create(
                     candidate_a=candidates[a],
@@ -302,14 +304,6 @@ def _backends_load(config: RunConfig) -> dict[str, Backend]:
     return backends
 
 
-def _run_finish(run: GenerationRun, *, status: str, summary: RunSummary, error: str = "") -> None:
-    run.status = status
-    run.error = error
-    run.stats = summary.as_dict()
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "stats", "finished_at"])
-
-
 def generation_run_execute(
     *,
     run: GenerationRun,
@@ -325,47 +319,36 @@ def generation_run_execute(
     config = RunConfig.from_dict(run.config)
     summary = RunSummary()
     started = time.perf_counter()
-    run.status, run.started_at, run.error = JobStatus.RUNNING, timezone.now(), ""
-    run.save(update_fields=["status", "started_at", "error"])
+
+    def counts() -> dict[str, Any]:
+        summary.elapsed_seconds = time.perf_counter() - started
+        return {"stats": summary.as_dict()}
+
     owned: dict[str, Backend] = {}
-    try:
-        rows = _rows_to_generate(config=config, campaign=run.campaign, summary=summary)
-        total = len(rows)
-        if progress:
-            progress(0, total)
-        if rows and backends is None:
-            backends = owned = _backends_load(config)
-        slots = slots_plan(
-            n=config.n,
-            temperatures=config.temperatures,
-            top_ps=config.top_p,
-            max_tokens=config.max_tokens,
-            two_models=config.two_models,
-        )
-        for start in range(0, total, config.batch_size):
-            batch = rows[start : start + config.batch_size]
-            works = _batch_generate(batch, config=config, slots=slots, backends=backends, summary=summary)
-            summary.elapsed_seconds = time.perf_counter() - started
-            _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
+    with job_running(run, interrupted="Interrupted: run it again to continue where it stopped.", fail_fields=counts):
+        try:
+            rows = _rows_to_generate(config=config, campaign=run.campaign, summary=summary)
+            total = len(rows)
             if progress:
-                progress(start + len(batch), total)
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM (the command, db_worker shutting down)
-        summary.elapsed_seconds = time.perf_counter() - started
-        _run_finish(
-            run,
-            status=JobStatus.FAILED,
-            summary=summary,
-            error="Interrupted: run it again to continue where it stopped.",
-        )
-        raise
-    except Exception as error:
-        summary.elapsed_seconds = time.perf_counter() - started
-        message = error.message if isinstance(error, StudioError) else f"{type(error).__name__}: {error}"
-        _run_finish(run, status=JobStatus.FAILED, summary=summary, error=message)
-        raise
-    finally:
-        for backend in owned.values():
-            backend.close()
-    summary.elapsed_seconds = time.perf_counter() - started
-    _run_finish(run, status=JobStatus.SUCCEEDED, summary=summary)
+                progress(0, total)
+            if rows and backends is None:
+                backends = owned = _backends_load(config)
+            slots = slots_plan(
+                n=config.n,
+                temperatures=config.temperatures,
+                top_ps=config.top_p,
+                max_tokens=config.max_tokens,
+                two_models=config.two_models,
+            )
+            for start in range(0, total, config.batch_size):
+                batch = rows[start : start + config.batch_size]
+                works = _batch_generate(batch, config=config, slots=slots, backends=backends, summary=summary)
+                summary.elapsed_seconds = time.perf_counter() - started
+                _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
+                if progress:
+                    progress(start + len(batch), total)
+        finally:
+            for backend in owned.values():
+                backend.close()
+        job_succeed(run, **counts())
     return summary

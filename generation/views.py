@@ -1,12 +1,12 @@
 """Staff pages: start a generation run in the background and follow the recent runs."""
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotator.errors import StudioError
+from core.errors import StudioError
+from core.permissions import staff_required
 from generation.forms import GenerationStartForm
 from generation.run_config import RunConfig
 from generation.selectors import generation_runs_recent
@@ -18,13 +18,13 @@ def _render(request: HttpRequest, form: GenerationStartForm, status: int = 200) 
     return render(request, "generation/runs.html", context, status=status)
 
 
-@staff_member_required
+@staff_required
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
     return _render(request, GenerationStartForm())
 
 
-@staff_member_required
+@staff_required
 @require_POST
 def run_start(request: HttpRequest) -> HttpResponse:
     form = GenerationStartForm(request.POST, request.FILES)

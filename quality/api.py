@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotator.models import Campaign
-from annotator.permissions import IsStaff
+from core.permissions import IsStaff
 from quality.selectors import campaign_quality_report
 
 

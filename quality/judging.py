@@ -19,8 +19,8 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from annotator.errors import InputError
 from annotator.models import Comparison, Verdict
+from core.errors import InputError
 
 DEFAULT_TEMPLATE_PATH = Path(__file__).with_name("judge_template.txt")
 REQUIRED_FIELDS = ("conversation", "response_1", "response_2")

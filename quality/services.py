@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotator.errors import InputError
 from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Side, Verdict
+from core.errors import InputError
 from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
 from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
 

@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from annotator.models import Campaign
-from annotator.permissions import staff_required
+from core.permissions import staff_required
 from quality.charts import Bar, bar_chart, line_chart
 from quality.selectors import campaign_quality_report
 

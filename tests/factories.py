@@ -1,7 +1,9 @@
 """Small builders for test data, through the same services the product uses."""
 
 from pathlib import Path
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -31,3 +33,11 @@ def add_pair(campaign: Campaign, prompt: str | list, text_a: str, text_b: str, *
     a = candidate_create(prompt=prompt_obj, text=text_a, model_name="model-a", backend="test")
     b = candidate_create(prompt=prompt_obj, text=text_b, model_name="model-b", backend="test")
     return comparison_create(candidate_a=a, candidate_b=b)
+
+
+def shared_database_url() -> str:
+    """The URL of the database this test runs on, for a subprocess to share it (SQLite or PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.permissions import IsStaff
+from core.permissions import IsStaff
 from training.models import TrainingMetric
 from training.selectors import training_runs_list
 from training.serializers import TrainingRunDetailSerializer, TrainingRunSerializer

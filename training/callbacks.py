@@ -15,7 +15,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from annotator.errors import StudioError
+from core.errors import StudioError
 
 # The train summary Trainer logs once at the end; it is a final metric, not a point on the curves.
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")

@@ -16,7 +16,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 # Base learning rates that `learning_rate_multiplier` scales. DPO moves a model with far smaller steps than
 # SFT: 1e-6 is TRL's default for full fine-tuning (Zephyr used 5e-7), and a LoRA adapter, which starts at

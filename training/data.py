@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotator.checksums import file_sha256
-from annotator.errors import InputError
+from core.checksums import file_sha256
+from core.errors import InputError
 
 COLUMNS = ("prompt", "chosen", "rejected")
 STRING = "string"
@@ -77,7 +77,7 @@ def preference_data_resolve(source: str) -> tuple[Path, Path | None, int | None]
 
 
 def _export_files(export_id: int) -> tuple[Path, Path | None, int]:
-    from annotator.models import JobStatus
+    from core.models import JobStatus
     from exports.models import DatasetExport
 
     export = DatasetExport.objects.filter(pk=export_id).first()

@@ -1,6 +1,6 @@
 from django import forms
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from exports.models import DatasetExport
 from training.config import DPORunConfig, default_value
 

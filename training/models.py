@@ -1,6 +1,6 @@
 from django.db import models
 
-from annotator.models import Job
+from core.models import Job
 
 
 class TrainingRun(Job):
@@ -9,6 +9,9 @@ class TrainingRun(Job):
     `config` is the resolved DPORunConfig (what `output/run_config.json` holds); `dataset_files` maps a split to
     {"path", "rows", "sha256", "format"}; the per-step metrics are TrainingMetric rows.
     """
+
+    job_name = "Training run"
+    job_restart = "train_dpo --resume continues from its last checkpoint"
 
     config = models.JSONField(default=dict)
     export = models.ForeignKey(

@@ -13,10 +13,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from annotator.errors import StudioError
-from annotator.models import JobStatus
+from core.jobs import job_enqueue, job_running, job_succeed
+from core.models import JobStatus
 from training.config import DPORunConfig
 from training.data import PreferenceData, preference_data_load
 from training.models import TrainingMetric, TrainingRun
@@ -75,7 +74,7 @@ def training_run_queue(*, config: DPORunConfig, created_by: AbstractBaseUser | N
 
     prepared = dpo_run_prepare(config=config)
     run = training_run_create(prepared=prepared, created_by=created_by)
-    transaction.on_commit(lambda: train_dpo_task.enqueue(run_id=run.pk))
+    job_enqueue(task=train_dpo_task, job=run)
     return run
 
 
@@ -83,14 +82,11 @@ def training_run_for_resume(*, output_dir: Path) -> TrainingRun | None:
     return TrainingRun.objects.filter(output_dir=str(output_dir)).order_by("-created_at", "-id").first()
 
 
-def training_run_start(*, run: TrainingRun, device: DeviceInfo, warnings: list[str]) -> None:
-    run.status = JobStatus.RUNNING
+def training_run_started(*, run: TrainingRun, device: DeviceInfo, warnings: list[str]) -> None:
+    """What the run learned once its models loaded: the device and the warnings about its data."""
     run.device = device.description
     run.warnings = warnings
-    run.error = ""
-    run.started_at = run.started_at or timezone.now()
-    run.finished_at = None
-    run.save(update_fields=["status", "device", "warnings", "error", "started_at", "finished_at"])
+    run.save(update_fields=["device", "warnings"])
 
 
 def training_metric_record(*, run: TrainingRun, record: dict[str, Any]) -> TrainingMetric:
@@ -101,21 +97,6 @@ def training_metric_record(*, run: TrainingRun, record: dict[str, Any]) -> Train
         )
         TrainingRun.objects.filter(pk=run.pk, global_step__lt=record["step"]).update(global_step=record["step"])
     return metric
-
-
-def training_run_succeed(*, run: TrainingRun, result: TrainingResult) -> None:
-    run.status = JobStatus.SUCCEEDED
-    run.global_step = result.global_step
-    run.final_metrics = _json_safe(result.final_metrics)
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "global_step", "final_metrics", "finished_at"])
-
-
-def training_run_fail(*, run: TrainingRun, error: str) -> None:
-    run.status = JobStatus.FAILED
-    run.error = error
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
 
 
 def dpo_run(
@@ -145,17 +126,16 @@ def dpo_run(
             run = training_run_create(prepared=prepared, created_by=created_by)
 
     def on_start(device: DeviceInfo, warnings: list[str]) -> None:
-        if run is None:
-            return
-        training_run_start(run=run, device=device, warnings=warnings)
-        run_config_write(prepared, run=run, device=device)
+        if run is not None:
+            training_run_started(run=run, device=device, warnings=warnings)
+            run_config_write(prepared, run=run, device=device)
 
     def on_record(record: dict[str, Any]) -> None:
         if run is not None:
             training_metric_record(run=run, record=record)
 
-    try:
-        result = dpo_train(
+    def train() -> TrainingResult:
+        return dpo_train(
             config,
             prepared.data,
             resume=resume,
@@ -163,16 +143,18 @@ def dpo_run(
             on_start=on_start,
             extra_callbacks=extra_callbacks,
         )
-    except StudioError as error:
-        if run is not None:
-            training_run_fail(run=run, error=error.message)
-        raise
-    except BaseException as error:  # also Ctrl-C: the row must not stay "running"
-        if run is not None:
-            training_run_fail(run=run, error=f"{type(error).__name__}: {error}".rstrip(": "))
-        raise
-    if run is not None:
-        training_run_succeed(run=run, result=result)
+
+    if run is None:  # a non-main rank of a multi-process launch: the main one keeps the record
+        return None, train()
+    # A resumed run takes over its own row, whatever its last process left there (killed, failed).
+    claim_from = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED) if resume else (JobStatus.QUEUED,)
+    with job_running(
+        run,
+        interrupted="Interrupted (Ctrl-C or SIGTERM): train_dpo --resume continues from the last checkpoint.",
+        claim_from=claim_from,
+    ):
+        result = train()
+        job_succeed(run, global_step=result.global_step, final_metrics=_json_safe(result.final_metrics))
     return run, result
 
 

@@ -2,25 +2,26 @@
 
 from django_tasks import task
 
-from annotator.errors import StudioError
+from core.errors import StudioError
 
 
 @task()
 def train_dpo_task(run_id: int) -> int:
-    """Run a queued TrainingRun through the same service as `manage.py train_dpo`; return its id."""
-    from annotator.models import JobStatus
+    """Run a queued TrainingRun through the same service as `manage.py train_dpo`; return its id.
+
+    Its outcome is recorded on the TrainingRun: a refusal before training started (the data changed since the
+    run was queued, another worker took it) leaves the run failed with the reason, or as the other worker has it."""
+    from core.jobs import job_fail
+    from core.models import JobStatus
     from training.config import DPORunConfig
     from training.models import TrainingRun
-    from training.services import dpo_run, training_run_fail
+    from training.services import dpo_run
 
     run = TrainingRun.objects.get(pk=run_id)
-    if run.status != JobStatus.QUEUED:
-        return run.pk  # already taken by another worker, or finished
     try:
-        config = DPORunConfig(**run.config)
-        dpo_run(config=config, run=run)
+        dpo_run(config=DPORunConfig(**run.config), run=run)
     except StudioError as error:
         run.refresh_from_db()
-        if run.status != JobStatus.FAILED:  # refused before training started (the data changed, ...)
-            training_run_fail(run=run, error=error.message)
+        if run.status == JobStatus.QUEUED:  # refused before the run was claimed
+            job_fail(run, error=error.message)
     return run.pk

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotator.errors import InputError
+from core.errors import InputError
 from training.config import RESUMABLE_CHANGES, DPORunConfig, trl_dpo_config
 from training.data import PreferenceData, length_report, read_rows
 

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotator.errors import StudioError
-from annotator.permissions import staff_required
+from core.errors import StudioError
+from core.permissions import staff_required
 from training.config import DPORunConfig
 from training.forms import TrainingRunForm
 from training.plots import Series, line_chart

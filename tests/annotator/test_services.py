@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotator.errors import ConflictError, InputError
 from annotator.models import Assignment, Choice, Judgment, Side, Verdict
 from annotator.selectors import campaign_progress_for
 from annotator.services import (
@@ -13,6 +12,7 @@ from annotator.services import (
     judgment_undo_last,
     verdict_for_choice,
 )
+from core.errors import ConflictError, InputError
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db

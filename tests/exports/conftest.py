@@ -2,8 +2,9 @@ import pytest
 
 
 @pytest.fixture
-def immediate_tasks(settings):
-    """Run queued exports at once, inside the request, as if a worker picked them up."""
+def immediate_tasks(settings, transactional_db):
+    """Run queued exports at once, inside the request, as if a worker picked them up (exports are queued once
+    their row is committed: the test's data is committed too)."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 
 

@@ -3,7 +3,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from tests.exports.helpers import judge_all

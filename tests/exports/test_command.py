@@ -4,16 +4,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from exports.models import DatasetExport
 from tests.exports.helpers import judge_all, read_rows
-from tests.factories import make_campaign, make_user
+from tests.factories import make_campaign, make_user, shared_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,14 +64,6 @@ def test_bad_options_and_empty_exports_stop_the_command_with_a_clear_error(tmp_p
         export(*args, "--out", str(tmp_path / "out"))
     assert message in str(caught.value)
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
-
-
-def shared_database_url() -> str:
-    """The URL of the database this test runs on, for a subprocess to share it (SQLite or PostgreSQL)."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def start_interruptible_export(campaign: str, out: Path) -> subprocess.Popen:

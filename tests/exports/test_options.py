@@ -1,6 +1,6 @@
 import pytest
 
-from annotator.errors import InputError
+from core.errors import InputError
 from exports.options import ExportOptions
 
 

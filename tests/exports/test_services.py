@@ -6,9 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from annotator.checksums import file_sha256
-from annotator.errors import ConflictError, InputError
-from annotator.models import Comparison, JobStatus, Judgment
+from annotator.models import Comparison, Judgment
+from core.checksums import file_sha256
+from core.errors import ConflictError, InputError
+from core.models import JobStatus
 from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from tests.exports.helpers import ai_judge, judge_all, read_rows

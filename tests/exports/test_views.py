@@ -2,7 +2,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from exports.models import DatasetExport
 from exports.services import dataset_export_create, dataset_export_run
 from tests.exports.helpers import judge_all

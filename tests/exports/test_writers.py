@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 
-from annotator.checksums import file_sha256
-from annotator.errors import ConflictError, InputError
+from core.checksums import file_sha256
+from core.errors import ConflictError, InputError
 from exports.writers import MARKER_FILE, AtomicFileSet, JsonlSplitWriter, ParquetSplitWriter, parquet_schema
 
 ROW = {

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from annotator.errors import InputError
 from annotator.models import Candidate
 from annotator.services import campaign_create
+from core.errors import InputError
 from generation.backends import (
     PROMPT_TOO_LONG,
     EngineOptions,
@@ -323,7 +323,7 @@ class TestOpenAIServer:
         run = generation_run_create(campaign_name="Served", config=config)
         summary = generation_run_execute(run=run)
         assert (summary.generated, summary.candidates, summary.comparisons) == (6, 12, 6)
-        candidate = Candidate.objects.filter(generation_run=run).first()
+        candidate = Candidate.objects.filter(generation__run=run).first()
         assert (candidate.backend, candidate.model_name) == ("openai", str(TINY_MODEL))
         assert candidate.prompt_tokens > 0 and candidate.completion_tokens > 0
 

@@ -11,8 +11,9 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from annotator.models import Candidate, Comparison, JobStatus, Prompt
+from annotator.models import Candidate, Comparison, Prompt
 from annotator.services import campaign_create
+from core.models import JobStatus
 from generation import services
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
@@ -126,8 +127,8 @@ def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_
     for prompt in Prompt.objects.filter(campaign=campaign):
         assert prompt.candidates.count() == 2
         assert prompt.comparisons.count() == 1
-    assert Candidate.objects.filter(generation_run=killed).count() == 2 * done_before
-    assert Candidate.objects.filter(generation_run=rerun).count() == 2 * (len(animals) - done_before)
+    assert Candidate.objects.filter(generation__run=killed).count() == 2 * done_before
+    assert Candidate.objects.filter(generation__run=rerun).count() == 2 * (len(animals) - done_before)
 
 
 class Terminal(StringIO):

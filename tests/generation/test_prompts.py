@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from annotator.conversations import conversation_hash
-from annotator.errors import InputError
+from core.conversations import conversation_hash
+from core.errors import InputError
 from generation.prompts import prompts_read, prompts_read_path
 
 

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from annotator.errors import InputError
+from core.errors import InputError
 from generation import provenance
 from generation.provenance import model_check, model_is_local, model_revision_of
 from tests.factories import TINY_MODEL

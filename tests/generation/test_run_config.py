@@ -1,6 +1,6 @@
 import pytest
 
-from annotator.errors import InputError
+from core.errors import InputError
 from generation.run_config import RunConfig
 from tests.factories import TINY_MODEL
 

@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from annotator.errors import InputError
-from annotator.models import Campaign, Candidate, Comparison, JobStatus, Prompt
+from annotator.models import Campaign, Candidate, Comparison, Prompt
 from annotator.services import campaign_create, prompt_get_or_create
+from core.errors import InputError
+from core.models import JobStatus
 from generation.backends import GenerationRequest, Sampling
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
@@ -40,7 +41,7 @@ def test_each_prompt_gets_n_candidates_with_provenance_and_one_comparison(storie
     assert second.seed == slot_seed(base_seed=13, content_hash=prompt.content_hash, slot=1)
     assert first.text == f"A story with seed {first.seed}."
     assert (first.model_name, first.model_revision, first.backend) == ("fake-model", "rev-1", "fake")
-    assert first.generation_run == run
+    assert first.generation.run == run
     assert first.finish_reason == "stop"
     assert first.completion_tokens == 5
     assert first.prompt_tokens == len(STORY_PROMPTS[0])

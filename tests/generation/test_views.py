@@ -2,8 +2,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from annotator.models import Comparison, JobStatus
+from annotator.models import Comparison
 from annotator.services import campaign_create
+from core.models import JobStatus
+from core.permissions import STAFF_ONLY
 from generation import services
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
@@ -17,7 +19,7 @@ PROMPTS_JSONL = "".join(f'{{"prompt": "{p}"}}\n' for p in STORY_PROMPTS[:3]).enc
 
 
 @pytest.fixture(autouse=True)
-def _tasks_run_immediately(settings, tmp_path):
+def _tasks_run_immediately(settings, tmp_path, transactional_db):
     settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
     settings.DATA_DIR = tmp_path
 
@@ -42,11 +44,18 @@ def start_form(stories, **fields):
     }
 
 
-def test_annotators_cannot_see_or_start_generation(annotator_client, stories):
-    assert annotator_client.get(reverse("generation:run_list")).status_code == 302
+def test_annotators_get_403_with_a_reason_and_cannot_start_generation(annotator_client, stories):
+    response = annotator_client.get(reverse("generation:run_list"))
+    assert response.status_code == 403
+    assert STAFF_ONLY in response.content.decode()
     response = annotator_client.post(reverse("generation:run_start"), start_form(stories))
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("admin:login"))
+    assert response.status_code == 403
+    assert not GenerationRun.objects.exists()
+
+
+def test_anonymous_visitors_go_to_the_login_page(client, stories):
+    response = client.get(reverse("generation:run_list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     assert not GenerationRun.objects.exists()
 
 

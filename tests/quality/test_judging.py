@@ -3,8 +3,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from annotator.errors import InputError
 from annotator.models import Judgment, Verdict
+from core.errors import InputError
 from generation.backends import PROMPT_TOO_LONG, GenerationResult
 from quality.judging import (
     FIRST,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from tests.training.helpers import ROW, write
 from training import services
 from training.models import TrainingRun

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from annotator.errors import InputError
+from core.errors import InputError
 from training.config import (
     BASE_LEARNING_RATE_FULL,
     BASE_LEARNING_RATE_LORA,

@@ -1,9 +1,9 @@
 import pyarrow as pa
 import pytest
 
-from annotator.checksums import file_sha256
-from annotator.errors import InputError
-from annotator.models import JobStatus
+from core.checksums import file_sha256
+from core.errors import InputError
+from core.models import JobStatus
 from exports.models import DatasetExport
 from tests.factories import TINY_MODEL, make_campaign
 from tests.training.helpers import CHAT, ROW, write

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from tests.factories import TINY_MODEL
 from tests.training.stories import WORD, has_word, sample_stories, two_proportion_z, word_rate
 from training.models import TrainingRun

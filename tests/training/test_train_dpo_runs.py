@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from annotator.models import JobStatus
+from core.models import JobStatus
 from tests.factories import TINY_MODEL
 from tests.training.helpers import CHAT, write
 from training.models import TrainingRun

@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 from django_tasks import default_task_backend
 
-from annotator.checksums import file_sha256
-from annotator.models import JobStatus
+from core.checksums import file_sha256
+from core.models import JobStatus
 from exports.models import DatasetExport
 from tests.factories import make_campaign
 from tests.training.helpers import ROW, write

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotator.errors import StudioError
 from annotator.importing import pairs_import_file
+from core.errors import StudioError
 
 
 class Command(BaseCommand):

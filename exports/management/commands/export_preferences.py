@@ -3,9 +3,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotator.errors import StudioError
-from annotator.interrupts import sigterm_as_exit
 from annotator.models import Campaign
+from core.errors import StudioError
+from core.interrupts import sigterm_as_exit
 from exports.aggregation import DROP_HELP, Drop
 from exports.formats import REFUSAL_HELP, Refusal
 from exports.options import FORMATS, JUDGES, ExportOptions

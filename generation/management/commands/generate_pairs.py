@@ -3,8 +3,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotator.errors import StudioError
-from annotator.interrupts import sigterm_as_exit
+from core.errors import StudioError
+from core.interrupts import sigterm_as_exit
 from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
 from generation.run_config import RunConfig
 from generation.sampling import PAIRS_MODES

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotator.errors import StudioError
 from annotator.models import Campaign
+from core.errors import StudioError
 from generation.backends import backend_load
 from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
 from quality.judging import judge_template_load

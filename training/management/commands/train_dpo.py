@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotator.errors import StudioError
+from core.errors import StudioError
 from training.config import build_config, coerce_value, config_fields, default_value, field_type, load_config_file
 
 # Fields with a hand-written option (or none): precision is --bf16 / --fp32 (or --precision).

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from annotator.errors import InputError
+from core.errors import InputError
 
 MAX_ERRORS_SHOWN = 20
 Row = TypeVar("Row")

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """What every app shares: the background-job life cycle, errors, staff checks, file and record helpers."""
+
+    name = "core"
+    verbose_name = "Core"
