@@ -1,5 +1,6 @@
 """Staff API for exports: start one for a campaign (202, it runs in the background), list, read, download."""
 
+from django.db import transaction
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -10,10 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotator.models import Campaign
 from core.permissions import IsStaff
 from exports.models import ExportVia
-from exports.selectors import dataset_export_file, dataset_exports_list
+from exports.selectors import campaign_get, dataset_export_file, dataset_exports_list
 from exports.serializers import DatasetExportSerializer, ExportOptionsSerializer
 from exports.services import dataset_export_create, dataset_export_enqueue
 
@@ -30,15 +30,16 @@ class CampaignExportCreateApi(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        campaign = Campaign.objects.filter(pk=pk).first()
+        campaign = campaign_get(pk=pk)
         if campaign is None:
             raise NotFound(f"No campaign with id {pk}.")
         if not isinstance(request.data, dict):
             raise ParseError('Send the options as a JSON object, e.g. {"format": "auto", "val_fraction": 0.1}.')
-        export = dataset_export_create(
-            campaign=campaign, options=dict(request.data), created_by=request.user, via=ExportVia.API
-        )
-        dataset_export_enqueue(export=export)
+        with transaction.atomic():
+            export = dataset_export_create(
+                campaign=campaign, options=dict(request.data), created_by=request.user, via=ExportVia.API
+            )
+            dataset_export_enqueue(export=export)
         export.refresh_from_db()
         return Response(DatasetExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 

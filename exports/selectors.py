@@ -75,6 +75,10 @@ def campaign_shape(*, campaign: Campaign) -> CampaignShape:
     )
 
 
+def campaign_get(*, pk: int) -> Campaign | None:
+    return Campaign.objects.filter(pk=pk).first()
+
+
 def dataset_exports_list() -> QuerySet[DatasetExport]:
     return DatasetExport.objects.select_related("campaign", "created_by").order_by("-created_at", "-id")
 

@@ -1,24 +1,12 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.options import options_serializer
 from exports.models import DatasetExport
-from exports.options import FORMATS, JUDGES, ExportOptions
+from exports.options import ExportOptions
 
-_DEFAULTS = ExportOptions()
-
-
-class ExportOptionsSerializer(serializers.Serializer):
-    """For the API schema; the values are checked by ExportOptions, which names the bad one."""
-
-    format = serializers.ChoiceField(choices=FORMATS, required=False, default=_DEFAULTS.format)
-    judges = serializers.ChoiceField(choices=JUDGES, required=False, default=_DEFAULTS.judges)
-    val_fraction = serializers.FloatField(required=False, default=_DEFAULTS.val_fraction)
-    seed = serializers.IntegerField(required=False, default=_DEFAULTS.seed)
-    min_votes = serializers.IntegerField(required=False, default=_DEFAULTS.min_votes)
-    min_agreement = serializers.FloatField(required=False, default=_DEFAULTS.min_agreement)
-    tokenizer = serializers.CharField(required=False, allow_blank=True, default="")
-    max_length = serializers.IntegerField(required=False, allow_null=True, default=None)
-    drop_overlong = serializers.BooleanField(required=False, default=False)
+# For the API schema; the values are checked by ExportOptions, which names the bad one.
+ExportOptionsSerializer = options_serializer(ExportOptions, name="ExportOptionsSerializer")
 
 
 class DatasetExportSerializer(serializers.ModelSerializer):

@@ -4,11 +4,11 @@ Exports run in the background (`manage.py db_worker`); an export's page reloads 
 """
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from core.errors import StudioError
 from core.permissions import staff_required
 from exports.forms import ExportForm
 from exports.models import ExportVia
@@ -34,19 +34,16 @@ def export_create(request: HttpRequest) -> HttpResponse:
         return render(request, "exports/export_form.html", {"form": form})
     form = ExportForm(request.POST)
     if form.is_valid():
-        try:
+        with transaction.atomic():
             export = dataset_export_create(
                 campaign=form.cleaned_data["campaign"],
                 options=form.options(),
                 created_by=request.user,
                 via=ExportVia.WEB,
             )
-        except StudioError as error:
-            form.add_error(None, error.message)
-        else:
             dataset_export_enqueue(export=export)
-            messages.success(request, f"Export {export.pk} of {export.campaign.name!r} started.")
-            return redirect("exports:detail", pk=export.pk)
+        messages.success(request, f"Export {export.pk} of {export.campaign.name!r} started.")
+        return redirect("exports:detail", pk=export.pk)
     return render(request, "exports/export_form.html", {"form": form}, status=400)
 
 

@@ -52,8 +52,8 @@ def test_command_writes_train_validation_and_card_and_prints_what_it_did(tmp_pat
     ("args", "message"),
     [
         (["--campaign", "Nope"], "No campaign named 'Nope'. Campaigns: 'Cmd'."),
-        (["--campaign", "Cmd", "--val-fraction", "1.5"], "val_fraction is 1.5: use a share in [0, 1)"),
-        (["--campaign", "Cmd", "--max-length", "100"], "tokenizer and max_length go together"),
+        (["--campaign", "Cmd", "--val-fraction", "1.5"], "--val-fraction is 1.5: use a share in [0, 1)"),
+        (["--campaign", "Cmd", "--max-length", "100"], "--tokenizer and --max-length go together"),
         (["--campaign", "Cmd", "--user", "ghost"], "No user named 'ghost' (--user)."),
         (["--campaign", "Cmd"], "Nothing to export from campaign 'Cmd' with judges=humans: of its 2 pair(s), 2 have"),
     ],

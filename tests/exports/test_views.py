@@ -139,7 +139,7 @@ def test_bad_options_in_the_form_are_shown_and_nothing_is_started(data_dir, staf
                                  "judges": "humans", "val_fraction": "0.1", "seed": "0", "min_votes": "1",
                                  "min_agreement": "2"})  # fmt: skip
     assert response.status_code == 400
-    assert "min_agreement is 2.0: use a share in [0, 1], e.g. 0.66." in response.content.decode()
+    assert "Min agreement is 2.0: use a share in [0, 1], e.g. 0.66." in response.content.decode()
     assert not DatasetExport.objects.exists()
 
 

@@ -6,9 +6,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotator.models import Campaign
 from core.errors import StudioError
 from core.interrupts import sigterm_as_exit
+from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
 from exports.aggregation import DROP_HELP, Drop
 from exports.formats import REFUSAL_HELP, Refusal
-from exports.options import FORMATS, JUDGES, ExportOptions
+from exports.options import ExportOptions
 from exports.services import dataset_export_create, dataset_export_run
 
 
@@ -19,35 +20,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        defaults = ExportOptions()
         parser.add_argument("--campaign", required=True, help="Campaign name.")
         parser.add_argument("--out", required=True, type=Path, help="Output directory (created if needed).")
-        parser.add_argument(
-            "--format",
-            choices=FORMATS,
-            default=defaults.format,
-            help="conversational or string (TRL Parquet), openai (JSONL), or auto: conversational when any prompt "
-            "has earlier turns or a system message, else string. Default: %(default)s.",
-        )
-        parser.add_argument(
-            "--judges",
-            choices=JUDGES,
-            default=defaults.judges,
-            help="Whose judgments count: humans, ai, or both (AI only where no human judged). Default: %(default)s.",
-        )
-        parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction, help="Default: %(default)s.")
-        parser.add_argument("--seed", type=int, default=defaults.seed, help="Seed of the split. Default: %(default)s.")
-        parser.add_argument("--min-votes", type=int, default=defaults.min_votes, help="Default: %(default)s.")
-        parser.add_argument(
-            "--min-agreement",
-            type=float,
-            default=defaults.min_agreement,
-            help="Minimum share of votes agreeing with the majority. Default: %(default)s.",
-        )
-        parser.add_argument("--tokenizer", default="", help="Tokenizer directory to measure rows with.")
-        parser.add_argument("--max-length", type=int, help="With --tokenizer: count rows longer than this.")
-        parser.add_argument("--drop-overlong", action="store_true", help="Drop the rows longer than --max-length.")
         parser.add_argument("--user", help="Username to record as the one who exported (default: nobody).")
+        options_add_arguments(parser, ExportOptions, title="export options")
 
     def handle(self, *args, campaign: str, out: Path, user: str | None, **options) -> None:
         found = Campaign.objects.filter(name=campaign).first()
@@ -59,16 +35,17 @@ class Command(BaseCommand):
             created_by = get_user_model().objects.filter(username=user).first()
             if created_by is None:
                 raise CommandError(f"No user named {user!r} (--user).")
-        option_names = [name for name in ExportOptions().as_dict() if name in options]
         try:
             with sigterm_as_exit():
                 export = dataset_export_create(
                     campaign=found,
-                    options={name: options[name] for name in option_names},
+                    options=options_from_arguments(ExportOptions, options),
                     created_by=created_by,
                     out_dir=out,
                 )
                 dataset_export_run(export=export)
+        except OptionError as error:
+            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         except StudioError as error:
             raise CommandError(error.message) from None
         except OSError as error:  # a full disk, a directory that became unwritable...
