@@ -137,7 +137,7 @@ class Options:
             try:
                 values[name] = option_coerce(cls.option_field(name), value)
             except ValueError as error:
-                problems.append(f"{lead}`{name}` is {value!r}: {error}.")
+                problems.append(f"{lead}`{name}` is {value!r}: use {error}.")
         if problems:
             raise OptionError(problems, options=cls, heading=cls.options_heading)
         return cls(**values).validate()
@@ -173,7 +173,7 @@ class Options:
             try:
                 values[name] = None if value is None else option_coerce(cls.option_field(name), value, strict=True)
             except ValueError as error:
-                raise InputError(f"Config file {path}: {name} {error}, not {value!r}.") from None
+                raise InputError(f"Config file {path}: {name} must be {error}, not {value!r}.") from None
             if value is None and not option_type(cls.option_field(name))[1]:
                 raise InputError(f"Config file {path}: {name} cannot be null.")
         return values
@@ -234,30 +234,24 @@ def option_type(f: dataclasses.Field) -> tuple[Any, bool]:
 
 
 def option_coerce(f: dataclasses.Field, value: Any, *, strict: bool = False) -> Any:
-    """The value as the field's type, or ValueError saying what to use. Text is accepted for numbers, booleans
-    and lists (comma-separated) unless `strict` (a config file, whose values already have types: only YAML's
-    5e-4, read as text, is forgiven)."""
+    """The value as the field's type, or ValueError naming what to give instead ("a number"). Text is accepted
+    for numbers and lists (comma-separated) unless `strict` (a config file, whose values have types already:
+    only YAML's 5e-4, read as text, is forgiven)."""
     base, _ = option_type(f)
-    choices = f.metadata.get("choices")
-    origin = typing.get_origin(base)
-    if origin is list:
+    if typing.get_origin(base) is list:
         item = typing.get_args(base)[0]
         items = [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
         if isinstance(items, list | tuple):
             try:
-                converted = [option_coerce_one(item, x, strict=False) for x in items]
+                return [option_coerce_one(item, x, strict=False) for x in items]
             except ValueError:
                 pass
-            else:
-                if choices:
-                    bad = [x for x in converted if x not in choices]
-                    if bad:
-                        raise ValueError(f"{', '.join(map(repr, bad))} unknown: use {', '.join(choices)}")
-                return converted
-        raise ValueError(f"must be a list of {_type_words(item)} (or a comma-separated string)")
+        plural = {float: "numbers", int: "whole numbers", str: "strings"}.get(item, _type_words(item))
+        raise ValueError(f"a list of {plural} (or a comma-separated string)")
     converted = option_coerce_one(base, value, strict=strict)
+    choices = f.metadata.get("choices")
     if choices and converted not in choices:
-        raise ValueError(f"use one of {', '.join(choices)}")
+        raise ValueError(f"one of {', '.join(choices)}")
     return converted
 
 
@@ -290,11 +284,12 @@ def option_coerce_one(base: Any, value: Any, *, strict: bool) -> Any:
             return str(value)
     else:
         return value
-    raise ValueError(f"use {_type_words(base)}")
+    raise ValueError(_type_words(base))
 
 
 def _type_words(base: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(base, str(base))
+    words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+    return words.get(base, getattr(base, "__name__", str(base)))
 
 
 def finite(value: float) -> bool:
@@ -321,8 +316,9 @@ def options_add_arguments(
         if f.name in set(exclude):
             continue
         name = f.metadata.get("flag") or f.name
-        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
         base, _ = option_type(f)
+        # --n-epochs, and --n_epochs as HfArgumentParser also takes it (booleans: --lora / --no-lora only).
+        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name and base is not bool else [])
         help_text = f.metadata.get("help", "")
         default = cls.option_default(f.name)
         if default not in (None, False, [], "") and "%(default)" not in help_text:

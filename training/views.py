@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from core.errors import StudioError
 from core.permissions import staff_required
-from training.config import DPORunConfig
 from training.forms import TrainingRunForm
 from training.plots import Series, line_chart
 from training.selectors import CHARTS, training_run_series, training_runs_list
@@ -66,13 +65,12 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def run_create(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return render(request, "training/run_form.html", {"form": TrainingRunForm()})
-    form = TrainingRunForm(request.POST)
+    output = Path(settings.DATA_DIR) / "training" / timezone.now().strftime("run-%Y%m%d-%H%M%S-%f")
+    form = TrainingRunForm(request.POST, output=str(output))
     if form.is_valid():
-        output = Path(settings.DATA_DIR) / "training" / timezone.now().strftime("run-%Y%m%d-%H%M%S-%f")
         try:
-            config = DPORunConfig(**form.config_values(), output=str(output))
-            run = training_run_queue(config=config, created_by=request.user)
-        except StudioError as error:
+            run = training_run_queue(config=form.config, created_by=request.user)
+        except StudioError as error:  # the data, checked before any model loads
             form.add_error(None, error.message)
         else:
             messages.success(request, f"Training run {run.pk} queued: the background worker starts it.")

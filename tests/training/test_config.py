@@ -3,12 +3,13 @@ import json
 import pytest
 
 from core.errors import InputError
+from core.options import OptionError, Surface
 from training.config import (
     BASE_LEARNING_RATE_FULL,
     BASE_LEARNING_RATE_LORA,
+    RUN_RECORD_KEYS,
     DPORunConfig,
     build_config,
-    load_config_file,
     trl_dpo_config,
 )
 
@@ -20,9 +21,10 @@ def config(**values) -> DPORunConfig:
 
 
 def problems_of(**values) -> str:
-    with pytest.raises(InputError) as error:
+    """The problems as the command line words them (--beta)."""
+    with pytest.raises(OptionError) as error:
         config(**values)
-    return error.value.message
+    return error.value.worded(Surface.COMMAND_LINE)
 
 
 @pytest.mark.parametrize("beta", [0, -0.1, 2.5])
@@ -98,16 +100,18 @@ def test_rpo_alpha_must_be_positive():
 
 
 def test_missing_data_model_and_output_are_all_reported_at_once():
-    with pytest.raises(InputError) as error:
+    with pytest.raises(OptionError) as error:
         build_config(overrides={})
     for name in ("data", "model", "output"):
-        assert f"{name} is missing: give --{name} or '{name}' in the config file" in error.value.message
+        assert f"{name} is missing: give --{name} or '{name}' in the config file" in error.value.worded(
+            Surface.COMMAND_LINE
+        )
 
 
 def test_yaml_config_file_is_read_and_typed(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("data: export/\nmodel: m\noutput: o\nn-epochs: 3\nlearning_rate: 5e-4\nlora: true\nloss_type: ipo")
-    values = load_config_file(path)
+    values = DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)
     assert values["n_epochs"] == 3 and values["learning_rate"] == 5e-4 and values["lora"] is True
     assert values["loss_type"] == ["ipo"]
 
@@ -115,7 +119,7 @@ def test_yaml_config_file_is_read_and_typed(tmp_path):
 def test_command_line_values_override_the_config_file(tmp_path):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({**REQUIRED, "beta": 0.5, "batch_size": 4}))
-    c = build_config(file_values=load_config_file(path), overrides={"beta": 0.2})
+    c = build_config(file_values=DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS), overrides={"beta": 0.2})
     assert (c.beta, c.batch_size) == (0.2, 4)
 
 
@@ -123,28 +127,28 @@ def test_config_file_with_an_unknown_option_names_it(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 3\n")
     with pytest.raises(InputError, match=r"unknown option\(s\) epochs\. Known options: batch_size"):
-        load_config_file(path)
+        DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)
 
 
 def test_config_file_with_a_wrong_type_names_the_option(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("beta: high\n")
     with pytest.raises(InputError, match="beta must be a number, not 'high'"):
-        load_config_file(path)
+        DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)
 
 
 def test_config_file_that_is_not_yaml_is_refused(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("beta: [1, 2\n")
     with pytest.raises(InputError, match="is not valid YAML"):
-        load_config_file(path)
+        DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)
 
 
 def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
     original = config(beta=0.3, lora=True, rpo_alpha=1.0)
     path = tmp_path / "run_config.json"
     path.write_text(json.dumps({**original.to_dict(), "resolved": {"learning_rate": 1e-5}}))
-    assert build_config(file_values=load_config_file(path)) == original
+    assert build_config(file_values=DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)) == original
 
 
 def test_trl_config_on_cpu_turns_off_bf16_and_checkpointing_and_keeps_nan_losses_visible(tmp_path):

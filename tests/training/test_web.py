@@ -182,7 +182,7 @@ def test_staff_start_a_run_from_the_form_and_it_is_queued_for_the_worker(
 def test_a_bad_option_in_the_form_shows_the_configuration_error(staff_client, export, dummy_tasks):
     response = staff_client.post(reverse("training:run_create"), form_data(export, beta=5))
     assert response.status_code == 400
-    assert "beta is 5: it must be &gt; 0 and &lt;= 2" in response.content.decode()
+    assert "Beta is 5: it must be &gt; 0 and &lt;= 2" in response.content.decode()
     assert not TrainingRun.objects.exists() and not dummy_tasks.results
 
 

@@ -1,14 +1,12 @@
-import argparse
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import StudioError
-from training.config import build_config, coerce_value, config_fields, default_value, field_type, load_config_file
+from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from training.config import RUN_RECORD_KEYS, DPORunConfig, build_config
 
-# Fields with a hand-written option (or none): precision is --bf16 / --fp32 (or --precision).
-CUSTOM = {"precision"}
 SHOWN_METRICS = ("train_loss", "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "train_runtime")
 
 
@@ -24,51 +22,25 @@ class Command(BaseCommand):
         parser.add_argument(
             "--resume", action="store_true", help="Continue the run in --output from its last checkpoint."
         )
-        for f in config_fields():
-            if f.name in CUSTOM:
-                continue
-            base, _ = field_type(f.name)
-            flag = "--" + f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
-            default = default_value(f.name)
-            if default not in (None, False, []):
-                shown = ",".join(map(str, default)) if isinstance(default, list) else default
-                help_text += f" Default: {shown}."
-            if base is bool:
-                parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_text)
-            elif base is list:
-                parser.add_argument(flag, dest=f.name, metavar="A,B", help=help_text)
-            else:
-                parser.add_argument(flag, dest=f.name, type=base, help=help_text)
+        options_add_arguments(parser, DPORunConfig, title="training options")
+        # Shorthands for --precision.
         precision = parser.add_mutually_exclusive_group()
         precision.add_argument(
-            "--bf16",
-            dest="precision",
-            action="store_const",
-            const="bf16",
-            help="bf16 mixed precision (the default on GPU).",
+            "--bf16", dest="precision", action="store_const", const="bf16", help="bf16 mixed precision (GPU default)."
         )
         precision.add_argument(
-            "--fp32", dest="precision", action="store_const", const="fp32", help="fp32 (the default on CPU)."
+            "--fp32", dest="precision", action="store_const", const="fp32", help="fp32 (CPU default)."
         )
-        precision.add_argument(
-            "--precision", dest="precision", choices=["auto", "bf16", "fp32"], help="auto (default), bf16 or fp32."
-        )
-        parser.set_defaults(**{f.name: None for f in config_fields()})
 
     def handle(self, *args: Any, config: Path | None, resume: bool, **options: Any) -> None:
         from training.services import dpo_run
 
-        names = {f.name for f in config_fields()}
         try:
-            overrides = {
-                name: coerce_value(name, value, where="the command line") if field_type(name)[0] is list else value
-                for name, value in options.items()
-                if name in names and value is not None
-            }
-            file_values = load_config_file(config) if config else {}
-            run_config = build_config(file_values=file_values, overrides=overrides)
+            file_values = DPORunConfig.from_file(config, ignore=RUN_RECORD_KEYS) if config else {}
+            run_config = build_config(file_values=file_values, overrides=options_from_arguments(DPORunConfig, options))
             run, result = dpo_run(config=run_config, resume=resume)
+        except OptionError as error:
+            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         except StudioError as error:
             raise CommandError(error.message) from None
         for line in result.warnings:
