@@ -15,19 +15,11 @@ from django.conf import settings
 from annotator.models import Candidate
 from annotator.services import campaign_create
 from core.errors import InputError
-from generation.backends import (
-    PROMPT_TOO_LONG,
-    EngineOptions,
-    GenerationRequest,
-    Sampling,
-    TransformersBackend,
-    VllmBackend,
-    backend_load,
-    completion_text,
-    vllm_engine_kwargs,
-)
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
+from llm.base import PROMPT_TOO_LONG, EngineOptions, GenerationRequest, Sampling, backend_load, completion_text
+from llm.transformers_engine import TransformersBackend
+from llm.vllm_engine import VllmBackend, vllm_engine_kwargs
 from tests.factories import TINY_MODEL
 
 CAT = [{"role": "user", "content": "Once upon a time, there was a cat"}]
