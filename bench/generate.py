@@ -37,8 +37,8 @@ def prompts(count: int) -> list[str]:
 def role(args: argparse.Namespace) -> dict:
     """Run one backend and return its figures (in its own process)."""
     sys.path.insert(0, str(ROOT))
-    from generation.backends import GenerationRequest, Sampling, backend_load
     from generation.sampling import derive_seed, slots_plan
+    from llm.base import GenerationRequest, Sampling, backend_load
 
     slots = slots_plan(
         n=args.n, temperatures=args.temperatures, top_ps=[args.top_p], max_tokens=args.max_tokens, two_models=False

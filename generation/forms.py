@@ -1,7 +1,7 @@
 from django import forms
 
 from annotator.models import Campaign
-from generation.backends import BACKENDS
+from llm.base import BACKENDS
 
 
 class FloatListField(forms.CharField):

@@ -5,9 +5,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import InputError
-from generation.backends import BACKENDS, EngineOptions
 from generation.provenance import model_check
 from generation.sampling import PAIRS_MODES
+from llm.base import BACKENDS, EngineOptions
 
 ENGINE_FIELDS = (
     "revision",
@@ -39,7 +39,7 @@ class RunConfig:
     pairs_per_prompt: int = 1
     max_resamples: int = 3  # how often an empty or duplicate candidate is sampled again before giving up
     batch_size: int = 64  # prompts generated and committed together; a crash loses at most one batch
-    # Engine options (see generation.backends.EngineOptions); None: the default for the machine.
+    # Engine options (see llm.base.EngineOptions); None: the default for the machine.
     revision: str = ""
     dtype: str | None = None
     max_model_len: int | None = None
@@ -64,7 +64,7 @@ class RunConfig:
 
     @staticmethod
     def engine_fields(options: EngineOptions) -> dict[str, Any]:
-        """The engine fields of a RunConfig, from EngineOptions (e.g. parsed by generation.cli)."""
+        """The engine fields of a RunConfig, from EngineOptions (e.g. parsed by llm.cli)."""
         return {name: getattr(options, name) for name in ENGINE_FIELDS}
 
     def engine_options(self) -> EngineOptions:

@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generation.backends import Sampling
+from llm.base import Sampling
 
 SEED_BITS = 31  # seeds fit every engine's seed argument (some take a signed 32-bit integer)
 PAIRS_MODES = ("all", "random")

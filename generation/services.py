@@ -24,12 +24,12 @@ from annotator.models import Campaign, Candidate, Prompt
 from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
 from core.errors import InputError
 from core.jobs import job_enqueue, job_running, job_succeed
-from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
 from generation.models import GeneratedCandidate, GenerationRun
 from generation.prompts import PromptRow, prompts_read, prompts_read_path
 from generation.run_config import RunConfig
 from generation.sampling import Slot, derive_seed, pairs_choose, slot_seed, slots_plan, slots_to_resample, text_key
 from generation.selectors import prompt_hashes_done, prompts_pending
+from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
 
 MAX_SKIPS_LISTED = 50
 Progress = Callable[[int, int], None]  # (prompts handled so far, prompts to handle)

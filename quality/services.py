@@ -13,7 +13,7 @@ from django.db import transaction
 
 from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Side, Verdict
 from core.errors import InputError
-from generation.backends import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
+from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
 from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
 
 TOP_LOGPROBS = 20

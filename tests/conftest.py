@@ -73,7 +73,7 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def vllm_backend(engine_env):
     """One vLLM engine on the tiny model for the whole session (starting one takes 10-20 s here)."""
-    from generation.backends import VllmBackend
+    from llm.vllm_engine import VllmBackend
 
     backend = VllmBackend(model=str(TINY_MODEL))
     yield backend
@@ -82,7 +82,7 @@ def vllm_backend(engine_env):
 
 @pytest.fixture(scope="session")
 def transformers_backend(engine_env):
-    from generation.backends import TransformersBackend
+    from llm.transformers_engine import TransformersBackend
 
     backend = TransformersBackend(model=str(TINY_MODEL))
     yield backend

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from generation.backends import PROMPT_TOO_LONG, GenerationRequest, GenerationResult
+from llm.base import PROMPT_TOO_LONG, GenerationRequest, GenerationResult
 
 STORY_PROMPTS = [
     "Once upon a time, there was a cat",

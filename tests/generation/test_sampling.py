@@ -1,4 +1,3 @@
-from generation.backends import Sampling
 from generation.sampling import (
     SEED_BITS,
     Slot,
@@ -9,6 +8,7 @@ from generation.sampling import (
     slots_to_resample,
     text_key,
 )
+from llm.base import Sampling
 
 
 def test_each_slot_gets_its_own_temperature_or_the_only_one_given():

@@ -6,11 +6,11 @@ from annotator.models import Campaign, Candidate, Comparison, Prompt
 from annotator.services import campaign_create, prompt_get_or_create
 from core.errors import InputError
 from core.models import JobStatus
-from generation.backends import GenerationRequest, Sampling
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
 from generation.services import generation_run_create, generation_run_execute
+from llm.base import GenerationRequest, Sampling
 from tests.factories import TINY_MODEL, add_pair
 from tests.generation.conftest import STORY_PROMPTS, FakeBackend, write_jsonl
 

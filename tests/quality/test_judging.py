@@ -5,7 +5,7 @@ import pytest
 
 from annotator.models import Judgment, Verdict
 from core.errors import InputError
-from generation.backends import PROMPT_TOO_LONG, GenerationResult
+from llm.base import PROMPT_TOO_LONG, GenerationResult
 from quality.judging import (
     FIRST,
     SECOND,

@@ -5,10 +5,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import StudioError
 from core.interrupts import sigterm_as_exit
-from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
+from core.progress import TerminalProgress
 from generation.run_config import RunConfig
 from generation.sampling import PAIRS_MODES
 from generation.services import RunSummary, generation_run_create, generation_run_execute
+from llm.cli import add_engine_arguments, engine_options_from
 
 
 def float_list(value: str) -> list[float]:

@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.models import Campaign
 from core.errors import StudioError
-from generation.backends import backend_load
-from generation.cli import TerminalProgress, add_engine_arguments, engine_options_from
+from core.progress import TerminalProgress
+from llm.base import backend_load
+from llm.cli import add_engine_arguments, engine_options_from
 from quality.judging import judge_template_load
 from quality.services import JudgeSummary, judge_pairs_run, judge_user_get_or_create
 

@@ -1,0 +1,154 @@
+"""The interface every engine implements: requests, results, engine options, and `backend_load` to start one.
+
+A request is a conversation (messages + optional system) or a raw completion text, with its sampling
+settings and seed; a result is the text, token counts, why it stopped and, on request, the top
+log-probabilities of each generated token. Nothing here knows about campaigns or the database, so other
+features (the AI judge asking "which response is better") use the same engines for their own requests.
+
+Conversations get the model's chat template when it has one; a model without one (a base model such as
+the tiny test model) gets a plain completion prompt: the system message and the turns' texts joined by
+blank lines. A prompt that leaves no room in the model's context is not truncated: its result has
+`finish_reason == PROMPT_TOO_LONG` and no text.
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from core.conversations import Message, conversation_with_system
+from core.errors import InputError, StudioError
+
+PROMPT_TOO_LONG = "prompt_too_long"
+BACKENDS = ("vllm", "openai", "transformers")
+
+
+class BackendError(StudioError):
+    """The engine or server refused or failed a request; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings of one request, stored as they are with every candidate."""
+
+    temperature: float = 1.0  # 0 is greedy decoding
+    top_p: float = 1.0
+    max_tokens: int = 256  # new tokens at most; fewer when the context fills up first
+    logprobs: int = 0  # return the top-k log-probabilities of every generated token (0: none)
+
+    def as_dict(self) -> dict[str, Any]:
+        params = asdict(self)
+        if not self.logprobs:
+            del params["logprobs"]
+        return params
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A conversation to answer, or (`prompt`) a raw text to continue as it is, with no chat template."""
+
+    messages: Sequence[Message] = ()
+    system: str = ""
+    prompt: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (not self.messages):
+            raise ValueError("A GenerationRequest takes either messages or a raw prompt, not both or neither.")
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop", "length", or PROMPT_TOO_LONG
+    top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token text: log-probability}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to start the engine. None means: the engine's default on a GPU, the measured setting on a CPU."""
+
+    revision: str = ""
+    dtype: str | None = None
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    kv_cache_bytes: int | None = None
+    base_url: str = ""  # openai: the server, e.g. http://127.0.0.1:8000/v1
+    concurrency: int = 8  # openai: requests in flight at once
+    openai_api: str = "auto"  # openai: "chat", "completions", or "auto" (chat unless the model has no template)
+    request_timeout: float = 600.0  # openai: seconds per request
+
+
+class Backend(Protocol):
+    name: str
+    model_name: str
+    model_revision: str
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Results in the order of the requests."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def completion_text(messages: Sequence[Message], system: str = "") -> str:
+    """The plain prompt for a model without a chat template: the texts joined by blank lines."""
+    return "\n\n".join([system, *(m["content"] for m in messages)] if system else [m["content"] for m in messages])
+
+
+def too_long_result(prompt_tokens: int) -> GenerationResult:
+    return GenerationResult(text="", prompt_tokens=prompt_tokens, completion_tokens=0, finish_reason=PROMPT_TOO_LONG)
+
+
+class Tokenized:
+    """Prompt token ids as the engine will see them: the chat template when there is one, else plain text."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+
+    def uses_chat(self, request: GenerationRequest) -> bool:
+        return request.prompt is None and self.has_chat_template
+
+    def ids(self, request: GenerationRequest) -> list[int]:
+        if self.uses_chat(request):
+            text = self.tokenizer.apply_chat_template(
+                conversation_with_system(list(request.messages), request.system),
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            # The template writes the special tokens (BOS...) itself.
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        text = request.prompt if request.prompt is not None else completion_text(request.messages, request.system)
+        return self.tokenizer.encode(text)
+
+
+def top_logprobs_by_text(position: dict[Any, float], decode: Any = None) -> dict[str, float]:
+    """{token: logprob} keyed by token text; two ids that decode alike keep the likelier one."""
+    out: dict[str, float] = {}
+    for token, logprob in position.items():
+        text = decode(token) if decode else token
+        if text not in out or logprob > out[text]:
+            out[text] = logprob
+    return out
+
+
+def backend_load(*, backend: str, model: str, options: EngineOptions = EngineOptions()) -> Backend:
+    """Start the named backend on `model`. Bad input (unknown backend, missing model) raises InputError."""
+    # The engine modules import this one, hence the imports here; each loads its engine only when started.
+    if backend == "vllm":
+        from llm.vllm_engine import VllmBackend
+
+        return VllmBackend(model=model, options=options)
+    if backend == "openai":
+        from llm.openai_engine import OpenAIBackend
+
+        return OpenAIBackend(model=model, options=options)
+    if backend == "transformers":
+        from llm.transformers_engine import TransformersBackend
+
+        return TransformersBackend(model=model, options=options)
+    raise InputError(f"Unknown backend {backend!r}: use one of {', '.join(BACKENDS)}.")

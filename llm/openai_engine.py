@@ -1,0 +1,135 @@
+"""Any OpenAI-compatible server (`vllm serve`, ...), with concurrent requests; openai is imported when used."""
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from core.conversations import conversation_with_system
+from core.errors import InputError
+from generation.provenance import model_is_local, model_revision_of
+from llm.base import (
+    BackendError,
+    EngineOptions,
+    GenerationRequest,
+    GenerationResult,
+    completion_text,
+    too_long_result,
+    top_logprobs_by_text,
+)
+
+
+class OpenAIBackend:
+    """Requests to an OpenAI-compatible server; the API key comes from OPENAI_API_KEY (vllm serve needs none).
+
+    `openai_api="auto"` uses the chat API, and switches to the completions API (with the plain prompt)
+    for good when the server says the model has no chat template. A prompt the server finds longer than
+    the context comes back as PROMPT_TOO_LONG.
+    """
+
+    name = "openai"
+
+    def __init__(self, *, model: str, options: EngineOptions = EngineOptions()) -> None:
+        import openai
+
+        if not options.base_url:
+            raise InputError("The openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1.")
+        self.client = openai.OpenAI(
+            base_url=options.base_url,
+            api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=options.request_timeout,
+            max_retries=2,
+        )
+        try:
+            served = {m.id: m for m in self.client.models.list()}
+        except openai.APIConnectionError:
+            raise InputError(f"No OpenAI-compatible server answers at {options.base_url}: is it running?") from None
+        except openai.APIStatusError as error:
+            raise InputError(f"{options.base_url}/models answered {error.status_code}: {error.message}") from None
+        if model not in served:
+            raise InputError(
+                f"The server at {options.base_url} does not serve {model!r}; it serves: {', '.join(served)}."
+            )
+        root = getattr(served[model], "root", None) or ""
+        self.model_name = model
+        self.model_revision = options.revision or (model_revision_of(root) if model_is_local(root) else "")
+        self.concurrency = options.concurrency
+        self.use_chat = options.openai_api != "completions"
+        self.auto = options.openai_api == "auto"
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(self._one, requests))
+
+    def _one(self, request: GenerationRequest, *, may_use_chat: bool = True) -> GenerationResult:
+        import openai
+
+        try:
+            if may_use_chat and self.use_chat and request.prompt is None:
+                return self._chat(request)
+            return self._completion(request)
+        except openai.BadRequestError as error:
+            message = str(error.message)
+            if "context length" in message or getattr(error, "param", None) == "input_tokens":
+                return too_long_result(0)
+            if self.auto and may_use_chat and "chat template" in message:
+                self.use_chat = False  # for good; requests in flight meanwhile land here too
+                return self._one(request, may_use_chat=False)
+            raise BackendError(f"The server refused a request for {self.model_name!r}: {message}") from None
+        except openai.APIError as error:
+            raise BackendError(f"The server failed a request for {self.model_name!r}: {error}") from None
+
+    def _sampling_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
+        s = request.sampling
+        kwargs: dict[str, Any] = {
+            "model": self.model_name,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        return kwargs
+
+    def _chat(self, request: GenerationRequest) -> GenerationResult:
+        kwargs = self._sampling_kwargs(request)
+        if request.sampling.logprobs:
+            kwargs.update(logprobs=True, top_logprobs=request.sampling.logprobs)
+        response = self.client.chat.completions.create(
+            messages=conversation_with_system(list(request.messages), request.system), **kwargs
+        )
+        choice = response.choices[0]
+        top = None
+        if choice.logprobs is not None and choice.logprobs.content is not None:
+            top = [
+                top_logprobs_by_text({t.token: t.logprob for t in position.top_logprobs})
+                for position in choice.logprobs.content
+            ]
+        return GenerationResult(
+            text=choice.message.content or "",
+            prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
+            completion_tokens=response.usage.completion_tokens if response.usage else 0,
+            finish_reason=choice.finish_reason or "",
+            top_logprobs=top,
+        )
+
+    def _completion(self, request: GenerationRequest) -> GenerationResult:
+        kwargs = self._sampling_kwargs(request)
+        if request.sampling.logprobs:
+            kwargs["logprobs"] = request.sampling.logprobs
+        prompt = request.prompt if request.prompt is not None else completion_text(request.messages, request.system)
+        response = self.client.completions.create(prompt=prompt, **kwargs)
+        choice = response.choices[0]
+        top = None
+        if choice.logprobs is not None and choice.logprobs.top_logprobs is not None:
+            top = [top_logprobs_by_text(position or {}) for position in choice.logprobs.top_logprobs]
+        return GenerationResult(
+            text=choice.text or "",
+            prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
+            completion_tokens=response.usage.completion_tokens if response.usage else 0,
+            finish_reason=choice.finish_reason or "",
+            top_logprobs=top,
+        )
+
+    def close(self) -> None:
+        self.client.close()

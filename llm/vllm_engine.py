@@ -1,0 +1,156 @@
+"""vLLM's offline engine, in this process.
+
+On a machine without a GPU it starts with what ../shared/VLLM_ON_CPU.md measured to work: one process,
+float32, eager mode, a small explicit KV cache (without it vLLM takes 90% of RAM), a short context.
+vllm and torch are imported when an engine starts, never at import.
+"""
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from core.conversations import conversation_with_system
+from generation.provenance import model_check, model_revision_of
+from llm.base import (
+    EngineOptions,
+    GenerationRequest,
+    GenerationResult,
+    Tokenized,
+    completion_text,
+    too_long_result,
+    top_logprobs_by_text,
+)
+
+CPU_MAX_MODEL_LEN = 512
+CPU_KV_CACHE_BYTES = 64 << 20
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def vllm_engine_kwargs(*, model: str, options: EngineOptions, on_gpu: bool) -> dict[str, Any]:
+    """LLM(...) arguments: what the user gave, and on a CPU-only machine the settings measured to work."""
+    kwargs: dict[str, Any] = {"model": model, "tensor_parallel_size": options.tensor_parallel_size}
+    if options.revision:
+        kwargs["revision"] = options.revision
+    if options.dtype:
+        kwargs["dtype"] = options.dtype
+    if options.max_model_len:
+        kwargs["max_model_len"] = options.max_model_len
+    if options.gpu_memory_utilization is not None:
+        kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
+    if options.kv_cache_bytes is not None:
+        kwargs["kv_cache_memory_bytes"] = options.kv_cache_bytes
+    if not on_gpu:
+        kwargs.setdefault("dtype", "float32")  # bfloat16 was slower on these CPUs
+        kwargs.setdefault("max_model_len", min(CPU_MAX_MODEL_LEN, _model_context_length(model, options.revision)))
+        kwargs.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        kwargs["enforce_eager"] = True
+        kwargs["distributed_executor_backend"] = "uni"
+    return kwargs
+
+
+def _model_context_length(model: str, revision: str) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model, revision=revision or None)
+    return getattr(config, "max_position_embeddings", None) or CPU_MAX_MODEL_LEN
+
+
+class VllmBackend:
+    """vLLM's offline `LLM`: every request of a call goes to the engine at once, which batches them."""
+
+    name = "vllm"
+
+    def __init__(self, *, model: str, options: EngineOptions = EngineOptions()) -> None:
+        model_check(model)
+        on_gpu = gpu_available()
+        if not on_gpu:
+            # The engine core in this process: a second process only costs memory and start-up on a CPU.
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM
+
+        self.model_name = model
+        self.model_revision = model_revision_of(model, options.revision)
+        self.engine_kwargs = vllm_engine_kwargs(model=model, options=options, on_gpu=on_gpu)
+        self.llm = LLM(**self.engine_kwargs)
+        self.max_model_len: int = self.llm.llm_engine.model_config.max_model_len
+        self.tokenized = Tokenized(self.llm.get_tokenizer())
+
+    def _params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        s = request.sampling
+        return SamplingParams(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=request.seed,
+            logprobs=s.logprobs or None,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        chats: list[int] = []
+        completions: list[int] = []
+        for index, request in enumerate(requests):
+            prompt_tokens = len(self.tokenized.ids(request))
+            if prompt_tokens >= self.max_model_len:
+                results[index] = too_long_result(prompt_tokens)
+            else:
+                (chats if self.tokenized.uses_chat(request) else completions).append(index)
+        if chats:
+            outputs = self.llm.chat(
+                [conversation_with_system(list(requests[i].messages), requests[i].system) for i in chats],
+                [self._params(requests[i]) for i in chats],
+                use_tqdm=False,
+            )
+            for index, output in zip(chats, outputs, strict=True):
+                results[index] = self._result(output)
+        if completions:
+            texts = [
+                r.prompt if r.prompt is not None else completion_text(r.messages, r.system)
+                for r in (requests[i] for i in completions)
+            ]
+            outputs = self.llm.generate(texts, [self._params(requests[i]) for i in completions], use_tqdm=False)
+            for index, output in zip(completions, outputs, strict=True):
+                results[index] = self._result(output)
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _result(output: Any) -> GenerationResult:
+        completion = output.outputs[0]
+        top = None
+        if completion.logprobs is not None:
+            top = [
+                top_logprobs_by_text({lp.decoded_token: lp.logprob for lp in position.values()})
+                for position in completion.logprobs
+            ]
+        return GenerationResult(
+            text=completion.text,
+            prompt_tokens=len(output.prompt_token_ids or ()),
+            completion_tokens=len(completion.token_ids),
+            finish_reason=completion.finish_reason or "",
+            top_logprobs=top,
+        )
+
+    def close(self) -> None:
+        """Release the engine and its memory.
+
+        vLLM keeps some state per process (its parallel groups): several engines can live in one process
+        (model A and model B of a run), but closing one breaks the others, so close them together, when
+        they are done. A new engine after that starts cleanly.
+        """
+        if getattr(self, "llm", None) is None:
+            return
+        import gc
+
+        self.llm = None
+        gc.collect()
+        if gpu_available():
+            import torch
+
+            torch.cuda.empty_cache()

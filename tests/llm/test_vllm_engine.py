@@ -1,0 +1,111 @@
+"""vLLM's offline engine on CPU, on the tiny model; and a model with a chat template, in vLLM and transformers."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llm.base import EngineOptions, GenerationRequest
+from llm.transformers_engine import TransformersBackend
+from llm.vllm_engine import VllmBackend, vllm_engine_kwargs
+from tests.factories import TINY_MODEL
+from tests.llm.helpers import (
+    CAT,
+    GREEDY,
+    SAMPLE,
+    check_logprobs_of_the_generated_tokens,
+    check_samples_differ_and_seeds_reproduce,
+    check_too_long_prompts_are_flagged_not_truncated,
+)
+
+
+def test_cpu_engine_defaults_are_the_measured_ones_and_gpu_options_pass_through():
+    cpu = vllm_engine_kwargs(model=str(TINY_MODEL), options=EngineOptions(), on_gpu=False)
+    assert cpu == {
+        "model": str(TINY_MODEL),
+        "tensor_parallel_size": 1,
+        "dtype": "float32",
+        "max_model_len": 512,
+        "kv_cache_memory_bytes": 64 << 20,
+        "enforce_eager": True,
+        "distributed_executor_backend": "uni",
+    }
+    options = EngineOptions(dtype="bfloat16", max_model_len=4096, tensor_parallel_size=2, gpu_memory_utilization=0.8)
+    gpu = vllm_engine_kwargs(model="org/model", options=options, on_gpu=True)
+    assert gpu == {
+        "model": "org/model",
+        "tensor_parallel_size": 2,
+        "dtype": "bfloat16",
+        "max_model_len": 4096,
+        "gpu_memory_utilization": 0.8,
+    }
+
+
+@pytest.mark.slow
+class TestVllm:
+    def test_samples_differ_and_the_same_seed_gives_the_same_text(self, vllm_backend):
+        check_samples_differ_and_seeds_reproduce(vllm_backend)
+
+    def test_returns_top_logprobs_of_the_generated_tokens(self, vllm_backend):
+        check_logprobs_of_the_generated_tokens(vllm_backend)
+
+    def test_prompts_too_long_for_the_context_are_flagged(self, vllm_backend):
+        check_too_long_prompts_are_flagged_not_truncated(vllm_backend)
+        assert vllm_backend.max_model_len == 512
+
+    def test_runs_on_the_measured_cpu_settings_and_fingerprints_the_weights(self, vllm_backend):
+        assert vllm_backend.engine_kwargs["enforce_eager"] is True
+        assert vllm_backend.engine_kwargs["kv_cache_memory_bytes"] == 64 << 20
+        assert vllm_backend.model_revision.startswith("sha256:")
+        assert not vllm_backend.tokenized.has_chat_template
+
+
+@pytest.fixture(scope="session")
+def chat_model(tmp_path_factory) -> Path:
+    """The tiny model with a chat template added (links to its files; nothing copied into the project)."""
+    folder = tmp_path_factory.mktemp("chat-model")
+    for file in TINY_MODEL.iterdir():
+        if file.name != "tokenizer_config.json":
+            (folder / file.name).symlink_to(file)
+    config = json.loads((TINY_MODEL / "tokenizer_config.json").read_text())
+    config["chat_template"] = (
+        "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant]{% endif %}"
+    )
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_chat_backend(chat_model, vllm_backend):
+    """A second engine beside the session's one. Closed with it at the end of the session: closing one
+    vLLM engine while another one in the process is still used breaks the other (see VllmBackend.close)."""
+    backend = VllmBackend(model=str(chat_model))
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, vllm_chat_backend):
+    request = GenerationRequest(messages=CAT, system="Tell stories.", sampling=GREEDY, seed=3)
+    transformers = TransformersBackend(model=str(chat_model))
+    rendered = transformers.tokenizer.apply_chat_template(
+        [{"role": "system", "content": "Tell stories."}, *CAT], tokenize=False, add_generation_prompt=True
+    )
+    assert rendered == "<s>[system] Tell stories.\n[user] Once upon a time, there was a cat\n[assistant]"
+    expected_tokens = len(transformers.tokenizer.encode(rendered, add_special_tokens=False))
+    [ours] = transformers.generate([request])
+    assert ours.prompt_tokens == expected_tokens
+    [theirs] = vllm_chat_backend.generate([request])  # through LLM.chat
+    assert theirs.prompt_tokens == expected_tokens  # so the too-long check counts what the engine sees
+    assert theirs.text == ours.text
+
+
+@pytest.mark.slow
+def test_two_engines_in_one_process_each_keep_their_own_results(vllm_backend, vllm_chat_backend):
+    """What a run with --model-b does: both engines alive, used in turns."""
+    request = GenerationRequest(messages=CAT, sampling=SAMPLE, seed=7)
+    before = vllm_backend.generate([request])[0].text
+    other = vllm_chat_backend.generate([request])[0].text
+    assert vllm_backend.generate([request])[0].text == before
+    assert vllm_chat_backend.generate([request])[0].text == other != before
