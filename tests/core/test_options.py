@@ -46,16 +46,11 @@ def parse(*argv: str) -> dict:
 
 def test_the_command_line_has_one_flag_per_field_and_reports_only_what_was_given():
     assert parse() == {}
-    values = parse("--max-tokens", "64", "--temperatures", "0.7,1.1", "--mode", "random", "--greedy", "--prompts", "p")
-    assert values == {
-        "max_tokens": 64,
-        "temperatures": "0.7,1.1",
-        "mode": "random",
-        "greedy": True,
-        "prompts_file": "p",
-    }
-    assert parse("--max_tokens", "8", "--no-greedy") == {"max_tokens": 8, "greedy": False}
-    assert Sampling.from_mapping(values) == Sampling(64, [0.7, 1.1], "random", True, "p")
+    values = parse("--max-tokens", "64", "--temperatures", "0.7,1.1", "--mode", "random", "--prompts", "p")
+    assert values == {"max_tokens": 64, "temperatures": "0.7,1.1", "mode": "random", "prompts_file": "p"}
+    assert parse("--max_tokens", "8", "--greedy") == {"max_tokens": 8, "greedy": True}
+    assert parse("--no-greedy") == {"greedy": False}
+    assert Sampling.from_mapping(values) == Sampling(64, [0.7, 1.1], "random", False, "p")
 
 
 def test_the_command_line_help_comes_from_the_fields_with_their_defaults():
