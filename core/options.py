@@ -16,8 +16,8 @@ the same class.
   command line (`OptionError.worded(Surface.COMMAND_LINE)`), the field's label on a form, the plain name in
   the API.
 - `options_add_arguments` derives the command line as transformers' HfArgumentParser does (one flag per field,
-  `--n-epochs` and `--n_epochs`, help from the field, booleans as `--lora` / `--no-lora`), with lists written
-  comma-separated (`--temperatures 0.7,1.1`) as the project's commands always took them.
+  help from the field, booleans as `--lora` / `--no-lora`), but with the flags and lists the project's commands
+  always took: `--n-epochs` (not `--n_epochs`), `--temperatures 0.7,1.1` (not `--temperatures 0.7 1.1`).
 - `options_form_fields` and `options_serializer` derive Django form fields and a DRF serializer (for the API
   schema); both validate through `from_mapping`.
 """
@@ -247,7 +247,7 @@ def option_coerce(f: dataclasses.Field, value: Any, *, strict: bool = False) -> 
             except ValueError:
                 pass
         plural = {float: "numbers", int: "whole numbers", str: "strings"}.get(item, _type_words(item))
-        raise ValueError(f"a list of {plural} (or a comma-separated string)")
+        raise ValueError(f"a comma-separated list of {plural}")
     converted = option_coerce_one(base, value, strict=strict)
     choices = f.metadata.get("choices")
     if choices and converted not in choices:
@@ -312,13 +312,13 @@ def options_add_arguments(
     knows what was given (and a config file can fill the rest)."""
     target = parser.add_argument_group(title) if title else parser
     required = set(required)
-    for f in cls.option_fields():
+    own = set(vars(cls).get("__annotations__", {}))  # a subclass's own options first, then the inherited ones
+    for f in sorted(cls.option_fields(), key=lambda f: f.name not in own):
         if f.name in set(exclude):
             continue
         name = f.metadata.get("flag") or f.name
         base, _ = option_type(f)
-        # --n-epochs, and --n_epochs as HfArgumentParser also takes it (booleans: --lora / --no-lora only).
-        flags = [f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name and base is not bool else [])
+        flags = [f"--{name.replace('_', '-')}"]
         help_text = f.metadata.get("help", "")
         default = cls.option_default(f.name)
         if default not in (None, False, [], "") and "%(default)" not in help_text:

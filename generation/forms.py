@@ -1,36 +1,47 @@
+from dataclasses import replace
+from typing import Any
+
 from django import forms
 
 from annotator.models import Campaign
-from llm.base import BACKENDS
+from core.options import options_form_clean, options_form_fields
+from generation.run_config import RunConfig
 
-
-class FloatListField(forms.CharField):
-    """Comma-separated numbers: "0.7,1.1"."""
-
-    def to_python(self, value: str | None) -> list[float]:
-        text = super().to_python(value)
-        try:
-            return [float(item) for item in text.split(",") if item.strip()]
-        except ValueError:
-            raise forms.ValidationError(f"{text!r} is not a comma-separated list of numbers.") from None
+# The options the page offers (every other one: `manage.py generate_pairs --help`), declared in RunConfig.
+FORM_OPTIONS = (
+    "model",
+    "model_b",
+    "backend",
+    "base_url",
+    "fill_campaign",
+    "n",
+    "temperatures",
+    "top_p",
+    "max_tokens",
+    "seed",
+)
 
 
 class GenerationStartForm(forms.Form):
+    """A campaign, a prompts file and the common options of a run, checked by RunConfig (one set of rules)."""
+
     campaign = forms.ModelChoiceField(queryset=Campaign.objects.order_by("name"))
-    model = forms.CharField(max_length=500, help_text="Model folder on the server, or a Hugging Face id.")
-    model_b = forms.CharField(
-        max_length=500, required=False, label="Second model", help_text="Optional: every pair is one answer of each."
-    )
-    backend = forms.ChoiceField(choices=[(b, b) for b in BACKENDS], initial="vllm")
-    base_url = forms.CharField(
-        max_length=500, required=False, label="Server URL", help_text="openai backend: the server's /v1 URL."
-    )
     prompts = forms.FileField(required=False, label="Prompts file", help_text="JSONL or Parquet, one prompt per row.")
-    fill_campaign = forms.BooleanField(
-        required=False, help_text="Also generate for the campaign's prompts that have no comparisons yet."
-    )
-    n = forms.IntegerField(min_value=2, initial=2, label="Candidates per prompt")
-    temperatures = FloatListField(initial="1.0", help_text="One value, or one per candidate: 0.7,1.1")
-    top_p = FloatListField(initial="1.0", label="Top-p")
-    max_tokens = forms.IntegerField(min_value=1, initial=256)
-    seed = forms.IntegerField(min_value=0, initial=0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.update(options_form_fields(RunConfig, FORM_OPTIONS))
+        self.fields["model"].required = True
+        self.config: RunConfig | None = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        values = {name: cleaned.get(name) for name in FORM_OPTIONS}
+        upload = cleaned.get("prompts")
+        values["prompts_file"] = upload.name if upload else ""  # checked now; saved once the form is valid
+        self.config = options_form_clean(self, RunConfig, values)
+        return cleaned
+
+    def config_with_prompts(self, prompts_file: str) -> RunConfig:
+        assert self.config is not None
+        return replace(self.config, prompts_file=prompts_file)

@@ -8,7 +8,6 @@ from django.views.decorators.http import require_GET, require_POST
 from core.errors import StudioError
 from core.permissions import staff_required
 from generation.forms import GenerationStartForm
-from generation.run_config import RunConfig
 from generation.selectors import generation_runs_recent
 from generation.services import generation_run_start, prompts_upload_save
 
@@ -33,21 +32,9 @@ def run_start(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         prompts_file = prompts_upload_save(upload=data["prompts"]) if data["prompts"] else ""
-        config = RunConfig(
-            model=data["model"].strip(),
-            model_b=data["model_b"].strip(),
-            backend=data["backend"],
-            base_url=data["base_url"].strip(),
-            prompts_file=str(prompts_file),
-            fill_campaign=data["fill_campaign"],
-            n=data["n"],
-            temperatures=data["temperatures"],
-            top_p=data["top_p"],
-            max_tokens=data["max_tokens"],
-            seed=data["seed"],
-        )
+        config = form.config_with_prompts(str(prompts_file))
         run = generation_run_start(campaign_name=data["campaign"].name, config=config, created_by=request.user)
-    except StudioError as error:
+    except StudioError as error:  # the prompts file's rows, checked before anything is queued
         form.add_error(None, error.message)
         return _render(request, form, status=400)
     messages.success(request, f"Generation run {run.pk} queued for campaign {run.campaign.name!r}.")

@@ -11,12 +11,14 @@ blank lines. A prompt that leaves no room in the model's context is not truncate
 `finish_reason == PROMPT_TOO_LONG` and no text.
 """
 
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from core.conversations import Message, conversation_with_system
 from core.errors import InputError, StudioError
+from core.options import Options, option
 
 PROMPT_TOO_LONG = "prompt_too_long"
 BACKENDS = ("vllm", "openai", "transformers")
@@ -67,19 +69,43 @@ class GenerationResult:
 
 
 @dataclass(frozen=True)
-class EngineOptions:
+class EngineOptions(Options):
     """How to start the engine. None means: the engine's default on a GPU, the measured setting on a CPU."""
 
-    revision: str = ""
-    dtype: str | None = None
-    max_model_len: int | None = None
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    kv_cache_bytes: int | None = None
-    base_url: str = ""  # openai: the server, e.g. http://127.0.0.1:8000/v1
-    concurrency: int = 8  # openai: requests in flight at once
-    openai_api: str = "auto"  # openai: "chat", "completions", or "auto" (chat unless the model has no template)
-    request_timeout: float = 600.0  # openai: seconds per request
+    backend: str = option(
+        "vllm", "The engine: vllm, openai (an OpenAI-compatible server) or transformers.", choices=BACKENDS
+    )
+    revision: str = option("", "Hub revision of the model (recorded as provenance).")
+    dtype: str | None = option(None, "Weights' dtype (default: the engine's on a GPU, float32 on a CPU).")
+    max_model_len: int | None = option(None, "Context length the engine reserves for (default: the model's).")
+    tensor_parallel_size: int = option(1, "GPUs one vLLM engine spans.")
+    gpu_memory_utilization: float | None = option(None, "Share of GPU memory vLLM may take (default 0.9).")
+    kv_cache_mib: int | None = option(None, "vLLM KV-cache size in MiB (CPU default 64).")
+    threads: int | None = option(None, "CPU threads for torch (sets OMP_NUM_THREADS).")
+    base_url: str = option("", "openai: the server, e.g. http://127.0.0.1:8000/v1.", label="Server URL")
+    concurrency: int = option(8, "openai: requests in flight at once.")
+    openai_api: str = option(
+        "auto",
+        "openai: chat, completions, or auto (chat unless the model has no chat template).",
+        choices=("auto", "chat", "completions"),
+    )
+    request_timeout: float = option(600.0, "openai: seconds per request.")
+
+    @property
+    def kv_cache_bytes(self) -> int | None:
+        return self.kv_cache_mib << 20 if self.kv_cache_mib else None
+
+    def problems(self) -> list[str]:
+        problems = []
+        if self.backend not in BACKENDS:
+            problems.append(f"`backend` {self.backend!r}: use one of {', '.join(BACKENDS)}.")
+        for name in ("tensor_parallel_size", "concurrency", "max_model_len", "kv_cache_mib", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"`{name}` is {value}: it must be at least 1.")
+        if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
+            problems.append(f"`gpu_memory_utilization` is {self.gpu_memory_utilization}: use a share in (0, 1].")
+        return problems
 
 
 class Backend(Protocol):
@@ -138,6 +164,8 @@ def top_logprobs_by_text(position: dict[Any, float], decode: Any = None) -> dict
 
 def backend_load(*, backend: str, model: str, options: EngineOptions = EngineOptions()) -> Backend:
     """Start the named backend on `model`. Bad input (unknown backend, missing model) raises InputError."""
+    if options.threads:
+        os.environ["OMP_NUM_THREADS"] = str(options.threads)
     # The engine modules import this one, hence the imports here; each loads its engine only when started.
     if backend == "vllm":
         from llm.vllm_engine import VllmBackend

@@ -48,7 +48,7 @@ def test_the_command_line_has_one_flag_per_field_and_reports_only_what_was_given
     assert parse() == {}
     values = parse("--max-tokens", "64", "--temperatures", "0.7,1.1", "--mode", "random", "--prompts", "p")
     assert values == {"max_tokens": 64, "temperatures": "0.7,1.1", "mode": "random", "prompts_file": "p"}
-    assert parse("--max_tokens", "8", "--greedy") == {"max_tokens": 8, "greedy": True}
+    assert parse("--max-tokens", "8", "--greedy") == {"max_tokens": 8, "greedy": True}
     assert parse("--no-greedy") == {"greedy": False}
     assert Sampling.from_mapping(values) == Sampling(64, [0.7, 1.1], "random", False, "p")
 
@@ -78,7 +78,7 @@ def test_types_choices_and_unknown_names_are_refused_together_with_every_problem
     message = caught.value.message
     assert "max_tokens is 'many': use a whole number." in message
     assert "mode is 'some': use one of all, random." in message
-    assert "temperatures is 'hot': use a list of numbers (or a comma-separated string)." in message
+    assert "temperatures is 'hot': use a comma-separated list of numbers." in message
     with pytest.raises(InputError, match=r"Unknown option\(s\) max_new_tokens: use greedy, max_tokens, mode"):
         Sampling.from_mapping({"max_new_tokens": 3})
     with pytest.raises(OptionError, match="use true or false"):

@@ -39,7 +39,7 @@ def generate(*args: str) -> str:
         (["--model", "./no/model"], "--model ./no/model: no such folder"),
         (["--prompts", "{bad}"], "bad.jsonl, line 2: field 'prompt' is missing"),
         (["--n", "3", "--temperatures", "1,2"], "--temperatures has 2 values"),
-        (["--temperatures", "hot"], "'hot' is not a comma-separated list"),
+        (["--temperatures", "hot"], "--temperatures is 'hot': use a comma-separated list of numbers."),
     ],
 )
 def test_bad_input_stops_the_command_with_a_message_naming_what_and_where(args, message, prompts_file, tmp_path):
@@ -159,7 +159,7 @@ def test_engine_options_are_passed_to_the_backend_and_kept_in_the_runs_config(pr
         "--dtype", "bfloat16", "--max-model-len", "256", "--kv-cache-mib", "32", "--revision", "v2",
     )  # fmt: skip
     config = GenerationRun.objects.get().config
-    assert (config["dtype"], config["max_model_len"], config["kv_cache_bytes"]) == ("bfloat16", 256, 32 << 20)
+    assert (config["dtype"], config["max_model_len"], config["kv_cache_mib"]) == ("bfloat16", 256, 32)
     [call] = loaded
     assert (call["backend"], call["model"]) == ("vllm", MODEL)
     assert (call["options"].dtype, call["options"].kv_cache_bytes, call["options"].revision) == (

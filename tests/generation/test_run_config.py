@@ -1,6 +1,7 @@
 import pytest
 
 from core.errors import InputError
+from core.options import OptionError, Surface
 from generation.run_config import RunConfig
 from tests.factories import TINY_MODEL
 
@@ -32,9 +33,9 @@ MODEL = str(TINY_MODEL)
 )
 def test_settings_that_cannot_work_are_refused_with_the_option_named(options, message):
     config = RunConfig(**{"model": MODEL, "prompts_file": "p.jsonl", **options})
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(OptionError) as caught:
         config.validate()
-    assert message in caught.value.message
+    assert message in caught.value.worded(Surface.COMMAND_LINE)
 
 
 def test_greedy_decoding_is_fine_once_per_model():

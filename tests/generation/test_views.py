@@ -78,7 +78,7 @@ def test_staff_see_recent_runs_with_status_and_counts(staff_client, stories):
 def test_a_bad_model_path_is_shown_on_the_form_and_nothing_is_queued(staff_client, stories):
     response = staff_client.post(reverse("generation:run_start"), start_form(stories, model="/no/such/model"))
     assert response.status_code == 400
-    assert "--model /no/such/model: no such folder" in response.content.decode()
+    assert "Model /no/such/model: no such folder" in response.content.decode()
     assert not GenerationRun.objects.exists()
 
 

@@ -1,22 +1,13 @@
-import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import StudioError
 from core.interrupts import sigterm_as_exit
+from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
 from core.progress import TerminalProgress
 from generation.run_config import RunConfig
-from generation.sampling import PAIRS_MODES
 from generation.services import RunSummary, generation_run_create, generation_run_execute
-from llm.cli import add_engine_arguments, engine_options_from
-
-
-def float_list(value: str) -> list[float]:
-    try:
-        return [float(item) for item in value.split(",") if item.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers") from None
 
 
 class Command(BaseCommand):
@@ -28,43 +19,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--campaign", required=True, help="Campaign name.")
         parser.add_argument("--create-campaign", action="store_true", help="Create the campaign if it does not exist.")
-        parser.add_argument("--model", required=True, help="Model folder or hub id (openai: the served model name).")
-        parser.add_argument("--model-b", default="", help="A second model: each comparison pairs it with --model.")
-        parser.add_argument("--prompts", default="", help="A .jsonl or .parquet file of prompts.")
-        parser.add_argument("--format", choices=["jsonl", "parquet"], help="Default: from the file extension.")
-        parser.add_argument(
-            "--fill-campaign", action="store_true", help="Also generate for campaign prompts that have no comparisons."
-        )
-        parser.add_argument("--n", type=int, default=2, help="Candidates per prompt (default 2).")
-        parser.add_argument("--temperatures", type=float_list, default=[1.0], help="One, or one per candidate.")
-        parser.add_argument("--top-p", type=float_list, default=[1.0], help="One, or one per candidate.")
-        parser.add_argument("--max-tokens", type=int, default=256)
-        parser.add_argument("--seed", type=int, default=0, help="Base of every candidate's seed (default 0).")
-        parser.add_argument("--pairs", choices=PAIRS_MODES, default="all", help="With --n > 2: which pairs to compare.")
-        parser.add_argument("--pairs-per-prompt", type=int, default=1, help="With --pairs random.")
-        parser.add_argument("--max-resamples", type=int, default=3, help="For empty or identical responses.")
-        parser.add_argument("--batch-size", type=int, default=64, help="Prompts per committed batch.")
-        add_engine_arguments(parser)
+        options_add_arguments(parser, RunConfig, required=["model"], title="run and engine options")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = RunConfig(
-            **RunConfig.engine_fields(engine_options_from(options)),
-            model=options["model"],
-            prompts_file=options["prompts"],
-            file_format=options["format"],
-            fill_campaign=options["fill_campaign"],
-            model_b=options["model_b"],
-            backend=options["backend"],
-            n=options["n"],
-            temperatures=options["temperatures"],
-            top_p=options["top_p"],
-            max_tokens=options["max_tokens"],
-            seed=options["seed"],
-            pairs=options["pairs"],
-            pairs_per_prompt=options["pairs_per_prompt"],
-            max_resamples=options["max_resamples"],
-            batch_size=options["batch_size"],
-        )
+        try:
+            config = RunConfig.from_mapping(options_from_arguments(RunConfig, options))
+        except OptionError as error:
+            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         progress = TerminalProgress(self.stdout, unit="prompt", desc="generating")
         try:
             with sigterm_as_exit():
@@ -73,6 +34,8 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
                 summary = generation_run_execute(run=run, progress=progress)
+        except OptionError as error:
+            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         except StudioError as error:
             raise CommandError(error.message) from None
         finally:

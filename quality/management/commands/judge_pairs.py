@@ -4,9 +4,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.models import Campaign
 from core.errors import StudioError
+from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
 from core.progress import TerminalProgress
-from llm.base import backend_load
-from llm.cli import add_engine_arguments, engine_options_from
+from llm.base import EngineOptions, backend_load
 from quality.judging import judge_template_load
 from quality.services import JudgeSummary, judge_pairs_run, judge_user_get_or_create
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-tokens", type=int, default=8, help="Tokens the judge may write (default 8).")
         parser.add_argument("--batch-size", type=int, default=32, help="Pairs judged and committed together.")
         parser.add_argument("--limit", type=int, help="Judge at most this many pairs.")
-        add_engine_arguments(parser)
+        options_add_arguments(parser, EngineOptions, title="engine (default: the engine's on a GPU, measured on a CPU)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = Campaign.objects.filter(name=options["campaign"]).first()
@@ -34,11 +34,10 @@ class Command(BaseCommand):
             raise CommandError(f"No campaign named {options['campaign']!r}: check the name (manage.py shell, admin).")
         progress = TerminalProgress(self.stdout, unit="pair", desc="judging")
         try:
+            engine = EngineOptions.from_mapping(options_from_arguments(EngineOptions, options))
             template = judge_template_load(options["template"])
             judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
-            backend = backend_load(
-                backend=options["backend"], model=options["model"], options=engine_options_from(options)
-            )
+            backend = backend_load(backend=engine.backend, model=options["model"], options=engine)
 
             try:
                 summary = judge_pairs_run(
@@ -53,6 +52,8 @@ class Command(BaseCommand):
                 )
             finally:
                 backend.close()
+        except OptionError as error:
+            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         except StudioError as error:
             raise CommandError(error.message) from None
         finally:
