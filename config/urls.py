@@ -9,7 +9,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("annotator.api_urls")),
-    path("api/", include("generation.api_urls")),
     path("api/", include("exports.api_urls")),
     path("api/", include("training.api_urls")),
     path("api/", include("quality.api_urls")),
