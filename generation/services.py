@@ -29,7 +29,15 @@ from generation.prompts import PromptRow, prompts_read, prompts_read_path
 from generation.run_config import RunConfig
 from generation.sampling import Slot, derive_seed, pairs_choose, slot_seed, slots_plan, slots_to_resample, text_key
 from generation.selectors import prompt_hashes_done, prompts_pending
-from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, GenerationResult, backend_load
+from llm.base import (
+    PROMPT_TOO_LONG,
+    REQUEST_FAILED,
+    Backend,
+    BackendError,
+    GenerationRequest,
+    GenerationResult,
+    backend_load,
+)
 
 MAX_SKIPS_LISTED = 50
 Progress = Callable[[int, int], None]  # (prompts handled so far, prompts to handle)
@@ -43,6 +51,8 @@ class RunSummary:
     skipped_too_long: int = 0  # the prompt leaves no room in the model's context
     skipped_duplicate: int = 0  # fewer than two distinct responses after max_resamples
     skipped_empty: int = 0  # empty responses after max_resamples left nothing to pair
+    failed: int = 0  # a request failed (a server's error): not stored, a rerun samples the prompt again
+    first_failure: str = ""
     repeated_in_file: int = 0  # rows whose prompt appeared earlier in the file
     candidates: int = 0
     comparisons: int = 0
@@ -155,6 +165,11 @@ class _PromptWork:
         return any(r is not None and r.finish_reason == PROMPT_TOO_LONG for r in self.results)
 
     @property
+    def failure(self) -> str:
+        """Why a request of this prompt failed ("" if none did): the prompt waits for a rerun."""
+        return next((r.error for r in self.results if r is not None and r.finish_reason == REQUEST_FAILED), "")
+
+    @property
     def texts(self) -> list[str]:
         return [r.text if r is not None else "" for r in self.results]
 
@@ -204,7 +219,7 @@ def _batch_generate(
             break
         pending = []
         for work in works:
-            if work.too_long:
+            if work.too_long or work.failure:
                 continue
             for index in slots_to_resample(work.texts):
                 work.attempts[index] = attempt + 1
@@ -232,6 +247,10 @@ def _batch_store(
     with transaction.atomic():
         for work in works:
             row = work.row
+            if work.failure:
+                summary.failed += 1
+                summary.first_failure = summary.first_failure or f"{row.where}: {work.failure}"
+                continue
             if work.too_long:
                 tokens = max(r.prompt_tokens for r in work.results if r is not None)
                 summary.skipped_too_long += 1
@@ -350,5 +369,10 @@ def generation_run_execute(
         finally:
             for backend in owned.values():
                 backend.close()
+        if summary.failed:  # what did come back is stored: the run fails and says what to do
+            raise BackendError(
+                f"{summary.failed} prompt(s) got no answer: a request failed ({summary.first_failure}). The "
+                f"{summary.generated} that did are stored; run the same command again to retry the rest."
+            )
         job_succeed(run, **counts())
     return summary

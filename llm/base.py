@@ -21,6 +21,7 @@ from core.errors import InputError, StudioError
 from core.options import Options, option
 
 PROMPT_TOO_LONG = "prompt_too_long"
+REQUEST_FAILED = "request_failed"  # one request of a batch failed (a server's error); the others stand
 BACKENDS = ("vllm", "openai", "transformers")
 
 
@@ -64,8 +65,22 @@ class GenerationResult:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop", "length", or PROMPT_TOO_LONG
+    finish_reason: str  # "stop", "length", PROMPT_TOO_LONG or REQUEST_FAILED
     top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token text: log-probability}
+    error: str = ""  # REQUEST_FAILED: why
+
+
+def failed_result(error: str) -> GenerationResult:
+    return GenerationResult(text="", prompt_tokens=0, completion_tokens=0, finish_reason=REQUEST_FAILED, error=error)
+
+
+def results_raise_failed(results: Sequence[GenerationResult], *, model: str) -> None:
+    """For callers that need every answer of a batch: a BackendError naming the first failure, if any."""
+    failed = [r for r in results if r.finish_reason == REQUEST_FAILED]
+    if failed:
+        raise BackendError(
+            f"{len(failed)} of {len(results)} request(s) for {model!r} failed; the first: {failed[0].error}"
+        )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from llm.base import (
     GenerationRequest,
     GenerationResult,
     completion_text,
+    failed_result,
     too_long_result,
     top_logprobs_by_text,
 )
@@ -58,8 +59,16 @@ class OpenAIBackend:
         self.auto = options.openai_api == "auto"
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Results in the order of the requests. A request the server failed or refused comes back as a
+        REQUEST_FAILED result with the reason, so the ones that succeeded are kept."""
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, requests))
+            return list(pool.map(self._one_or_failed, requests))
+
+    def _one_or_failed(self, request: GenerationRequest) -> GenerationResult:
+        try:
+            return self._one(request)
+        except BackendError as error:
+            return failed_result(error.message)
 
     def _one(self, request: GenerationRequest, *, may_use_chat: bool = True) -> GenerationResult:
         import openai

@@ -10,7 +10,7 @@ from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
 from generation.services import generation_run_create, generation_run_execute
-from llm.base import GenerationRequest, Sampling
+from llm.base import BackendError, GenerationRequest, Sampling, failed_result
 from tests.factories import TINY_MODEL, add_pair
 from tests.generation.conftest import STORY_PROMPTS, FakeBackend, write_jsonl
 
@@ -232,3 +232,27 @@ def test_with_real_vllm_every_candidate_regenerates_from_its_stored_seed_and_set
         messages=candidate.prompt.messages, sampling=Sampling(**candidate.sampling_params), seed=candidate.seed
     )
     assert vllm_backend.generate([request])[0].text == candidate.text
+
+
+def test_a_failed_request_keeps_the_prompts_that_got_answers_and_a_rerun_fills_the_rest(stories, prompts_file):
+    """An OpenAI-compatible server that fails one request of a batch: what came back is stored."""
+    flaky = {"on": True}
+
+    class FlakyBackend(FakeBackend):
+        def generate(self, requests):
+            results = super().generate(requests)
+            if flaky["on"]:
+                results[1] = failed_result("The server failed a request for 'fake-model': 503 overloaded")
+            return results
+
+    run = make_run(stories, prompts_file)
+    with pytest.raises(BackendError, match=r"1 prompt\(s\) got no answer: a request failed \(.*503 overloaded\)"):
+        generation_run_execute(run=run, backends={"a": FlakyBackend()})
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and "run the same command again" in run.error
+    stored = Prompt.objects.filter(campaign=stories).count()
+    assert stored == len(STORY_PROMPTS) - 1 and run.stats["failed"] == 1
+
+    flaky["on"] = False
+    summary = generation_run_execute(run=make_run(stories, prompts_file), backends={"a": FlakyBackend()})
+    assert (summary.generated, summary.already_done) == (1, len(STORY_PROMPTS) - 1)

@@ -13,7 +13,7 @@ from annotator.services import campaign_create
 from core.errors import InputError
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
-from llm.base import EngineOptions, GenerationRequest, backend_load
+from llm.base import REQUEST_FAILED, EngineOptions, GenerationRequest, Sampling, backend_load
 from tests.factories import TINY_MODEL
 from tests.generation.conftest import STORY_PROMPTS, write_jsonl
 from tests.llm.helpers import (
@@ -109,6 +109,14 @@ class TestOpenAIServer:
         candidate = Candidate.objects.filter(generation__run=run).first()
         assert (candidate.backend, candidate.model_name) == ("openai", str(TINY_MODEL))
         assert candidate.prompt_tokens > 0 and candidate.completion_tokens > 0
+
+    def test_a_request_the_server_refuses_fails_alone_and_the_others_are_kept(self, openai_backend):
+        good = GenerationRequest(messages=CAT, sampling=SAMPLE, seed=7)
+        refused = GenerationRequest(messages=CAT, sampling=Sampling(temperature=-1.0, max_tokens=8), seed=7)
+        results = openai_backend.generate([good, refused, good])
+        assert [r.finish_reason for r in results] != [REQUEST_FAILED] * 3
+        assert results[1].finish_reason == REQUEST_FAILED and "temperature" in results[1].error
+        assert results[0].text and results[0].text == results[2].text and results[0].error == ""
 
     def test_a_model_the_server_does_not_serve_is_refused_with_what_it_serves(self, vllm_server):
         with pytest.raises(InputError, match=r"does not serve 'gpt-4'; it serves: .*stories260K"):
