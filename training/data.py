@@ -282,3 +282,20 @@ def _token_count(tokenizer: Any, value: str | list, *, add_generation_prompt: bo
         value, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
     )
     return len(encoded["input_ids"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# As datasets, for TRL
+
+
+def rows_dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def parquet_dataset(path: Path):
+    """The preference columns of a Parquet file, as a dataset with an on-disk cache (shared by processes)."""
+    from datasets import Dataset
+
+    return Dataset.from_parquet(str(path), columns=list(COLUMNS))
