@@ -1,28 +1,55 @@
-"""On CPU, score tokens from the full logits instead of TRL's tiled log-prob path.
+"""On CPU, score tokens from the full logits instead of TRL's tiled log-prob path (TRL 1.16.0 only).
 
 TRL 1.16 computes per-token log-probs in tiles without ever holding the (batch, length, vocab) logits, and
 recomputes them in the backward pass: right for GPUs and big vocabularies, but on CPU, where the tiles are
 folded by torch ops over every position, it costs 10-17% of a step on small models (measured: stories260K, a
-5.8M Llama).
+5.8M Llama). This replaces the forward TRL patches onto the model, so it is tied to the TRL version it was
+written for: with any other, TRL's own path stays (and a warning says so once).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+
 from training.config import DPORunConfig
 
+logger = logging.getLogger(__name__)
+
+# The TRL whose `add_fused_lm_head` forward and `FusedCausalLMOutput` plain_lm_head reproduces.
+TRL_VERSION = "1.16.0"
 # Score tokens from full logits when a batch's take at most this much memory (see _logits_bytes).
 PLAIN_LOGITS_MAX_BYTES = 1 << 30
 
 
 def score_from_full_logits(trainer, config: DPORunConfig) -> bool:
     """Give the trainer's models (policy, and reference if any) plain_lm_head when a batch's logits fit in
-    PLAIN_LOGITS_MAX_BYTES; return whether it did. For CPU runs only."""
-    if _logits_bytes(trainer, config) > PLAIN_LOGITS_MAX_BYTES:
+    PLAIN_LOGITS_MAX_BYTES and TRL is TRL_VERSION; return whether it did. For CPU runs only."""
+    if _logits_bytes(trainer, config) > PLAIN_LOGITS_MAX_BYTES or not trl_version_supported():
         return False
     for model in (trainer.model, trainer.ref_model):
         if model is not None:
             plain_lm_head(model.get_base_model() if hasattr(model, "get_base_model") else model)
     return True
+
+
+def trl_version_supported() -> bool:
+    import trl
+
+    if trl.__version__ == TRL_VERSION:
+        return True
+    _warn_other_trl(trl.__version__)
+    return False
+
+
+@functools.cache
+def _warn_other_trl(version: str) -> None:
+    logger.warning(
+        "TRL %s is installed, but the CPU scoring from full logits (training/cpu_logps.py) was written for TRL %s: "
+        "using TRL's own log-prob path, which is slower on CPU.",
+        version,
+        TRL_VERSION,
+    )
 
 
 def _logits_bytes(trainer, config: DPORunConfig) -> int:
