@@ -14,6 +14,7 @@ from typing import Any
 
 from core.checksums import file_sha256
 from core.errors import InputError
+from llm.lengths import LengthMeter
 
 COLUMNS = ("prompt", "chosen", "rejected")
 STRING = "string"
@@ -262,26 +263,15 @@ class LengthReport:
 
 def length_report(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> LengthReport:
     """Find the rows TRL would drop (prompt >= max_length tokens) or truncate, tokenizing as TRL does."""
-    dropped, truncated = [], []
-    for number, row in enumerate(rows, start=1):
-        prompt = _token_count(tokenizer, row["prompt"], add_generation_prompt=True)
-        # TRL appends EOS to plain-string responses: one token more
-        extra = 1 if isinstance(row["prompt"], str) else 0
-        longest = max(_token_count(tokenizer, row["prompt"] + row[c]) + extra for c in ("chosen", "rejected"))
-        if prompt >= max_length:
-            dropped.append(number)
-        elif longest > max_length:
-            truncated.append(number)
+    conversational = bool(rows) and not isinstance(rows[0]["prompt"], str)  # a checked file is one or the other
+    lengths = LengthMeter(tokenizer=tokenizer, conversational=conversational).measure(rows)
+    dropped = [number for number, length in enumerate(lengths, start=1) if length.prompt_fills(max_length)]
+    truncated = [
+        number
+        for number, length in enumerate(lengths, start=1)
+        if length.overlong(max_length) and not length.prompt_fills(max_length)
+    ]
     return LengthReport(dropped=dropped, truncated=truncated)
-
-
-def _token_count(tokenizer: Any, value: str | list, *, add_generation_prompt: bool = False) -> int:
-    if isinstance(value, str):
-        return len(tokenizer(value)["input_ids"])
-    encoded = tokenizer.apply_chat_template(
-        value, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
-    )
-    return len(encoded["input_ids"])
 
 
 # ---------------------------------------------------------------------------------------------------------
