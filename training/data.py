@@ -80,37 +80,26 @@ def preference_data_resolve(source: str) -> tuple[Path, Path | None, int | None]
 def _export_files(export_id: int) -> tuple[Path, Path | None, int]:
     from core.models import JobStatus
     from exports.models import DatasetExport
+    from exports.selectors import dataset_export_file_check
 
     export = DatasetExport.objects.filter(pk=export_id).first()
     if export is None:
         raise InputError(f"--data {export_id}: there is no export with id {export_id}.")
     if export.status != JobStatus.SUCCEEDED:
         raise InputError(f"Export {export_id} is {export.status}, not succeeded: there are no files to train on yet.")
-    files = export.files or {}
-    out_dir = Path(export.out_dir) if export.out_dir else None
-
-    def path_of(split: str) -> Path | None:
-        record = files.get(split)
-        if record and record.get("path"):
-            path = Path(record["path"])
-            return path if path.is_absolute() or out_dir is None else out_dir / path
-        if out_dir is not None and (out_dir / f"{split}.parquet").is_file():
-            return out_dir / f"{split}.parquet"
-        return None
-
-    train, validation = path_of("train"), path_of("validation")
-    if train is None or not train.is_file():
-        raise InputError(f"Export {export_id}: its train file ({train or 'no path recorded'}) is missing.")
-    if validation is not None and not validation.is_file():
-        raise InputError(f"Export {export_id}: its validation file {validation} is missing.")
-    for split, path in (("train", train), ("validation", validation)):
-        expected = (files.get(split) or {}).get("sha256")
-        if path is not None and expected and file_sha256(path) != expected:
+    train = dataset_export_file_check(export=export, name="train")
+    validation = dataset_export_file_check(export=export, name="validation")
+    if not train.on_disk:
+        raise InputError(f"Export {export_id}: its train file ({train.path or 'no path recorded'}) is missing.")
+    if validation.path is not None and not validation.on_disk:
+        raise InputError(f"Export {export_id}: its validation file {validation.path} is missing.")
+    for file in (train, validation):
+        if file.on_disk and not file.intact:
             raise InputError(
-                f"Export {export_id}: {path} has changed since the export (its sha256 differs from the one "
+                f"Export {export_id}: {file.path} has changed since the export (its sha256 differs from the one "
                 "recorded): export again rather than train on an unknown file."
             )
-    return train, validation, export_id
+    return train.path, validation.path, export_id
 
 
 # ---------------------------------------------------------------------------------------------------------
