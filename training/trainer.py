@@ -123,7 +123,7 @@ def dpo_train(
     )
 
 
-def _tokenizer(config: DPORunConfig, data: PreferenceData):
+def _tokenizer(config: DPORunConfig, data: PreferenceData) -> Any:
     """The model's tokenizer, with a pad token, able to render the data's format."""
     from transformers import AutoTokenizer
 
@@ -144,7 +144,13 @@ def _tokenizer(config: DPORunConfig, data: PreferenceData):
     return tokenizer
 
 
-def _length_warnings(config, data, tokenizer, train_rows, eval_rows) -> list[str]:
+def _length_warnings(
+    config: DPORunConfig,
+    data: PreferenceData,
+    tokenizer: Any,
+    train_rows: list[dict[str, Any]],
+    eval_rows: list[dict[str, Any]] | None,
+) -> list[str]:
     """Count, report and (when nothing would be left) refuse the rows TRL drops without a word."""
     warnings = []
     for file, rows in ((data.train, train_rows), (data.validation, eval_rows)):
