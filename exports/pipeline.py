@@ -30,7 +30,6 @@ from exports.formats import (
     split_of,
     trl_row,
 )
-from exports.lengths import LengthMeter
 from exports.options import ExportOptions
 from exports.selectors import CampaignShape, campaign_shape, campaign_votes_stream, pair_texts_for
 from exports.writers import (
@@ -41,6 +40,7 @@ from exports.writers import (
     SplitWriter,
     parquet_schema,
 )
+from llm.lengths import LengthMeter
 
 CHUNK_PAIRS = 1000
 SPLITS = (TRAIN, VALIDATION)
@@ -192,9 +192,9 @@ class _Exporter:
         max_length = self.options.max_length
         kept = []
         for item, length in zip(rows, self.meter.measure([row for _, _, row in rows]), strict=True):
-            if length.longest > max_length:
+            if length.overlong(max_length):
                 self.stats.overlong += 1
-                self.stats.prompt_fills += length.prompt >= max_length
+                self.stats.prompt_fills += length.prompt_fills(max_length)
                 if self.options.drop_overlong:
                     self.stats.refused[Refusal.OVERLONG] += 1
                     continue

@@ -83,18 +83,39 @@ def dataset_exports_list() -> QuerySet[DatasetExport]:
     return DatasetExport.objects.select_related("campaign", "created_by").order_by("-created_at", "-id")
 
 
+@dataclass(frozen=True)
+class ExportFile:
+    """Where an export recorded one of its files, and whether it is still on disk as the export wrote it."""
+
+    path: Path | None  # None: the export recorded no such file
+    on_disk: bool
+    intact: bool  # on disk with the size (when recorded) and the sha256 the export recorded
+
+
+def dataset_export_file_check(*, export: DatasetExport, name: str) -> ExportFile:
+    """The file `name` (train, validation or card) of an export, resolved from its record (a relative path is
+    inside its out_dir) and checked against its checksum: a later export into the same directory replaces it,
+    and a file can be edited or deleted by hand."""
+    entry = export.files.get(name) if isinstance(export.files, dict) else None
+    if not entry or not entry.get("path"):
+        return ExportFile(path=None, on_disk=False, intact=False)
+    path = Path(entry["path"])
+    if not path.is_absolute() and export.out_dir:
+        path = Path(export.out_dir) / path
+    if not path.is_file():
+        return ExportFile(path=path, on_disk=False, intact=False)
+    size = entry.get("bytes")
+    intact = (size is None or path.stat().st_size == size) and file_sha256(path) == entry.get("sha256")
+    return ExportFile(path=path, on_disk=True, intact=intact)
+
+
 def dataset_export_file(*, export: DatasetExport, name: str) -> Path | None:
     """The file `name` (train, validation or card) of a finished export, if it is still on disk as the export
     wrote it (a later export into the same directory replaces it: then its checksum no longer matches).
 
     Only paths the export recorded, inside its own out_dir, are ever served.
     """
-    entry = export.files.get(name) if isinstance(export.files, dict) else None
-    if not entry:
+    file = dataset_export_file_check(export=export, name=name)
+    if file.path is None or file.path.parent != Path(export.out_dir) or not file.intact:
         return None
-    path = Path(entry["path"])
-    if path.parent != Path(export.out_dir) or not path.is_file():
-        return None
-    if path.stat().st_size != entry.get("bytes") or file_sha256(path) != entry.get("sha256"):
-        return None
-    return path
+    return file.path

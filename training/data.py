@@ -14,6 +14,7 @@ from typing import Any
 
 from core.checksums import file_sha256
 from core.errors import InputError
+from llm.lengths import LengthMeter
 
 COLUMNS = ("prompt", "chosen", "rejected")
 STRING = "string"
@@ -79,37 +80,26 @@ def preference_data_resolve(source: str) -> tuple[Path, Path | None, int | None]
 def _export_files(export_id: int) -> tuple[Path, Path | None, int]:
     from core.models import JobStatus
     from exports.models import DatasetExport
+    from exports.selectors import dataset_export_file_check
 
     export = DatasetExport.objects.filter(pk=export_id).first()
     if export is None:
         raise InputError(f"--data {export_id}: there is no export with id {export_id}.")
     if export.status != JobStatus.SUCCEEDED:
         raise InputError(f"Export {export_id} is {export.status}, not succeeded: there are no files to train on yet.")
-    files = export.files or {}
-    out_dir = Path(export.out_dir) if export.out_dir else None
-
-    def path_of(split: str) -> Path | None:
-        record = files.get(split)
-        if record and record.get("path"):
-            path = Path(record["path"])
-            return path if path.is_absolute() or out_dir is None else out_dir / path
-        if out_dir is not None and (out_dir / f"{split}.parquet").is_file():
-            return out_dir / f"{split}.parquet"
-        return None
-
-    train, validation = path_of("train"), path_of("validation")
-    if train is None or not train.is_file():
-        raise InputError(f"Export {export_id}: its train file ({train or 'no path recorded'}) is missing.")
-    if validation is not None and not validation.is_file():
-        raise InputError(f"Export {export_id}: its validation file {validation} is missing.")
-    for split, path in (("train", train), ("validation", validation)):
-        expected = (files.get(split) or {}).get("sha256")
-        if path is not None and expected and file_sha256(path) != expected:
+    train = dataset_export_file_check(export=export, name="train")
+    validation = dataset_export_file_check(export=export, name="validation")
+    if not train.on_disk:
+        raise InputError(f"Export {export_id}: its train file ({train.path or 'no path recorded'}) is missing.")
+    if validation.path is not None and not validation.on_disk:
+        raise InputError(f"Export {export_id}: its validation file {validation.path} is missing.")
+    for file in (train, validation):
+        if file.on_disk and not file.intact:
             raise InputError(
-                f"Export {export_id}: {path} has changed since the export (its sha256 differs from the one "
+                f"Export {export_id}: {file.path} has changed since the export (its sha256 differs from the one "
                 "recorded): export again rather than train on an unknown file."
             )
-    return train, validation, export_id
+    return train.path, validation.path, export_id
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,23 +252,29 @@ class LengthReport:
 
 def length_report(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> LengthReport:
     """Find the rows TRL would drop (prompt >= max_length tokens) or truncate, tokenizing as TRL does."""
-    dropped, truncated = [], []
-    for number, row in enumerate(rows, start=1):
-        prompt = _token_count(tokenizer, row["prompt"], add_generation_prompt=True)
-        # TRL appends EOS to plain-string responses: one token more
-        extra = 1 if isinstance(row["prompt"], str) else 0
-        longest = max(_token_count(tokenizer, row["prompt"] + row[c]) + extra for c in ("chosen", "rejected"))
-        if prompt >= max_length:
-            dropped.append(number)
-        elif longest > max_length:
-            truncated.append(number)
+    conversational = bool(rows) and not isinstance(rows[0]["prompt"], str)  # a checked file is one or the other
+    lengths = LengthMeter(tokenizer=tokenizer, conversational=conversational).measure(rows)
+    dropped = [number for number, length in enumerate(lengths, start=1) if length.prompt_fills(max_length)]
+    truncated = [
+        number
+        for number, length in enumerate(lengths, start=1)
+        if length.overlong(max_length) and not length.prompt_fills(max_length)
+    ]
     return LengthReport(dropped=dropped, truncated=truncated)
 
 
-def _token_count(tokenizer: Any, value: str | list, *, add_generation_prompt: bool = False) -> int:
-    if isinstance(value, str):
-        return len(tokenizer(value)["input_ids"])
-    encoded = tokenizer.apply_chat_template(
-        value, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
-    )
-    return len(encoded["input_ids"])
+# ---------------------------------------------------------------------------------------------------------
+# As datasets, for TRL
+
+
+def rows_dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def parquet_dataset(path: Path):
+    """The preference columns of a Parquet file, as a dataset with an on-disk cache (shared by processes)."""
+    from datasets import Dataset
+
+    return Dataset.from_parquet(str(path), columns=list(COLUMNS))

@@ -18,17 +18,11 @@ from core.jobs import job_enqueue, job_running, job_succeed
 from core.models import JobStatus
 from training.config import DPORunConfig
 from training.data import PreferenceData, preference_data_load
+from training.device import DeviceInfo, is_main_process
 from training.models import TrainingMetric, TrainingRun
-from training.trainer import (
-    RUN_CONFIG_FILE,
-    DeviceInfo,
-    TrainingResult,
-    dpo_train,
-    is_main_process,
-    latest_checkpoint,
-    output_check,
-    reporting_check,
-)
+from training.reporting import reporting_check
+from training.resume import RUN_CONFIG_FILE, latest_checkpoint, output_check
+from training.trainer import TrainingResult, dpo_train
 
 
 @dataclass

@@ -5,7 +5,8 @@ import pytest
 from tests.factories import TINY_MODEL
 from tests.training.stories import preference_rows, sample_stories, write_export
 from training import services
-from training.trainer import DeviceInfo, TrainingResult
+from training.device import DeviceInfo
+from training.trainer import TrainingResult
 
 
 @pytest.fixture(autouse=True)

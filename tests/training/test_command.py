@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from core.models import JobStatus
 from tests.training.helpers import ROW, write
 from training import services
+from training.device import DeviceInfo
 from training.models import TrainingRun
-from training.trainer import DeviceInfo
 
 pytestmark = pytest.mark.django_db
 
@@ -147,21 +147,3 @@ def test_a_model_without_a_tokenizer_is_a_clear_error(export, tmp_path):
     with pytest.raises(CommandError, match=r"--model .*not-a-model: no tokenizer could be loaded"):
         run_command(data=str(export), model=str(model), output=str(tmp_path / "o"))
     assert TrainingRun.objects.get().status == JobStatus.FAILED
-
-
-def test_lora_dropout_is_given_back_after_trl_disables_dropout():
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from tests.factories import TINY_MODEL
-    from training.trainer import lora_dropout_restore
-
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(TINY_MODEL),
-        LoraConfig(r=2, lora_dropout=0.3, target_modules="all-linear", task_type="CAUSAL_LM"),
-    )
-    dropouts = [m for n, m in model.named_modules() if ".lora_dropout." in f".{n}." and hasattr(m, "p")]
-    for module in dropouts:
-        module.p = 0.0  # what TRL's disable_dropout does
-    lora_dropout_restore(model, 0.3)
-    assert dropouts and {m.p for m in dropouts} == {0.3}

@@ -121,6 +121,14 @@ def test_export_whose_file_changed_since_the_export_is_refused(tmp_path):
 
 
 @pytest.mark.django_db
+def test_export_whose_file_is_gone_is_refused_naming_it(tmp_path):
+    export = make_export(tmp_path)
+    (tmp_path / "train.parquet").unlink()
+    with pytest.raises(InputError, match=rf"Export {export.pk}: its train file \(.*train\.parquet\) is missing"):
+        preference_data_load(str(export.pk))
+
+
+@pytest.mark.django_db
 def test_unknown_or_unfinished_export_is_refused(tmp_path):
     export = make_export(tmp_path, status=JobStatus.RUNNING)
     with pytest.raises(InputError, match=f"Export {export.pk} is running, not succeeded"):

@@ -193,10 +193,10 @@ def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_on
 
 @pytest.mark.django_db
 def test_full_logits_on_cpu_log_the_same_metrics_as_trls_tiled_path(story_export, tmp_path, monkeypatch):
-    from training import trainer
+    from training import cpu_logps
 
     train(story_export, tmp_path / "plain", max_steps=3)
-    monkeypatch.setattr(trainer, "PLAIN_LOGITS_MAX_BYTES", 0)  # TRL's own fused, tiled log-prob path
+    monkeypatch.setattr(cpu_logps, "PLAIN_LOGITS_MAX_BYTES", 0)  # TRL's own fused, tiled log-prob path
     train(story_export, tmp_path / "tiled", max_steps=3)
     plain, tiled = (
         [m.values for m in TrainingRun.objects.get(output_dir=str(tmp_path / name)).metrics.filter(split="train")]

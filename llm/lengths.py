@@ -1,9 +1,10 @@
-"""Token lengths of exported rows, measured the way TRL's DPOTrainer will tokenize them.
+"""Which preference rows TRL will cut: their token lengths, measured the way TRL's DPOTrainer tokenizes them.
 
-TRL tokenizes prompt+chosen and prompt+rejected (string rows get the EOS token appended first;
-conversational rows go through the chat template) and its collator cuts each to `max_length`. A row is
+TRL tokenizes prompt+chosen and prompt+rejected (string rows get the EOS token appended first, unless they end
+with it; conversational rows go through the chat template) and its collator cuts each to `max_length`. A row is
 *overlong* when either would be cut. When the prompt alone fills `max_length`, TRL drops the row without a
-word: those are counted apart (`prompt_fills`). transformers is imported here only, when a tokenizer is given.
+word: `prompt_fills`. Used by exports (counted on the dataset card) and by training (warnings before a run).
+transformers is imported here only, when a tokenizer is loaded by name.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,14 @@ from core.errors import InputError
 class RowLength:
     prompt: int
     longest: int  # the longer of prompt+chosen and prompt+rejected, in tokens
+
+    def overlong(self, max_length: int) -> bool:
+        """TRL cuts the row to max_length (or drops it, when prompt_fills)."""
+        return self.longest > max_length
+
+    def prompt_fills(self, max_length: int) -> bool:
+        """The prompt alone fills max_length: TRL drops the row silently."""
+        return self.prompt >= max_length
 
 
 @lru_cache(maxsize=2)
@@ -33,12 +42,15 @@ def tokenizer_load(name_or_path: str) -> Any:
 
 
 class LengthMeter:
-    def __init__(self, *, tokenizer: str, conversational: bool) -> None:
-        self.tokenizer = tokenizer_load(tokenizer)
+    """Measures rows with one tokenizer: given loaded, or by name (then loaded once, see tokenizer_load)."""
+
+    def __init__(self, *, tokenizer: Any, conversational: bool) -> None:
+        self.tokenizer = tokenizer_load(tokenizer) if isinstance(tokenizer, str) else tokenizer
         self.conversational = conversational
         if conversational and not getattr(self.tokenizer, "chat_template", None):
+            name = tokenizer if isinstance(tokenizer, str) else getattr(tokenizer, "name_or_path", "")
             raise InputError(
-                f"The tokenizer {tokenizer!r} has no chat template, so conversational rows cannot be measured "
+                f"The tokenizer {name!r} has no chat template, so conversational rows cannot be measured "
                 "(and TRL could not tokenize them either): use a chat model's tokenizer, or --format string for "
                 "single-turn prompts."
             )

@@ -1,0 +1,36 @@
+"""exports/selectors.py: an export's files, resolved from its record and checked against their sha256."""
+
+import pytest
+
+from exports.selectors import ExportFile, dataset_export_file, dataset_export_file_check
+from exports.services import dataset_export_create, dataset_export_run
+from tests.exports.helpers import judge_all
+from tests.factories import make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def export(data_dir):
+    campaign = make_campaign("Judged", pairs=4)
+    judge_all(campaign, make_user("judge"), lambda c: "a")
+    return dataset_export_run(export=dataset_export_create(campaign=campaign, options={"val_fraction": 0.0}))
+
+
+def test_a_file_as_the_export_wrote_it_is_intact_and_served(export):
+    train = dataset_export_file_check(export=export, name="train")
+    assert train == ExportFile(path=train.path, on_disk=True, intact=True)
+    assert str(train.path) == export.files["train"]["path"] and dataset_export_file(export=export, name="train")
+
+
+def test_a_changed_file_is_on_disk_but_not_intact_and_a_deleted_one_is_not_on_disk(export):
+    path = dataset_export_file_check(export=export, name="train").path
+    path.write_bytes(path.read_bytes()[:-1] + b"x")  # same size, other bytes: only the sha256 tells
+    assert dataset_export_file_check(export=export, name="train") == ExportFile(path, on_disk=True, intact=False)
+    path.unlink()
+    assert dataset_export_file_check(export=export, name="train") == ExportFile(path, on_disk=False, intact=False)
+    assert dataset_export_file(export=export, name="train") is None
+
+
+def test_a_file_the_export_did_not_write_has_no_path(export):
+    assert dataset_export_file_check(export=export, name="validation") == ExportFile(None, False, False)
