@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 from annotator.models import Campaign
 from core.charts import Bar, Series, bar_chart, line_chart
 from core.permissions import staff_required
-from quality.selectors import campaign_quality_report
+from quality.report import campaign_quality_report
 
 
 @staff_required

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from annotator.models import Judgment
 from annotator.services import candidate_create, comparison_create, prompt_get_or_create
-from quality.selectors import campaign_quality_report
+from quality.report import campaign_quality_report
 from quality.stats import fleiss_kappa, krippendorff_alpha_nominal
 from tests.factories import make_campaign, make_user
 
