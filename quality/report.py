@@ -1,13 +1,15 @@
 """The data-quality report of a campaign: agreement, judge reliability, position and length bias,
-per-annotator figures, and model win rates. Plain dicts, so the page and the API show the same numbers."""
+per-annotator figures, and model win rates. Plain dicts, so the page and the API show the same numbers.
+
+Computed from the rows quality/selectors.py reads, with the statistics of quality/stats.py."""
 
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Verdict
+from annotator.models import Campaign, Verdict
+from quality.selectors import Vote, campaign_comparison_rows, campaign_votes
 from quality.stats import (
     Proportion,
     cohen_kappa,
@@ -22,50 +24,11 @@ MIN_JUDGMENTS_TO_FLAG = 10
 DECISIVE = (Verdict.A, Verdict.B)
 
 
-@dataclass
-class _Vote:
-    annotator_id: int
-    username: str
-    verdict: str
-    shown_left: str
-    duration_ms: int | None
-    day: date
-    details: dict = field(default_factory=dict)
-
-
 def _proportion(p: Proportion) -> dict[str, Any]:
     return {"successes": p.successes, "n": p.n, "rate": p.value, "ci95": p.ci95}
 
 
-def _load(campaign: Campaign) -> tuple[dict[int, dict], dict[int, list[_Vote]], dict[int, list[_Vote]]]:
-    comparisons = {
-        row["id"]: row
-        for row in Comparison.objects.filter(prompt__campaign=campaign).values(
-            "id",
-            "candidate_a__text",
-            "candidate_b__text",
-            "candidate_a__model_name",
-            "candidate_b__model_name",
-            "candidate_a__metadata__model",
-        )
-    }
-    human: dict[int, list[_Vote]] = defaultdict(list)
-    ai: dict[int, list[_Vote]] = defaultdict(list)
-    rows = (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign)
-        .order_by("created_at", "id")
-        .values_list(
-            "comparison_id", "annotator_id", "annotator__username", "verdict", "shown_left", "duration_ms",
-            "created_at", "source", "details",
-        )
-    )  # fmt: skip
-    for comparison_id, annotator_id, username, verdict, shown_left, duration, created, source, details in rows:
-        vote = _Vote(annotator_id, username, verdict, shown_left, duration, created.date(), details or {})
-        (ai if source == JudgeSource.AI else human)[comparison_id].append(vote)
-    return comparisons, human, ai
-
-
-def _agreement(votes_by_item: dict[int, list[_Vote]], overlap: int) -> dict[str, Any]:
+def _agreement(votes_by_item: dict[int, list[Vote]], overlap: int) -> dict[str, Any]:
     items = [[v.verdict for v in votes if v.verdict != Verdict.SKIP] for votes in votes_by_item.values()]
     multi = [item for item in items if len(item) >= 2]
     full = [item[:overlap] for item in multi if len(item) >= overlap] if overlap >= 2 else []
@@ -78,7 +41,7 @@ def _agreement(votes_by_item: dict[int, list[_Vote]], overlap: int) -> dict[str,
     }
 
 
-def _leave_one_out(votes_by_item: dict[int, list[_Vote]]) -> list[tuple[_Vote, bool]]:
+def _leave_one_out(votes_by_item: dict[int, list[Vote]]) -> list[tuple[Vote, bool]]:
     """Each vote paired with whether it matches the majority of the other votes on its item."""
     out = []
     for votes in votes_by_item.values():
@@ -90,7 +53,7 @@ def _leave_one_out(votes_by_item: dict[int, list[_Vote]]) -> list[tuple[_Vote, b
     return out
 
 
-def _annotators(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
+def _annotators(votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
     per: dict[int, dict[str, Any]] = {}
     for votes in votes_by_item.values():
         for vote in votes:
@@ -144,12 +107,12 @@ def _annotators(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _position_bias(votes_by_item: dict[int, list[_Vote]]) -> dict[str, Any]:
+def _position_bias(votes_by_item: dict[int, list[Vote]]) -> dict[str, Any]:
     decisive = [v for votes in votes_by_item.values() for v in votes if v.verdict in DECISIVE]
     return _proportion(Proportion(sum(v.verdict == v.shown_left for v in decisive), len(decisive)))
 
 
-def _length_bias(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vote]]) -> dict[str, Any]:
+def _length_bias(comparisons: dict[int, dict], votes_by_item: dict[int, list[Vote]]) -> dict[str, Any]:
     wins = n = 0
     for comparison_id, votes in votes_by_item.items():
         row = comparisons[comparison_id]
@@ -164,7 +127,7 @@ def _length_bias(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vo
     return _proportion(Proportion(wins, n))
 
 
-def _agreement_over_time(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
+def _agreement_over_time(votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
     by_day: dict[date, list[bool]] = defaultdict(list)
     for vote, agrees in _leave_one_out(votes_by_item):
         by_day[vote.day].append(agrees)
@@ -174,12 +137,12 @@ def _agreement_over_time(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str
     ]
 
 
-def _ai_verdict(votes: list[_Vote]) -> str | None:
+def _ai_verdict(votes: list[Vote]) -> str | None:
     counted = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
     return counted[0] if counted else None
 
 
-def _judge(human: dict[int, list[_Vote]], ai: dict[int, list[_Vote]]) -> dict[str, Any] | None:
+def _judge(human: dict[int, list[Vote]], ai: dict[int, list[Vote]]) -> dict[str, Any] | None:
     if not ai:
         return None
     pairs = []
@@ -203,7 +166,7 @@ def _judge(human: dict[int, list[_Vote]], ai: dict[int, list[_Vote]]) -> dict[st
 _SCORE = {Verdict.A: 1.0, Verdict.B: 0.0, Verdict.TIE: 0.5, Verdict.BOTH_BAD: 0.5}
 
 
-def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
+def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
     """Head-to-head results where the two sides come from different models (e.g. tuned vs base).
 
     Each result is told from the side of `generate_pairs --model` (its candidates carry metadata
@@ -246,7 +209,8 @@ def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list
 
 
 def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
-    comparisons, human, ai = _load(campaign)
+    comparisons = campaign_comparison_rows(campaign=campaign)
+    human, ai = campaign_votes(campaign=campaign)
     human_counted = {cid: [v for v in votes if v.verdict != Verdict.SKIP] for cid, votes in human.items()}
     complete = sum(1 for votes in human_counted.values() if len(votes) >= campaign.overlap)
     return {
