@@ -28,6 +28,7 @@ from annotator.models import (
     Prompt,
     Side,
     Verdict,
+    verdict_for_choice,
 )
 from annotator.selectors import campaign_is_open_to, comparisons_open_for
 from core.conversations import conversation_hash, conversation_normalize
@@ -216,28 +217,15 @@ class JudgmentResult:
     created: bool
 
 
-_VERDICT_FOR_CHOICE = {
-    (Choice.LEFT, Side.A): Verdict.A,
-    (Choice.LEFT, Side.B): Verdict.B,
-    (Choice.RIGHT, Side.A): Verdict.B,
-    (Choice.RIGHT, Side.B): Verdict.A,
-}
-
-
-def verdict_for_choice(*, choice: str, shown_left: str) -> str:
-    """Map what was clicked (left/right/...) to a verdict on the fixed candidates a/b."""
-    if choice in (Choice.LEFT, Choice.RIGHT):
-        return _VERDICT_FOR_CHOICE[(Choice(choice), Side(shown_left))]
-    return Verdict(choice)
-
-
-def _check_choice_allowed(*, campaign: Campaign, choice: str) -> None:
+def _check_choice_offered(*, campaign: Campaign, choice: str) -> None:
     if choice not in Choice.values:
         raise InputError(f"choice is {choice!r}: use one of {', '.join(Choice.values)}.")
-    if choice == Choice.TIE and not campaign.allow_tie:
-        raise InputError(f"Campaign {campaign.name!r} does not offer 'tie': pick a side, 'both_bad' or 'skip'.")
-    if choice == Choice.BOTH_BAD and not campaign.allow_both_bad:
-        raise InputError(f"Campaign {campaign.name!r} does not offer 'both_bad': pick a side, 'tie' or 'skip'.")
+    offered = campaign.offered_choices
+    if choice not in offered:
+        others = ["a side"] + [f"'{c}'" for c in (Choice.TIE, Choice.BOTH_BAD, Choice.SKIP) if c in offered]
+        raise InputError(
+            f"Campaign {campaign.name!r} does not offer '{choice}': pick {', '.join(others[:-1])} or {others[-1]}."
+        )
 
 
 def judgment_submit(
@@ -254,7 +242,7 @@ def judgment_submit(
     locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
     """
     campaign = comparison.prompt.campaign
-    _check_choice_allowed(campaign=campaign, choice=choice)
+    _check_choice_offered(campaign=campaign, choice=choice)
     if duration_ms is not None and duration_ms < 0:
         raise InputError(f"duration_ms is {duration_ms}: it must be 0 or more milliseconds.")
     with transaction.atomic():

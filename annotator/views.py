@@ -45,7 +45,7 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentFor
         "progress": campaign_progress_for(campaign=campaign, annotator=request.user),
         "can_undo": judgment_last_for(campaign=campaign, annotator=request.user) is not None,
         "form": form,
-        "choices": [c for c in Choice if _offered(campaign, c)],
+        "choices": campaign.offered_choices,
     }
     if assignment is not None:
         comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
@@ -56,12 +56,6 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentFor
     if request.htmx:
         template += "#pair"
     return render(request, template, context)
-
-
-def _offered(campaign: Campaign, choice: Choice) -> bool:
-    return not (
-        (choice == Choice.TIE and not campaign.allow_tie) or (choice == Choice.BOTH_BAD and not campaign.allow_both_bad)
-    )
 
 
 @login_required

@@ -10,7 +10,6 @@ from annotator.services import (
     campaign_create,
     judgment_submit,
     judgment_undo_last,
-    verdict_for_choice,
 )
 from core.errors import ConflictError, InputError
 from tests.factories import make_campaign, make_user
@@ -22,22 +21,6 @@ def judge_next(campaign, user, choice=Choice.LEFT):
     assignment = assignment_next(campaign=campaign, annotator=user)
     assert assignment is not None
     return judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice).judgment
-
-
-@pytest.mark.parametrize(
-    ("choice", "shown_left", "verdict"),
-    [
-        ("left", "a", "a"),
-        ("left", "b", "b"),
-        ("right", "a", "b"),
-        ("right", "b", "a"),
-        ("tie", "b", "tie"),
-        ("both_bad", "a", "both_bad"),
-        ("skip", "a", "skip"),
-    ],
-)
-def test_verdict_maps_screen_side_back_to_the_candidate_shown_there(choice, shown_left, verdict):
-    assert verdict_for_choice(choice=choice, shown_left=shown_left) == verdict
 
 
 def test_next_hands_out_each_pair_once_per_annotator_until_none_left(campaign, annotator):
@@ -151,6 +134,23 @@ def test_options_the_campaign_does_not_offer_are_refused(db):
             judgment_submit(comparison=lease.comparison, annotator=user, choice=choice)
     with pytest.raises(InputError, match="choice is 'middle'"):
         judgment_submit(comparison=lease.comparison, annotator=user, choice="middle")
+
+
+@pytest.mark.parametrize(
+    ("options", "choice", "message"),
+    [
+        ({"allow_tie": False}, Choice.TIE, "does not offer 'tie': pick a side, 'both_bad' or 'skip'."),
+        ({"allow_both_bad": False}, Choice.BOTH_BAD, "does not offer 'both_bad': pick a side, 'tie' or 'skip'."),
+        ({"allow_tie": False, "allow_both_bad": False}, Choice.TIE, "does not offer 'tie': pick a side or 'skip'."),
+    ],
+)
+def test_a_refused_option_names_the_options_the_campaign_offers(db, options, choice, message):
+    campaign = make_campaign("Strict", pairs=1, **options)
+    user = make_user("u")
+    lease = assignment_next(campaign=campaign, annotator=user)
+    with pytest.raises(InputError) as refused:
+        judgment_submit(comparison=lease.comparison, annotator=user, choice=choice)
+    assert refused.value.message == f"Campaign 'Strict' {message}"
 
 
 def test_undo_removes_last_judgment_and_hands_the_same_pair_back_with_same_sides(campaign, annotator):
