@@ -6,6 +6,7 @@ commands call these and nothing else writes to the annotation tables.
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -316,6 +317,50 @@ def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Ju
         )
         last.delete()
         return last
+
+
+@dataclass(frozen=True)
+class AiVerdict:
+    """An AI judge's verdict on a pair, with what it rests on (model, prompt template, raw outputs)."""
+
+    comparison: Comparison
+    verdict: str  # a Verdict; SKIP when the judge's answers could not be read
+    shown_left: str  # the candidate the judge was shown first
+    details: dict[str, Any]
+
+
+def ai_judgments_record(*, judge: AbstractBaseUser, verdicts: Sequence[AiVerdict]) -> list[Judgment]:
+    """Record an AI judge's verdicts as its judgments, one per pair, like people's: a pair the judge has
+    judged already keeps its first judgment. Returns the judgments created.
+
+    An AI judgment takes no slot (`overlap` counts people), so `Comparison.human_votes` stays as it is. The
+    pairs' rows are locked, as for people's judgments, so two runs of one judge never judge a pair twice.
+    """
+    for item in verdicts:
+        if item.verdict not in Verdict.values:
+            raise InputError(f"verdict is {item.verdict!r}: use one of {', '.join(Verdict.values)}.")
+    ids = [item.comparison.pk for item in verdicts]
+    with transaction.atomic():
+        list(Comparison.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+        judged = set(
+            Judgment.objects.filter(annotator=judge, comparison_id__in=ids).values_list("comparison_id", flat=True)
+        )
+        fresh = []
+        for item in verdicts:
+            if item.comparison.pk in judged:
+                continue
+            judged.add(item.comparison.pk)
+            fresh.append(
+                Judgment(
+                    comparison=item.comparison,
+                    annotator=judge,
+                    verdict=item.verdict,
+                    shown_left=item.shown_left,
+                    source=JudgeSource.AI,
+                    details=item.details,
+                )
+            )
+        return Judgment.objects.bulk_create(fresh)
 
 
 def judgments_delete(*, judgments: QuerySet[Judgment]) -> int:

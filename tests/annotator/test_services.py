@@ -6,6 +6,8 @@ from django.utils import timezone
 from annotator.models import Assignment, Choice, Judgment, Side, Verdict
 from annotator.selectors import campaign_progress_for
 from annotator.services import (
+    AiVerdict,
+    ai_judgments_record,
     assignment_next,
     campaign_create,
     judgment_submit,
@@ -195,10 +197,34 @@ def test_campaign_create_refuses_bad_input(db):
 def test_ai_judgments_take_no_human_slot(db):
     campaign = make_campaign("With judge", pairs=1, overlap=1)
     comparison = campaign.prompts.first().comparisons.first()
-    Judgment.objects.create(
-        comparison=comparison, annotator=make_user("ai-judge"), verdict=Verdict.A, shown_left=Side.A, source="ai"
+    ai_judgments_record(
+        judge=make_user("ai-judge"), verdicts=[AiVerdict(comparison, Verdict.A, shown_left=Side.A, details={})]
     )
     assert assignment_next(campaign=campaign, annotator=make_user("human")).comparison_id == comparison.pk
+
+
+def test_an_ai_judge_records_one_judgment_per_pair_and_its_first_verdict_stays(db):
+    campaign = make_campaign("Judged twice", pairs=2, overlap=1)
+    first, second = (prompt.comparisons.get() for prompt in campaign.prompts.order_by("id"))
+    judge = make_user("ai-judge")
+    created = ai_judgments_record(
+        judge=judge,
+        verdicts=[
+            AiVerdict(first, Verdict.A, shown_left=Side.A, details={"consistent": True}),
+            AiVerdict(first, Verdict.B, shown_left=Side.A, details={}),
+        ],
+    )
+    assert [(j.comparison_id, j.verdict, j.source) for j in created] == [(first.pk, Verdict.A, "ai")]
+    again = ai_judgments_record(
+        judge=judge,
+        verdicts=[AiVerdict(first, Verdict.TIE, Side.A, {}), AiVerdict(second, Verdict.SKIP, Side.A, {})],
+    )
+    assert [j.comparison_id for j in again] == [second.pk]
+    stored = Judgment.objects.get(comparison=first, annotator=judge)
+    assert (stored.verdict, stored.details) == (Verdict.A, {"consistent": True})
+    assert set(campaign.prompts.values_list("comparisons__human_votes", flat=True)) == {0}
+    with pytest.raises(InputError, match="verdict is 'left'"):
+        ai_judgments_record(judge=judge, verdicts=[AiVerdict(second, "left", Side.A, {})])
 
 
 def test_a_prompt_is_stored_once_per_campaign(db):
