@@ -43,8 +43,15 @@ def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
     return campaign
 
 
-def _count_subquery(queryset: QuerySet) -> Coalesce:
-    counted = queryset.order_by().values("comparison").annotate(n=Count("*")).values("n")
+def campaigns_with_judged_count_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
+    """`campaigns_for`, each with `judged_by_me`: the pairs the user judged or skipped in it (one query)."""
+    mine = Judgment.objects.filter(comparison__prompt__campaign=OuterRef("pk"), annotator=user)
+    return campaigns_for(user=user).annotate(judged_by_me=_count_subquery(mine, per="annotator"))
+
+
+def _count_subquery(queryset: QuerySet, *, per: str) -> Coalesce:
+    """The number of rows of `queryset` (filtered on an OuterRef), grouped by its field `per`; 0 when none."""
+    counted = queryset.order_by().values(per).annotate(n=Count("*")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
@@ -55,9 +62,8 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     verdict takes none: `overlap` counts human annotators). Ordered by id, so pairs
     fill up in order and finished pairs accumulate instead of many half-judged ones.
     """
-    taken_by_leases = _count_subquery(
-        Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(annotator=annotator)
-    )
+    leases = Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now())
+    taken_by_leases = _count_subquery(leases.exclude(annotator=annotator), per="comparison")
     return (
         Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap)
         .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
@@ -94,6 +100,11 @@ def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Jud
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Comparison | None:
+    """The comparison with this id if it belongs to the campaign, else None."""
+    return Comparison.objects.filter(pk=comparison_id, prompt__campaign=campaign).first()
 
 
 def comparison_with_texts(*, comparison_id: int) -> Comparison:

@@ -12,11 +12,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from annotator.forms import JudgmentForm
-from annotator.models import Campaign, Choice, Comparison, Side
+from annotator.models import Campaign, Choice, Side
 from annotator.selectors import (
     campaign_open_or_404,
     campaign_progress_for,
     campaigns_for,
+    comparison_in_campaign,
     comparison_with_texts,
     judgment_last_for,
 )
@@ -38,13 +39,12 @@ def campaign_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "annotator/campaign_list.html", {"campaigns": campaigns})
 
 
-def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentForm | None = None) -> HttpResponse:
+def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     assignment = assignment_next(campaign=campaign, annotator=request.user)
     context: dict = {
         "campaign": campaign,
         "progress": campaign_progress_for(campaign=campaign, annotator=request.user),
         "can_undo": judgment_last_for(campaign=campaign, annotator=request.user) is not None,
-        "form": form,
         "choices": campaign.offered_choices,
     }
     if assignment is not None:
@@ -76,7 +76,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
         )
         return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
-    comparison = Comparison.objects.filter(pk=form.cleaned_data["comparison"], prompt__campaign=campaign).first()
+    comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:
         messages.error(request, "That pair is not part of this campaign; here is your next one.")
     else:
