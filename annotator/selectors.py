@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment
+from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Side
 
 
 def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -107,6 +107,18 @@ def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Compari
     return Comparison.objects.filter(pk=comparison_id, prompt__campaign=campaign).first()
 
 
-def comparison_with_texts(*, comparison_id: int) -> Comparison:
-    """A comparison with its prompt and both candidates, in one query, for showing it."""
-    return Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(pk=comparison_id)
+@dataclass(frozen=True)
+class ShownPair:
+    comparison: Comparison
+    left: Candidate
+    right: Candidate
+
+
+def comparison_as_shown(*, assignment: Assignment) -> ShownPair:
+    """The assigned comparison with its prompt and both candidates (one query), on the sides the annotator sees."""
+    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+        pk=assignment.comparison_id
+    )
+    a, b = comparison.candidate_a, comparison.candidate_b
+    left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
+    return ShownPair(comparison, left, right)

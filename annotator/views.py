@@ -12,13 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from annotator.forms import JudgmentForm
-from annotator.models import Campaign, Choice, Side
+from annotator.models import Campaign, Choice
 from annotator.selectors import (
     campaign_open_or_404,
     campaign_progress_for,
     campaigns_for,
+    comparison_as_shown,
     comparison_in_campaign,
-    comparison_with_texts,
     judgment_last_for,
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo_last
@@ -48,10 +48,8 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
         "choices": campaign.offered_choices,
     }
     if assignment is not None:
-        comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
-        a, b = comparison.candidate_a, comparison.candidate_b
-        left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
-        context.update(comparison=comparison, prompt=comparison.prompt, left=left, right=right)
+        shown = comparison_as_shown(assignment=assignment)
+        context.update(comparison=shown.comparison, prompt=shown.comparison.prompt, left=shown.left, right=shown.right)
     template = "annotator/annotate.html"
     if request.htmx:
         template += "#pair"
