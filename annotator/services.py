@@ -1,4 +1,4 @@
-"""Writes: creating campaign content, handing out pairs, recording and undoing judgments.
+"""Writes: creating campaign content, handing out pairs, recording and undoing judgments (people's and AI judges').
 
 Keyword-only functions named `<entity>_<action>`, each one transaction. Views, the API and management
 commands call these and nothing else writes to the annotation tables.

@@ -138,6 +138,20 @@ def test_quality_page_permissions_and_content(client, annotator_client, staff_cl
     assert "Visible: data quality" in html and "Position bias" in html and "<svg" in html
 
 
+def test_quality_page_draws_agreement_by_day_and_left_wins_per_annotator(staff_client):
+    campaign = make_campaign("Charted", pairs=0, overlap=2)
+    users = [make_user(f"rater{i}") for i in range(2)]
+    for i in range(3):
+        comparison = pair(campaign, i)
+        for user in users:
+            vote(comparison, user, "a")
+    html = staff_client.get(reverse("quality:campaign_quality", args=[campaign.pk])).content.decode()
+    today = campaign_quality_report(campaign=campaign)["agreement_over_time"][0]["date"]
+    assert 'aria-label="Agreement with the others, by day"' in html
+    assert f"agreement at {today}: 1</title>" in html
+    assert 'aria-label="Left response wins"' in html and "rater1: 100.0% n=3" in html
+
+
 def test_quality_api_permissions_and_json(annotator, staff):
     campaign = make_campaign("API", pairs=1)
     url = reverse("api-campaign-quality", args=[campaign.pk])
