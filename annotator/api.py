@@ -1,7 +1,5 @@
 """REST API for annotators (and scripts) and staff: thin adapters over the same services as the pages."""
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
-from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,13 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotator.importing import pairs_import_file
-from annotator.models import Comparison, Judgment, Side
+from annotator.models import Comparison
 from annotator.selectors import (
     campaign_is_open_to,
     campaign_open_or_404,
     campaign_progress_for,
-    campaigns_for,
-    comparison_with_texts,
+    campaigns_with_judged_count_for,
+    comparison_as_shown,
 )
 from annotator.serializers import (
     CampaignSerializer,
@@ -37,16 +35,7 @@ from core.permissions import IsStaff
 class CampaignListApi(APIView):
     @extend_schema(responses=CampaignSerializer(many=True))
     def get(self, request: Request) -> Response:
-        mine = (
-            Judgment.objects.filter(comparison__prompt__campaign=OuterRef("pk"), annotator=request.user)
-            .order_by()
-            .values("annotator")
-            .annotate(n=Count("*"))
-            .values("n")
-        )
-        campaigns = campaigns_for(user=request.user).annotate(
-            judged_by_me=Coalesce(Subquery(mine, output_field=IntegerField()), Value(0))
-        )
+        campaigns = campaigns_with_judged_count_for(user=request.user)
         return Response(CampaignSerializer(campaigns, many=True).data)
 
 
@@ -65,14 +54,13 @@ class CampaignNextApi(APIView):
         assignment = assignment_next(campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
-        a, b = comparison.candidate_a, comparison.candidate_b
-        left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
+        shown = comparison_as_shown(assignment=assignment)
+        prompt = shown.comparison.prompt
         payload = {
-            "id": comparison.pk,
-            "prompt": conversation_with_system(comparison.prompt.messages, comparison.prompt.system),
-            "left": {"id": left.pk, "text": left.text},
-            "right": {"id": right.pk, "text": right.text},
+            "id": shown.comparison.pk,
+            "prompt": conversation_with_system(prompt.messages, prompt.system),
+            "left": {"id": shown.left.pk, "text": shown.left.text},
+            "right": {"id": shown.right.pk, "text": shown.right.text},
             "expires_at": assignment.expires_at,
         }
         return Response(NextComparisonSerializer(payload).data)

@@ -23,7 +23,6 @@ KNOWN_FIELDS = {"prompt", "system", "response_a", "response_b", "metadata", "mod
 
 @dataclass(frozen=True)
 class PairRow:
-    where: str
     messages: list[Message]
     system: str
     response_a: str
@@ -46,7 +45,7 @@ class ImportResult:
     already_present: int
 
 
-def _parse_row(where: str, record: dict[str, Any]) -> PairRow:
+def _parse_row(_where: str, record: dict[str, Any]) -> PairRow:
     for required in ("prompt", "response_a", "response_b"):
         if required not in record or record[required] is None:
             raise ValueError(f"field '{required}' is missing")
@@ -68,7 +67,6 @@ def _parse_row(where: str, record: dict[str, Any]) -> PairRow:
     if not (model_a or model_b) and isinstance(models, list) and len(models) == 2:
         model_a, model_b = (str(m) for m in models)
     return PairRow(
-        where=where,
         messages=messages,
         system=system,
         response_a=record["response_a"],

@@ -36,6 +36,12 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def offered_choices(self) -> list["Choice"]:
+        """What annotators may answer in this campaign: a side or skip always; tie and both bad if allowed."""
+        withheld = {Choice.TIE: not self.allow_tie, Choice.BOTH_BAD: not self.allow_both_bad}
+        return [choice for choice in Choice if not withheld.get(choice, False)]
+
 
 class Role(models.TextChoices):
     SYSTEM = "system"
@@ -140,6 +146,27 @@ class Choice(models.TextChoices):
     SKIP = "skip", "Skip"
 
 
+# What was clicked, with the candidate shown on the left -> the verdict on the fixed candidates a/b. Tie,
+# both bad and skip are the same word on the screen and in the verdict.
+_VERDICT_FOR_CHOICE = {
+    (Choice.LEFT, Side.A): Verdict.A,
+    (Choice.LEFT, Side.B): Verdict.B,
+    (Choice.RIGHT, Side.A): Verdict.B,
+    (Choice.RIGHT, Side.B): Verdict.A,
+}
+_CHOICE_FOR_VERDICT = {(verdict, side): choice for (choice, side), verdict in _VERDICT_FOR_CHOICE.items()}
+
+
+def verdict_for_choice(*, choice: str, shown_left: str) -> str:
+    """Map what was clicked (left/right/...) to a verdict on the fixed candidates a/b."""
+    return _VERDICT_FOR_CHOICE.get((choice, shown_left)) or Verdict(choice)
+
+
+def choice_for_verdict(*, verdict: str, shown_left: str) -> str:
+    """Map a verdict on the fixed candidates back to what was clicked by someone who saw `shown_left` on the left."""
+    return _CHOICE_FOR_VERDICT.get((verdict, shown_left), verdict)
+
+
 class JudgeSource(models.TextChoices):
     HUMAN = "human"
     AI = "ai"
@@ -188,8 +215,4 @@ class Judgment(models.Model):
     @property
     def choice(self) -> str:
         """The verdict in the screen terms the annotator used (left/right/tie/both_bad/skip)."""
-        if self.verdict == Verdict.A:
-            return Choice.LEFT if self.shown_left == Side.A else Choice.RIGHT
-        if self.verdict == Verdict.B:
-            return Choice.LEFT if self.shown_left == Side.B else Choice.RIGHT
-        return self.verdict
+        return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)

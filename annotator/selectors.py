@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from annotator.models import Assignment, Campaign, Comparison, JudgeSource, Judgment
+from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Side
 
 
 def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
@@ -43,8 +43,15 @@ def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
     return campaign
 
 
-def _count_subquery(queryset: QuerySet) -> Coalesce:
-    counted = queryset.order_by().values("comparison").annotate(n=Count("*")).values("n")
+def campaigns_with_judged_count_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
+    """`campaigns_for`, each with `judged_by_me`: the pairs the user judged or skipped in it (one query)."""
+    mine = Judgment.objects.filter(comparison__prompt__campaign=OuterRef("pk"), annotator=user)
+    return campaigns_for(user=user).annotate(judged_by_me=_count_subquery(mine, per="annotator"))
+
+
+def _count_subquery(queryset: QuerySet, *, per: str) -> Coalesce:
+    """The number of rows of `queryset` (filtered on an OuterRef), grouped by its field `per`; 0 when none."""
+    counted = queryset.order_by().values(per).annotate(n=Count("*")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
@@ -55,9 +62,8 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     verdict takes none: `overlap` counts human annotators). Ordered by id, so pairs
     fill up in order and finished pairs accumulate instead of many half-judged ones.
     """
-    taken_by_leases = _count_subquery(
-        Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now()).exclude(annotator=annotator)
-    )
+    leases = Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now())
+    taken_by_leases = _count_subquery(leases.exclude(annotator=annotator), per="comparison")
     return (
         Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap)
         .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
@@ -96,6 +102,23 @@ def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Jud
     )
 
 
-def comparison_with_texts(*, comparison_id: int) -> Comparison:
-    """A comparison with its prompt and both candidates, in one query, for showing it."""
-    return Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(pk=comparison_id)
+def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Comparison | None:
+    """The comparison with this id if it belongs to the campaign, else None."""
+    return Comparison.objects.filter(pk=comparison_id, prompt__campaign=campaign).first()
+
+
+@dataclass(frozen=True)
+class ShownPair:
+    comparison: Comparison
+    left: Candidate
+    right: Candidate
+
+
+def comparison_as_shown(*, assignment: Assignment) -> ShownPair:
+    """The assigned comparison with its prompt and both candidates (one query), on the sides the annotator sees."""
+    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+        pk=assignment.comparison_id
+    )
+    a, b = comparison.candidate_a, comparison.candidate_b
+    left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
+    return ShownPair(comparison, left, right)

@@ -1,4 +1,4 @@
-"""Writes: creating campaign content, handing out pairs, recording and undoing judgments.
+"""Writes: creating campaign content, handing out pairs, recording and undoing judgments (people's and AI judges').
 
 Keyword-only functions named `<entity>_<action>`, each one transaction. Views, the API and management
 commands call these and nothing else writes to the annotation tables.
@@ -6,6 +6,7 @@ commands call these and nothing else writes to the annotation tables.
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from annotator.models import (
     Prompt,
     Side,
     Verdict,
+    verdict_for_choice,
 )
 from annotator.selectors import campaign_is_open_to, comparisons_open_for
 from core.conversations import conversation_hash, conversation_normalize
@@ -216,28 +218,15 @@ class JudgmentResult:
     created: bool
 
 
-_VERDICT_FOR_CHOICE = {
-    (Choice.LEFT, Side.A): Verdict.A,
-    (Choice.LEFT, Side.B): Verdict.B,
-    (Choice.RIGHT, Side.A): Verdict.B,
-    (Choice.RIGHT, Side.B): Verdict.A,
-}
-
-
-def verdict_for_choice(*, choice: str, shown_left: str) -> str:
-    """Map what was clicked (left/right/...) to a verdict on the fixed candidates a/b."""
-    if choice in (Choice.LEFT, Choice.RIGHT):
-        return _VERDICT_FOR_CHOICE[(Choice(choice), Side(shown_left))]
-    return Verdict(choice)
-
-
-def _check_choice_allowed(*, campaign: Campaign, choice: str) -> None:
+def _check_choice_offered(*, campaign: Campaign, choice: str) -> None:
     if choice not in Choice.values:
         raise InputError(f"choice is {choice!r}: use one of {', '.join(Choice.values)}.")
-    if choice == Choice.TIE and not campaign.allow_tie:
-        raise InputError(f"Campaign {campaign.name!r} does not offer 'tie': pick a side, 'both_bad' or 'skip'.")
-    if choice == Choice.BOTH_BAD and not campaign.allow_both_bad:
-        raise InputError(f"Campaign {campaign.name!r} does not offer 'both_bad': pick a side, 'tie' or 'skip'.")
+    offered = campaign.offered_choices
+    if choice not in offered:
+        others = ["a side"] + [f"'{c}'" for c in (Choice.TIE, Choice.BOTH_BAD, Choice.SKIP) if c in offered]
+        raise InputError(
+            f"Campaign {campaign.name!r} does not offer '{choice}': pick {', '.join(others[:-1])} or {others[-1]}."
+        )
 
 
 def judgment_submit(
@@ -254,7 +243,7 @@ def judgment_submit(
     locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
     """
     campaign = comparison.prompt.campaign
-    _check_choice_allowed(campaign=campaign, choice=choice)
+    _check_choice_offered(campaign=campaign, choice=choice)
     if duration_ms is not None and duration_ms < 0:
         raise InputError(f"duration_ms is {duration_ms}: it must be 0 or more milliseconds.")
     with transaction.atomic():
@@ -328,6 +317,50 @@ def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Ju
         )
         last.delete()
         return last
+
+
+@dataclass(frozen=True)
+class AiVerdict:
+    """An AI judge's verdict on a pair, with what it rests on (model, prompt template, raw outputs)."""
+
+    comparison: Comparison
+    verdict: str  # a Verdict; SKIP when the judge's answers could not be read
+    shown_left: str  # the candidate the judge was shown first
+    details: dict[str, Any]
+
+
+def ai_judgments_record(*, judge: AbstractBaseUser, verdicts: Sequence[AiVerdict]) -> list[Judgment]:
+    """Record an AI judge's verdicts as its judgments, one per pair, like people's: a pair the judge has
+    judged already keeps its first judgment. Returns the judgments created.
+
+    An AI judgment takes no slot (`overlap` counts people), so `Comparison.human_votes` stays as it is. The
+    pairs' rows are locked, as for people's judgments, so two runs of one judge never judge a pair twice.
+    """
+    for item in verdicts:
+        if item.verdict not in Verdict.values:
+            raise InputError(f"verdict is {item.verdict!r}: use one of {', '.join(Verdict.values)}.")
+    ids = [item.comparison.pk for item in verdicts]
+    with transaction.atomic():
+        list(Comparison.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+        judged = set(
+            Judgment.objects.filter(annotator=judge, comparison_id__in=ids).values_list("comparison_id", flat=True)
+        )
+        fresh = []
+        for item in verdicts:
+            if item.comparison.pk in judged:
+                continue
+            judged.add(item.comparison.pk)
+            fresh.append(
+                Judgment(
+                    comparison=item.comparison,
+                    annotator=judge,
+                    verdict=item.verdict,
+                    shown_left=item.shown_left,
+                    source=JudgeSource.AI,
+                    details=item.details,
+                )
+            )
+        return Judgment.objects.bulk_create(fresh)
 
 
 def judgments_delete(*, judgments: QuerySet[Judgment]) -> int:

@@ -12,12 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from annotator.forms import JudgmentForm
-from annotator.models import Campaign, Choice, Comparison, Side
+from annotator.models import Campaign, Choice
 from annotator.selectors import (
     campaign_open_or_404,
     campaign_progress_for,
     campaigns_for,
-    comparison_with_texts,
+    comparison_as_shown,
+    comparison_in_campaign,
     judgment_last_for,
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo_last
@@ -38,30 +39,21 @@ def campaign_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "annotator/campaign_list.html", {"campaigns": campaigns})
 
 
-def _render_pair(request: HtmxHttpRequest, campaign: Campaign, form: JudgmentForm | None = None) -> HttpResponse:
+def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     assignment = assignment_next(campaign=campaign, annotator=request.user)
     context: dict = {
         "campaign": campaign,
         "progress": campaign_progress_for(campaign=campaign, annotator=request.user),
         "can_undo": judgment_last_for(campaign=campaign, annotator=request.user) is not None,
-        "form": form,
-        "choices": [c for c in Choice if _offered(campaign, c)],
+        "choices": campaign.offered_choices,
     }
     if assignment is not None:
-        comparison = comparison_with_texts(comparison_id=assignment.comparison_id)
-        a, b = comparison.candidate_a, comparison.candidate_b
-        left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
-        context.update(comparison=comparison, prompt=comparison.prompt, left=left, right=right)
+        shown = comparison_as_shown(assignment=assignment)
+        context.update(comparison=shown.comparison, prompt=shown.comparison.prompt, left=shown.left, right=shown.right)
     template = "annotator/annotate.html"
     if request.htmx:
         template += "#pair"
     return render(request, template, context)
-
-
-def _offered(campaign: Campaign, choice: Choice) -> bool:
-    return not (
-        (choice == Choice.TIE and not campaign.allow_tie) or (choice == Choice.BOTH_BAD and not campaign.allow_both_bad)
-    )
 
 
 @login_required
@@ -82,7 +74,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
         )
         return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
-    comparison = Comparison.objects.filter(pk=form.cleaned_data["comparison"], prompt__campaign=campaign).first()
+    comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:
         messages.error(request, "That pair is not part of this campaign; here is your next one.")
     else:

@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from annotator.models import Campaign
 from core.permissions import IsStaff
-from quality.selectors import campaign_quality_report
+from quality.report import campaign_quality_report
 
 
 class CampaignQualityApi(APIView):

@@ -1,44 +1,30 @@
-"""The data-quality report of a campaign: agreement, judge reliability, position and length bias,
-per-annotator figures, and model win rates. Plain dicts, so the page and the API show the same numbers."""
+"""Reads for the quality report: a campaign's pairs and every judgment of them, as plain rows."""
 
-import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Verdict
-from quality.stats import (
-    Proportion,
-    cohen_kappa,
-    fleiss_kappa,
-    krippendorff_alpha_nominal,
-    majority,
-    mean_interval,
-    pairwise_agreement,
-)
-
-MIN_JUDGMENTS_TO_FLAG = 10
-DECISIVE = (Verdict.A, Verdict.B)
+from annotator.models import Campaign, Comparison, JudgeSource, Judgment
 
 
-@dataclass
-class _Vote:
+@dataclass(frozen=True)
+class Vote:
+    """One judgment of a pair, as the report reads it."""
+
     annotator_id: int
     username: str
     verdict: str
     shown_left: str
     duration_ms: int | None
     day: date
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any]
 
 
-def _proportion(p: Proportion) -> dict[str, Any]:
-    return {"successes": p.successes, "n": p.n, "rate": p.value, "ci95": p.ci95}
-
-
-def _load(campaign: Campaign) -> tuple[dict[int, dict], dict[int, list[_Vote]], dict[int, list[_Vote]]]:
-    comparisons = {
+def campaign_comparison_rows(*, campaign: Campaign) -> dict[int, dict[str, Any]]:
+    """The campaign's pairs by id: both texts, both model names, and the side (`metadata.model`, "a" or "b")
+    that candidate a was generated for."""
+    return {
         row["id"]: row
         for row in Comparison.objects.filter(prompt__campaign=campaign).values(
             "id",
@@ -49,8 +35,12 @@ def _load(campaign: Campaign) -> tuple[dict[int, dict], dict[int, list[_Vote]], 
             "candidate_a__metadata__model",
         )
     }
-    human: dict[int, list[_Vote]] = defaultdict(list)
-    ai: dict[int, list[_Vote]] = defaultdict(list)
+
+
+def campaign_votes(*, campaign: Campaign) -> tuple[dict[int, list[Vote]], dict[int, list[Vote]]]:
+    """Every judgment of the campaign, oldest first, by comparison id: people's votes, and the AI judges'."""
+    human: dict[int, list[Vote]] = defaultdict(list)
+    ai: dict[int, list[Vote]] = defaultdict(list)
     rows = (
         Judgment.objects.filter(comparison__prompt__campaign=campaign)
         .order_by("created_at", "id")
@@ -60,210 +50,6 @@ def _load(campaign: Campaign) -> tuple[dict[int, dict], dict[int, list[_Vote]], 
         )
     )  # fmt: skip
     for comparison_id, annotator_id, username, verdict, shown_left, duration, created, source, details in rows:
-        vote = _Vote(annotator_id, username, verdict, shown_left, duration, created.date(), details or {})
+        vote = Vote(annotator_id, username, verdict, shown_left, duration, created.date(), details or {})
         (ai if source == JudgeSource.AI else human)[comparison_id].append(vote)
-    return comparisons, human, ai
-
-
-def _agreement(votes_by_item: dict[int, list[_Vote]], overlap: int) -> dict[str, Any]:
-    items = [[v.verdict for v in votes if v.verdict != Verdict.SKIP] for votes in votes_by_item.values()]
-    multi = [item for item in items if len(item) >= 2]
-    full = [item[:overlap] for item in multi if len(item) >= overlap] if overlap >= 2 else []
-    return {
-        "items_with_2_or_more_votes": len(multi),
-        "percent_agreement": pairwise_agreement(multi),
-        "krippendorff_alpha": krippendorff_alpha_nominal(multi),
-        "fleiss_kappa": fleiss_kappa(full) if full else None,
-        "fleiss_items": len(full),
-    }
-
-
-def _leave_one_out(votes_by_item: dict[int, list[_Vote]]) -> list[tuple[_Vote, bool]]:
-    """Each vote paired with whether it matches the majority of the other votes on its item."""
-    out = []
-    for votes in votes_by_item.values():
-        counted = [v for v in votes if v.verdict != Verdict.SKIP]
-        for vote in counted:
-            others = majority([o.verdict for o in counted if o is not vote])
-            if others is not None:
-                out.append((vote, vote.verdict == others))
-    return out
-
-
-def _annotators(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
-    per: dict[int, dict[str, Any]] = {}
-    for votes in votes_by_item.values():
-        for vote in votes:
-            entry = per.setdefault(
-                vote.annotator_id,
-                {"id": vote.annotator_id, "username": vote.username, "judgments": 0, "skips": 0, "durations": [],
-                 "left": Proportion(0, 0), "agree": Proportion(0, 0)},
-            )  # fmt: skip
-            if vote.verdict == Verdict.SKIP:
-                entry["skips"] += 1
-                continue
-            entry["judgments"] += 1
-            if vote.duration_ms is not None:
-                entry["durations"].append(vote.duration_ms)
-            if vote.verdict in DECISIVE:
-                left = entry["left"]
-                entry["left"] = Proportion(left.successes + (vote.verdict == vote.shown_left), left.n + 1)
-    for vote, agrees in _leave_one_out(votes_by_item):
-        agree = per[vote.annotator_id]["agree"]
-        per[vote.annotator_id]["agree"] = Proportion(agree.successes + agrees, agree.n + 1)
-
-    all_durations = [d for e in per.values() for d in e["durations"]]
-    overall_median = statistics.median(all_durations) if all_durations else None
-    agreements = [e["agree"].value for e in per.values() if e["agree"].n >= MIN_JUDGMENTS_TO_FLAG]
-    typical_agreement = statistics.median(agreements) if agreements else None
-    rows = []
-    for entry in sorted(per.values(), key=lambda e: e["username"]):
-        median_ms = statistics.median(entry["durations"]) if entry["durations"] else None
-        flags = []
-        if entry["left"].n >= MIN_JUDGMENTS_TO_FLAG and entry["left"].excludes(0.5):
-            side = "left" if entry["left"].value > 0.5 else "right"
-            flags.append(f"picks the {side} side {entry['left'].value:.0%} of the time (95% CI excludes 50%)")
-        agree = entry["agree"]
-        if agree.n >= MIN_JUDGMENTS_TO_FLAG and typical_agreement is not None and agree.value < typical_agreement - 0.2:
-            flags.append(f"agrees with the others {agree.value:.0%} of the time (typical: {typical_agreement:.0%})")
-        fast = median_ms is not None and overall_median and median_ms < overall_median / 3
-        if fast and entry["judgments"] >= MIN_JUDGMENTS_TO_FLAG:
-            flags.append(f"very fast: median {median_ms / 1000:.1f} s vs {overall_median / 1000:.1f} s overall")
-        rows.append(
-            {
-                "id": entry["id"],
-                "username": entry["username"],
-                "judgments": entry["judgments"],
-                "skips": entry["skips"],
-                "median_seconds": median_ms / 1000 if median_ms is not None else None,
-                "agreement_with_majority": _proportion(agree),
-                "left_wins": _proportion(entry["left"]),
-                "flags": flags,
-            }
-        )
-    return rows
-
-
-def _position_bias(votes_by_item: dict[int, list[_Vote]]) -> dict[str, Any]:
-    decisive = [v for votes in votes_by_item.values() for v in votes if v.verdict in DECISIVE]
-    return _proportion(Proportion(sum(v.verdict == v.shown_left for v in decisive), len(decisive)))
-
-
-def _length_bias(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vote]]) -> dict[str, Any]:
-    wins = n = 0
-    for comparison_id, votes in votes_by_item.items():
-        row = comparisons[comparison_id]
-        len_a, len_b = len(row["candidate_a__text"]), len(row["candidate_b__text"])
-        if len_a == len_b:
-            continue
-        longer = Verdict.A if len_a > len_b else Verdict.B
-        for vote in votes:
-            if vote.verdict in DECISIVE:
-                n += 1
-                wins += vote.verdict == longer
-    return _proportion(Proportion(wins, n))
-
-
-def _agreement_over_time(votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
-    by_day: dict[date, list[bool]] = defaultdict(list)
-    for vote, agrees in _leave_one_out(votes_by_item):
-        by_day[vote.day].append(agrees)
-    return [
-        {"date": day.isoformat(), "agreement": sum(values) / len(values), "n": len(values)}
-        for day, values in sorted(by_day.items())
-    ]
-
-
-def _ai_verdict(votes: list[_Vote]) -> str | None:
-    counted = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
-    return counted[0] if counted else None
-
-
-def _judge(human: dict[int, list[_Vote]], ai: dict[int, list[_Vote]]) -> dict[str, Any] | None:
-    if not ai:
-        return None
-    pairs = []
-    for comparison_id, votes in ai.items():
-        judge_verdict = _ai_verdict(votes)
-        human_majority = majority([v.verdict for v in human.get(comparison_id, []) if v.verdict != Verdict.SKIP])
-        if judge_verdict is not None and human_majority is not None:
-            pairs.append((judge_verdict, human_majority))
-    judged = [v for votes in ai.values() for v in votes]
-    consistent = [v.details["consistent"] for v in judged if v.details.get("consistent") is not None]
-    return {
-        "pairs_judged": len(ai),
-        "pairs_with_human_majority": len(pairs),
-        "agreement_with_humans": sum(j == h for j, h in pairs) / len(pairs) if pairs else None,
-        "kappa_with_humans": cohen_kappa(pairs),
-        "consistency_rate": sum(consistent) / len(consistent) if consistent else None,
-        "unparseable": sum(v.details.get("unparseable", 0) for v in judged),
-    }
-
-
-_SCORE = {Verdict.A: 1.0, Verdict.B: 0.0, Verdict.TIE: 0.5, Verdict.BOTH_BAD: 0.5}
-
-
-def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list[_Vote]]) -> list[dict[str, Any]]:
-    """Head-to-head results where the two sides come from different models (e.g. tuned vs base).
-
-    Each result is told from the side of `generate_pairs --model` (its candidates carry metadata
-    model "a"; the other side is `--model-b`), whichever of the pair's candidates a/b it is; for pairs from
-    elsewhere, from the side of the model whose name sorts first. Per comparison, the majority verdict of
-    its votes; a split vote, a tie and "both bad" count as half. The interval is a normal approximation on
-    these per-comparison scores.
-    """
-    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for comparison_id, votes in votes_by_item.items():
-        row = comparisons[comparison_id]
-        model_a, model_b = row["candidate_a__model_name"], row["candidate_b__model_name"]
-        verdicts = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
-        if not verdicts or not model_a or not model_b or model_a == model_b:
-            continue
-        winner = majority(verdicts)
-        score = _SCORE.get(winner, 0.5) if winner is not None else 0.5  # for candidate a
-        side = row["candidate_a__metadata__model"]
-        a_first = side == "a" if side in ("a", "b") else model_a < model_b
-        if a_first:
-            scores[(model_a, model_b)].append(score)
-        else:
-            scores[(model_b, model_a)].append(1.0 - score)
-    results = []
-    for (model_a, model_b), values in sorted(scores.items()):
-        mean, low, high = mean_interval(values)
-        results.append(
-            {
-                "model": model_a,
-                "opponent": model_b,
-                "comparisons": len(values),
-                "wins": sum(v == 1.0 for v in values),
-                "ties": sum(v == 0.5 for v in values),
-                "losses": sum(v == 0.0 for v in values),
-                "win_rate": mean,
-                "ci95": (low, high),
-            }
-        )
-    return results
-
-
-def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
-    comparisons, human, ai = _load(campaign)
-    human_counted = {cid: [v for v in votes if v.verdict != Verdict.SKIP] for cid, votes in human.items()}
-    complete = sum(1 for votes in human_counted.values() if len(votes) >= campaign.overlap)
-    return {
-        "campaign": {"id": campaign.pk, "name": campaign.name, "overlap": campaign.overlap},
-        "progress": {
-            "comparisons": len(comparisons),
-            "complete": complete,
-            "human_judgments": sum(len(v) for v in human_counted.values()),
-            "skips": sum(1 for votes in human.values() for v in votes if v.verdict == Verdict.SKIP),
-            "ai_judgments": sum(len(v) for v in ai.values()),
-        },
-        "agreement": _agreement(human, campaign.overlap),
-        "judge": _judge(human, ai),
-        "position_bias": _position_bias(human),
-        "length_bias": _length_bias(comparisons, human),
-        "annotators": _annotators(human),
-        "agreement_over_time": _agreement_over_time(human),
-        # Humans decide a pair they judged; the AI judge's verdict counts only where no human judged it.
-        "model_win_rates": _model_win_rates(comparisons, {**ai, **{c: v for c, v in human_counted.items() if v}}),
-    }
+    return human, ai

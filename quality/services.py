@@ -1,4 +1,5 @@
-"""Writes of the quality app: AI judges and their verdicts."""
+"""Running the AI judge: its user, and a campaign's pairs judged in both orders, batch by batch, with the
+verdicts recorded through the annotation services."""
 
 import re
 import time
@@ -9,9 +10,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Side, Verdict
+from annotator.models import Campaign, Comparison, Side, Verdict
+from annotator.services import AiVerdict, ai_judgments_record
 from core.errors import InputError
 from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
 from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
@@ -98,7 +99,7 @@ def judge_pairs_run(
                 too_long.add(comparison.pk)
             reading = read_answer(response_1=shown, text=result.text, top_logprobs=result.top_logprobs)
             readings.setdefault(comparison.pk, []).append(reading)
-        judgments = []
+        verdicts = []
         for comparison in batch:
             pair = combine_orders(*readings[comparison.pk])
             summary.judged += 1
@@ -112,13 +113,11 @@ def judge_pairs_run(
                 summary.consistent += 1
             else:
                 summary.inconsistent += 1
-            judgments.append(
-                Judgment(
+            verdicts.append(
+                AiVerdict(
                     comparison=comparison,
-                    annotator=judge,
                     verdict=pair.verdict,
                     shown_left=Side.A,  # the first of the two orders showed candidate a as Response 1
-                    source=JudgeSource.AI,
                     details={
                         "model": backend.model_name,
                         "model_revision": backend.model_revision,
@@ -132,8 +131,7 @@ def judge_pairs_run(
                     },
                 )
             )
-        with transaction.atomic():
-            Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
+        ai_judgments_record(judge=judge, verdicts=verdicts)
         if progress:
             progress(min(start + batch_size, len(todo_ids)), len(todo_ids))
     summary.seconds = time.monotonic() - started

@@ -34,18 +34,18 @@ class Proportion:
         return interval is not None and not interval[0] <= p <= interval[1]
 
 
-def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float] | None:
-    """Wilson score interval for successes out of n (None when n is 0)."""
+def wilson_interval(successes: float, n: int) -> tuple[float, float] | None:
+    """Wilson score interval (95%) for successes out of n (None when n is 0)."""
     if n == 0:
         return None
-    p = successes / n
+    p, z = successes / n, Z_95
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def mean_interval(scores: Sequence[float], z: float = Z_95) -> tuple[float, float, float] | None:
+def mean_interval(scores: Sequence[float]) -> tuple[float, float, float] | None:
     """Mean of per-item scores with a normal-approximation 95% interval: (mean, low, high)."""
     n = len(scores)
     if n == 0:
@@ -54,7 +54,7 @@ def mean_interval(scores: Sequence[float], z: float = Z_95) -> tuple[float, floa
     if n == 1:
         return mean, 0.0, 1.0
     variance = sum((s - mean) ** 2 for s in scores) / (n - 1)
-    half = z * math.sqrt(variance / n)
+    half = Z_95 * math.sqrt(variance / n)
     return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 

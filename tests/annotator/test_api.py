@@ -73,6 +73,18 @@ def test_campaign_list_gives_id_and_name_without_n_plus_one_queries(api, annotat
     assert len(queries) <= 2, [q["sql"] for q in queries]
 
 
+def test_campaign_list_counts_the_pairs_the_caller_judged_or_skipped(api, campaign, other_annotator):
+    for choice in ("left", "skip"):
+        api.post(judge_url(api.get(next_url(campaign)).json()["id"]), {"choice": choice})
+    other = APIClient()
+    other.force_authenticate(other_annotator)
+    other.post(judge_url(other.get(next_url(campaign)).json()["id"]), {"choice": "right"})
+    assert [(c["name"], c["judged_by_me"]) for c in api.get(reverse("api-campaign-list")).json()] == [
+        ("Helpfulness", 2)
+    ]
+    assert other.get(reverse("api-campaign-list")).json()[0]["judged_by_me"] == 1
+
+
 def test_next_returns_the_documented_shape(api, campaign):
     response = api.get(next_url(campaign))
     assert response.status_code == 200

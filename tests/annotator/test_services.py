@@ -6,11 +6,12 @@ from django.utils import timezone
 from annotator.models import Assignment, Choice, Judgment, Side, Verdict
 from annotator.selectors import campaign_progress_for
 from annotator.services import (
+    AiVerdict,
+    ai_judgments_record,
     assignment_next,
     campaign_create,
     judgment_submit,
     judgment_undo_last,
-    verdict_for_choice,
 )
 from core.errors import ConflictError, InputError
 from tests.factories import make_campaign, make_user
@@ -22,22 +23,6 @@ def judge_next(campaign, user, choice=Choice.LEFT):
     assignment = assignment_next(campaign=campaign, annotator=user)
     assert assignment is not None
     return judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice).judgment
-
-
-@pytest.mark.parametrize(
-    ("choice", "shown_left", "verdict"),
-    [
-        ("left", "a", "a"),
-        ("left", "b", "b"),
-        ("right", "a", "b"),
-        ("right", "b", "a"),
-        ("tie", "b", "tie"),
-        ("both_bad", "a", "both_bad"),
-        ("skip", "a", "skip"),
-    ],
-)
-def test_verdict_maps_screen_side_back_to_the_candidate_shown_there(choice, shown_left, verdict):
-    assert verdict_for_choice(choice=choice, shown_left=shown_left) == verdict
 
 
 def test_next_hands_out_each_pair_once_per_annotator_until_none_left(campaign, annotator):
@@ -153,6 +138,23 @@ def test_options_the_campaign_does_not_offer_are_refused(db):
         judgment_submit(comparison=lease.comparison, annotator=user, choice="middle")
 
 
+@pytest.mark.parametrize(
+    ("options", "choice", "message"),
+    [
+        ({"allow_tie": False}, Choice.TIE, "does not offer 'tie': pick a side, 'both_bad' or 'skip'."),
+        ({"allow_both_bad": False}, Choice.BOTH_BAD, "does not offer 'both_bad': pick a side, 'tie' or 'skip'."),
+        ({"allow_tie": False, "allow_both_bad": False}, Choice.TIE, "does not offer 'tie': pick a side or 'skip'."),
+    ],
+)
+def test_a_refused_option_names_the_options_the_campaign_offers(db, options, choice, message):
+    campaign = make_campaign("Strict", pairs=1, **options)
+    user = make_user("u")
+    lease = assignment_next(campaign=campaign, annotator=user)
+    with pytest.raises(InputError) as refused:
+        judgment_submit(comparison=lease.comparison, annotator=user, choice=choice)
+    assert refused.value.message == f"Campaign 'Strict' {message}"
+
+
 def test_undo_removes_last_judgment_and_hands_the_same_pair_back_with_same_sides(campaign, annotator):
     first = judge_next(campaign, annotator)
     second = judge_next(campaign, annotator)
@@ -195,10 +197,34 @@ def test_campaign_create_refuses_bad_input(db):
 def test_ai_judgments_take_no_human_slot(db):
     campaign = make_campaign("With judge", pairs=1, overlap=1)
     comparison = campaign.prompts.first().comparisons.first()
-    Judgment.objects.create(
-        comparison=comparison, annotator=make_user("ai-judge"), verdict=Verdict.A, shown_left=Side.A, source="ai"
+    ai_judgments_record(
+        judge=make_user("ai-judge"), verdicts=[AiVerdict(comparison, Verdict.A, shown_left=Side.A, details={})]
     )
     assert assignment_next(campaign=campaign, annotator=make_user("human")).comparison_id == comparison.pk
+
+
+def test_an_ai_judge_records_one_judgment_per_pair_and_its_first_verdict_stays(db):
+    campaign = make_campaign("Judged twice", pairs=2, overlap=1)
+    first, second = (prompt.comparisons.get() for prompt in campaign.prompts.order_by("id"))
+    judge = make_user("ai-judge")
+    created = ai_judgments_record(
+        judge=judge,
+        verdicts=[
+            AiVerdict(first, Verdict.A, shown_left=Side.A, details={"consistent": True}),
+            AiVerdict(first, Verdict.B, shown_left=Side.A, details={}),
+        ],
+    )
+    assert [(j.comparison_id, j.verdict, j.source) for j in created] == [(first.pk, Verdict.A, "ai")]
+    again = ai_judgments_record(
+        judge=judge,
+        verdicts=[AiVerdict(first, Verdict.TIE, Side.A, {}), AiVerdict(second, Verdict.SKIP, Side.A, {})],
+    )
+    assert [j.comparison_id for j in again] == [second.pk]
+    stored = Judgment.objects.get(comparison=first, annotator=judge)
+    assert (stored.verdict, stored.details) == (Verdict.A, {"consistent": True})
+    assert set(campaign.prompts.values_list("comparisons__human_votes", flat=True)) == {0}
+    with pytest.raises(InputError, match="verdict is 'left'"):
+        ai_judgments_record(judge=judge, verdicts=[AiVerdict(second, "left", Side.A, {})])
 
 
 def test_a_prompt_is_stored_once_per_campaign(db):

@@ -17,7 +17,7 @@ from quality.judging import (
     judge_template_load,
     read_answer,
 )
-from quality.selectors import campaign_quality_report
+from quality.report import campaign_quality_report
 from quality.services import judge_pairs_run, judge_user_get_or_create
 from tests.factories import add_pair, make_campaign, make_user
 

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 
 from annotator.models import Judgment
 from annotator.services import candidate_create, comparison_create, prompt_get_or_create
-from quality.selectors import campaign_quality_report
+from quality.report import campaign_quality_report
 from quality.stats import fleiss_kappa, krippendorff_alpha_nominal
 from tests.factories import make_campaign, make_user
 
@@ -136,6 +136,20 @@ def test_quality_page_permissions_and_content(client, annotator_client, staff_cl
     assert page.status_code == 200
     html = page.content.decode()
     assert "Visible: data quality" in html and "Position bias" in html and "<svg" in html
+
+
+def test_quality_page_draws_agreement_by_day_and_left_wins_per_annotator(staff_client):
+    campaign = make_campaign("Charted", pairs=0, overlap=2)
+    users = [make_user(f"rater{i}") for i in range(2)]
+    for i in range(3):
+        comparison = pair(campaign, i)
+        for user in users:
+            vote(comparison, user, "a")
+    html = staff_client.get(reverse("quality:campaign_quality", args=[campaign.pk])).content.decode()
+    today = campaign_quality_report(campaign=campaign)["agreement_over_time"][0]["date"]
+    assert 'aria-label="Agreement with the others, by day"' in html
+    assert f"agreement at {today}: 1</title>" in html
+    assert 'aria-label="Left response wins"' in html and "rater1: 100.0% n=3" in html
 
 
 def test_quality_api_permissions_and_json(annotator, staff):
