@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from annotator.models import Campaign, Comparison, Side, Verdict
 from annotator.services import AiVerdict, ai_judgments_record
 from core.errors import InputError
-from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling
+from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling, results_raise_failed
 from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
 
 TOP_LOGPROBS = 20
@@ -92,6 +92,7 @@ def judge_pairs_run(
             for shown, request in _requests(c, template, campaign.guidelines, max_tokens)
         ]
         results = backend.generate([request for _, _, request in calls])
+        results_raise_failed(results, model=backend.model_name)  # a verdict needs both orders' answers
         readings: dict[int, list[OrderReading]] = {}
         too_long: set[int] = set()
         for (comparison, shown, _), result in zip(calls, results, strict=True):

@@ -272,9 +272,6 @@ class DPORunConfig(Options):
             problems.append(f"`warmup_ratio` is {self.warmup_ratio:g}: it must be in [0, 1).")
         return problems
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.as_dict()
-
 
 def build_config(*, file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> DPORunConfig:
     """Defaults, then a config file's values (`DPORunConfig.from_file`), then the command line's; checked."""

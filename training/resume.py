@@ -59,7 +59,7 @@ def resume_check(output_dir: Path, config: DPORunConfig) -> None:
     saved = json.loads(saved_path.read_text())
     changed = [
         f"{'--' + name.replace('_', '-')} {saved.get(name)!r} -> {value!r}"
-        for name, value in config.to_dict().items()
+        for name, value in config.as_dict().items()
         if name not in RESUMABLE_CHANGES and name != "output" and name in saved and saved[name] != value
     ]
     if changed:

@@ -51,7 +51,7 @@ def training_run_create(
     data = prepared.data
     return TrainingRun.objects.create(
         status=JobStatus.QUEUED,
-        config=prepared.config.to_dict(),
+        config=prepared.config.as_dict(),
         export_id=data.export_id,
         dataset_path=str(data.source),
         dataset_sha256=data.train.sha256,
@@ -114,7 +114,7 @@ def dpo_run(
                 step = latest_checkpoint(prepared.output_dir)[0]
                 run.metrics.filter(step__gt=step).delete()
                 # The same training (resume_check), maybe run differently (threads, logging): keep the config.
-                TrainingRun.objects.filter(pk=run.pk).update(global_step=step, config=config.to_dict())
+                TrainingRun.objects.filter(pk=run.pk).update(global_step=step, config=config.as_dict())
                 run.global_step = step
         if run is None:
             run = training_run_create(prepared=prepared, created_by=created_by)
@@ -168,7 +168,7 @@ def run_config_write(prepared: PreparedRun, *, run: TrainingRun, device: DeviceI
     }
     prepared.output_dir.mkdir(parents=True, exist_ok=True)
     path = prepared.output_dir / RUN_CONFIG_FILE
-    path.write_text(json.dumps({**config.to_dict(), "resolved": resolved}, indent=2) + "\n")
+    path.write_text(json.dumps({**config.as_dict(), "resolved": resolved}, indent=2) + "\n")
     return path
 
 

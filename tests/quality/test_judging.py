@@ -5,7 +5,7 @@ import pytest
 
 from annotator.models import Judgment, Verdict
 from core.errors import InputError
-from llm.base import PROMPT_TOO_LONG, GenerationResult
+from llm.base import PROMPT_TOO_LONG, REQUEST_FAILED, BackendError, GenerationResult, failed_result
 from quality.judging import (
     FIRST,
     SECOND,
@@ -111,6 +111,8 @@ class ScriptedBackend:
             raw = self.answers[first]
             if raw == PROMPT_TOO_LONG:
                 out.append(GenerationResult("", 9999, 0, PROMPT_TOO_LONG))
+            elif raw == REQUEST_FAILED:
+                out.append(failed_result("The server failed a request: 503"))
             else:
                 out.append(GenerationResult(raw, 10, 1, "stop"))
         return out
@@ -169,6 +171,17 @@ def test_a_judging_prompt_too_long_for_the_judge_is_counted():
         campaign=campaign, backend=backend, template=judge_template_load(), judge=judge_user_get_or_create(model="m")
     )
     assert (summary.too_long, summary.unparseable_pairs) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_a_request_the_server_failed_stops_the_judge_without_recording_a_verdict_from_one_order():
+    campaign = make_campaign("Flaky", pairs=0)
+    add_pair(campaign, "q", "fine", "lost")
+    backend = ScriptedBackend({"fine": "1", "lost": REQUEST_FAILED})
+    judge = judge_user_get_or_create(model="m")
+    with pytest.raises(BackendError, match=r"1 of 2 request\(s\) for 'scripted-judge' failed; the first: .*503"):
+        judge_pairs_run(campaign=campaign, backend=backend, template=judge_template_load(), judge=judge)
+    assert not Judgment.objects.filter(annotator=judge).exists()
 
 
 @pytest.mark.django_db

@@ -147,7 +147,7 @@ def test_config_file_that_is_not_yaml_is_refused(tmp_path):
 def test_saved_run_config_loads_back_as_a_config_file(tmp_path):
     original = config(beta=0.3, lora=True, rpo_alpha=1.0)
     path = tmp_path / "run_config.json"
-    path.write_text(json.dumps({**original.to_dict(), "resolved": {"learning_rate": 1e-5}}))
+    path.write_text(json.dumps({**original.as_dict(), "resolved": {"learning_rate": 1e-5}}))
     assert build_config(file_values=DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)) == original
 
 
