@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.errors import InputError
 from training.config import RESUMABLE_CHANGES, DPORunConfig
+from training.data import PreferenceData
 from training.warm_start import SFT_DIR
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -37,11 +38,11 @@ def latest_checkpoint(output_dir: Path) -> tuple[int, Path]:
     return found[-1]
 
 
-def output_check(output_dir: Path, *, resume: bool, config: DPORunConfig) -> None:
+def output_check(output_dir: Path, *, resume: bool, config: DPORunConfig, data: PreferenceData) -> None:
     """Refuse to mix a new run into the outputs of another; --resume needs a checkpoint of the same run."""
     if resume:
         latest_checkpoint(output_dir)
-        resume_check(output_dir, config)
+        resume_check(output_dir, config, data)
         return
     earlier = ("adapter_config.json", "config.json", SFT_DIR)
     if checkpoints(output_dir) or any((output_dir / name).exists() for name in earlier):
@@ -51,12 +52,22 @@ def output_check(output_dir: Path, *, resume: bool, config: DPORunConfig) -> Non
         )
 
 
-def resume_check(output_dir: Path, config: DPORunConfig) -> None:
-    """--resume continues the same training: only how it runs (threads, logging, saving) may change."""
+def resume_check(output_dir: Path, config: DPORunConfig, data: PreferenceData) -> None:
+    """--resume continues the same training on the same data: only how it runs (threads, logging, saving) may
+    change."""
     saved_path = output_dir / RUN_CONFIG_FILE
     if not saved_path.is_file():
         return  # killed before it was written: nothing to compare with
     saved = json.loads(saved_path.read_text())
+    trained_on = saved.get("resolved", {}).get("dataset", {})
+    for split, file in data.files().items():
+        before = (trained_on.get(split) or {}).get("sha256")
+        if before and before != file["sha256"]:
+            raise InputError(
+                f"--resume: the {split} data {file['path']} is not what the run in {output_dir} started on (its "
+                f"sha256 was {before[:12]}..., it is {file['sha256'][:12]}... now). Resuming would train the "
+                "rest of the run on other pairs: start a new run in another --output, or restore the data."
+            )
     changed = [
         f"{'--' + name.replace('_', '-')} {saved.get(name)!r} -> {value!r}"
         for name, value in config.as_dict().items()

@@ -38,7 +38,7 @@ def dpo_run_prepare(*, config: DPORunConfig, resume: bool = False) -> PreparedRu
     reporting_check(config)
     data = preference_data_load(config.data)
     output_dir = Path(config.output).expanduser().resolve()
-    output_check(output_dir, resume=resume, config=config)
+    output_check(output_dir, resume=resume, config=config, data=data)
     config.output = str(output_dir)
     return PreparedRun(config=config, data=data, output_dir=output_dir)
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from training.config import DPORunConfig
+from training.config import DPORunConfig, trainer_kwargs
 from training.data import rows_dataset
 from training.device import DeviceInfo, is_main_process
 from training.lora import lora_config, merge_adapter_from_disk
@@ -33,21 +33,10 @@ def sft_warm_start(config: DPORunConfig, device: DeviceInfo, tokenizer, train_ro
         for leftover in (SFT_DIR + ".partial", SFT_DIR + ".merged"):
             shutil.rmtree(sft_dir.with_name(leftover), ignore_errors=True)
     args = SFTConfig(
-        output_dir=str(sft_dir),
+        **trainer_kwargs(config, output_dir=str(sft_dir), on_gpu=device.on_gpu, bf16=device.bf16),
         num_train_epochs=config.sft_epochs,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
         learning_rate=config.sft_learning_rate or config.resolved_learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        seed=config.seed,
-        max_length=config.max_length,
-        bf16=device.bf16,
-        use_cpu=not device.on_gpu,
-        gradient_checkpointing=config.gradient_checkpointing,
-        logging_steps=config.logging_steps,
         save_strategy="no",
-        report_to=[part.strip() for part in config.report_to.split(",") if part.strip()],
     )
     rows = [{"prompt": row["prompt"], "completion": row["chosen"]} for row in train_rows]
     trainer = SFTTrainer(

@@ -111,6 +111,25 @@ def test_a_failure_during_training_leaves_the_run_failed_with_the_error(export, 
     assert run.finished_at is not None
 
 
+def test_resume_on_data_that_changed_since_the_run_started_is_refused(export, tmp_path, monkeypatch):
+    import json
+
+    from training.data import preference_data_load
+
+    monkeypatch.setattr(services, "dpo_train", no_training)
+    out = tmp_path / "o"
+    (out / "checkpoint-4").mkdir(parents=True)
+    (out / "checkpoint-4" / "trainer_state.json").write_text("{}")
+    started_on = preference_data_load(str(export)).files()
+    saved = {"data": str(export), "model": "m", "output": str(out), "resolved": {"dataset": started_on}}
+    (out / "run_config.json").write_text(json.dumps(saved))
+    with pytest.raises(AssertionError, match="the model must not be loaded"):  # the same data: it goes ahead
+        run_command(data=str(export), model="m", output=str(out), resume=True)
+    write(export / "train.parquet", [ROW] * 5)  # exported again, or edited
+    with pytest.raises(CommandError, match=r"--resume: the train data .*train\.parquet is not what the run in"):
+        run_command(data=str(export), model="m", output=str(out), resume=True)
+
+
 def test_report_to_a_tracker_that_is_not_installed_names_the_missing_package(export, tmp_path, monkeypatch):
     monkeypatch.setattr(services, "dpo_train", no_training)
     with pytest.raises(CommandError, match="--report-to wandb needs the wandb package, which is not installed"):

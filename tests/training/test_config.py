@@ -176,3 +176,16 @@ def test_an_unknown_lr_scheduler_is_refused_with_the_choices():
 def test_label_smoothing_with_a_loss_that_ignores_it_is_refused():
     assert "--label-smoothing 0.1 does nothing with --loss-type sigmoid" in problems_of(label_smoothing=0.1)
     assert config(label_smoothing=0.1, loss_type=["robust"]).label_smoothing == 0.1
+
+
+def test_on_a_gpu_with_bf16_the_models_load_in_bfloat16_and_checkpointing_is_on_by_default(tmp_path):
+    from training.config import trl_dpo_kwargs
+
+    gpu = trl_dpo_kwargs(config(), output_dir=str(tmp_path), on_gpu=True, bf16=True, has_eval=False)
+    assert gpu["model_init_kwargs"] == {"dtype": "bfloat16"} and gpu["gradient_checkpointing"] is True
+    cpu = trl_dpo_kwargs(config(), output_dir=str(tmp_path), on_gpu=False, bf16=False, has_eval=False)
+    assert cpu["model_init_kwargs"] is None and cpu["gradient_checkpointing"] is False
+    chosen = trl_dpo_kwargs(
+        config(gradient_checkpointing=False), output_dir="o", on_gpu=True, bf16=True, has_eval=False
+    )
+    assert chosen["gradient_checkpointing"] is False
