@@ -194,16 +194,8 @@ def _sample(pending: list[tuple[_PromptWork, Slot]], *, backends: dict[str, Back
             summary.tokens_generated += result.completion_tokens
 
 
-def _batch_generate(
-    rows: list[PromptRow],
-    *,
-    config: RunConfig,
-    slots: list[Slot],
-    backends: dict[str, Backend],
-    summary: RunSummary,
-) -> list[_PromptWork]:
-    """Sample every slot of every prompt, then resample empty and duplicate responses up to max_resamples."""
-    works = [
+def _works_new(rows: list[PromptRow], *, config: RunConfig, slots: list[Slot]) -> list[_PromptWork]:
+    return [
         _PromptWork(
             row=row,
             results=[None] * len(slots),
@@ -212,6 +204,20 @@ def _batch_generate(
         )
         for row in rows
     ]
+
+
+def _works_sample(
+    works: list[_PromptWork],
+    *,
+    config: RunConfig,
+    slots: list[Slot],
+    backends: dict[str, Backend],
+    summary: RunSummary,
+) -> None:
+    """Sample the given slots of every prompt, then resample those that came back empty or duplicate (of any
+    slot already sampled) up to max_resamples."""
+    indices = {slot.index for slot in slots}
+    by_index = {slot.index: slot for slot in slots}
     pending = [(work, slot) for work in works for slot in slots]
     for attempt in range(config.max_resamples + 1):
         _sample(pending, backends=backends, summary=summary)
@@ -222,15 +228,16 @@ def _batch_generate(
             if work.too_long or work.failure:
                 continue
             for index in slots_to_resample(work.texts):
+                if index not in indices:  # another model's slot, not sampled yet
+                    continue
                 work.attempts[index] = attempt + 1
                 work.seeds[index] = slot_seed(
                     base_seed=config.seed, content_hash=work.row.content_hash, slot=index, attempt=attempt + 1
                 )
-                pending.append((work, slots[index]))
+                pending.append((work, by_index[index]))
         if not pending:
             break
         summary.resamples += len(pending)
-    return works
 
 
 def _batch_store(
@@ -316,11 +323,10 @@ def _batch_store(
         run.save(update_fields=["stats"])
 
 
-def _backends_load(config: RunConfig) -> dict[str, Backend]:
-    backends = {"a": backend_load(backend=config.backend, model=config.model, options=config.engine_options())}
-    if config.two_models:
-        backends["b"] = backend_load(backend=config.backend, model=config.model_b, options=config.engine_options_b())
-    return backends
+def _backend_load(config: RunConfig, side: str) -> Backend:
+    if side == "a":
+        return backend_load(backend=config.backend, model=config.model, options=config.engine_options())
+    return backend_load(backend=config.backend, model=config.model_b, options=config.engine_options_b())
 
 
 def generation_run_execute(
@@ -332,8 +338,9 @@ def generation_run_execute(
     """Generate for every prompt of the run that is not done yet, batch by batch, and return the counts.
 
     `backends` ({"a": ..., "b": ...}) reuses engines already started (tests, benchmarks); by default the
-    run starts its own from its configuration and stops them at the end. On any error, Ctrl-C included,
-    the run is marked failed with the message; the batches committed so far stay.
+    run starts its own from its configuration and stops them at the end: with two models (tuned vs base),
+    one after the other, so that they never share a GPU's memory. On any error, Ctrl-C included, the run is
+    marked failed with the message; the batches committed so far stay.
     """
     config = RunConfig.from_dict(run.config)
     summary = RunSummary()
@@ -350,8 +357,6 @@ def generation_run_execute(
             total = len(rows)
             if progress:
                 progress(0, total)
-            if rows and backends is None:
-                backends = owned = _backends_load(config)
             slots = slots_plan(
                 n=config.n,
                 temperatures=config.temperatures,
@@ -359,13 +364,33 @@ def generation_run_execute(
                 max_tokens=config.max_tokens,
                 two_models=config.two_models,
             )
-            for start in range(0, total, config.batch_size):
-                batch = rows[start : start + config.batch_size]
-                works = _batch_generate(batch, config=config, slots=slots, backends=backends, summary=summary)
-                summary.elapsed_seconds = time.perf_counter() - started
-                _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
-                if progress:
-                    progress(start + len(batch), total)
+            if rows and backends is None and config.two_models:
+                # A tuned-vs-base run: one engine at a time (on a GPU two would share its memory), every
+                # prompt through model A, then through model B, then stored batch by batch.
+                works = _works_new(rows, config=config, slots=slots)
+                backends = {}
+                for side in ("a", "b"):
+                    backends[side] = _backend_load(config, side)
+                    try:
+                        side_slots = [slot for slot in slots if slot.side == side]
+                        _works_sample(works, config=config, slots=side_slots, backends=backends, summary=summary)
+                    finally:
+                        backends[side].close()
+                for start in range(0, total, config.batch_size):
+                    batch = works[start : start + config.batch_size]
+                    _batch_store(batch, run=run, config=config, slots=slots, backends=backends, summary=summary)
+                    if progress:
+                        progress(start + len(batch), total)
+            else:
+                if rows and backends is None:
+                    backends = owned = {"a": _backend_load(config, "a")}
+                for start in range(0, total, config.batch_size):
+                    works = _works_new(rows[start : start + config.batch_size], config=config, slots=slots)
+                    _works_sample(works, config=config, slots=slots, backends=backends, summary=summary)
+                    summary.elapsed_seconds = time.perf_counter() - started
+                    _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
+                    if progress:
+                        progress(start + len(works), total)
         finally:
             for backend in owned.values():
                 backend.close()
