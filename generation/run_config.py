@@ -7,9 +7,9 @@ from typing import Any
 
 from core.errors import InputError
 from core.options import option
-from generation.provenance import model_check
 from generation.sampling import PAIRS_MODES
 from llm.base import EngineOptions
+from llm.provenance import model_check
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from typing import Any
 
 from core.conversations import conversation_with_system
 from core.errors import InputError
-from generation.provenance import model_is_local, model_revision_of
 from llm.base import (
     BackendError,
     EngineOptions,
@@ -18,6 +17,7 @@ from llm.base import (
     too_long_result,
     top_logprobs_by_text,
 )
+from llm.provenance import model_is_local, model_revision_of
 
 
 class OpenAIBackend:

@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 
-from generation.provenance import model_check, model_revision_of
 from llm.base import (
     EngineOptions,
     GenerationRequest,
@@ -11,6 +10,7 @@ from llm.base import (
     too_long_result,
     top_logprobs_by_text,
 )
+from llm.provenance import model_check, model_revision_of
 
 
 class TransformersBackend:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.conversations import conversation_with_system
-from generation.provenance import model_check, model_revision_of
 from llm.base import (
     EngineOptions,
     GenerationRequest,
@@ -20,6 +19,7 @@ from llm.base import (
     too_long_result,
     top_logprobs_by_text,
 )
+from llm.provenance import model_check, model_revision_of
 
 CPU_MAX_MODEL_LEN = 512
 CPU_KV_CACHE_BYTES = 64 << 20

@@ -3,8 +3,8 @@ import hashlib
 import pytest
 
 from core.errors import InputError
-from generation import provenance
-from generation.provenance import model_check, model_is_local, model_revision_of
+from llm import provenance
+from llm.provenance import model_check, model_is_local, model_revision_of
 from tests.factories import TINY_MODEL
 
 
