@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import enum
 import json
 import math
 import re
@@ -36,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from core.errors import InputError
+from core.errors import InputError, Surface
 
 OptionsT = TypeVar("OptionsT", bound="Options")
 _NAME = re.compile(r"`([a-z][a-z0-9_]*)`")
@@ -62,12 +61,6 @@ def option(
 
 # ---------------------------------------------------------------------------------------------------------
 # Errors, worded per surface
-
-
-class Surface(enum.Enum):
-    API = "api"  # the plain name: beta
-    COMMAND_LINE = "command line"  # --beta
-    FORM = "form"  # the field's label: Beta
 
 
 class OptionError(InputError):

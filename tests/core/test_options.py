@@ -6,11 +6,10 @@ from dataclasses import dataclass
 import pytest
 from django import forms
 
-from core.errors import InputError
+from core.errors import InputError, Surface
 from core.options import (
     OptionError,
     Options,
-    Surface,
     option,
     options_add_arguments,
     options_form_clean,

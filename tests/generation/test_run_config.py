@@ -1,7 +1,7 @@
 import pytest
 
-from core.errors import InputError
-from core.options import OptionError, Surface
+from core.errors import InputError, Surface
+from core.options import OptionError
 from generation.run_config import RunConfig
 from tests.factories import TINY_MODEL
 

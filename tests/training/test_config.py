@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from core.errors import InputError
-from core.options import OptionError, Surface
+from core.errors import InputError, Surface
+from core.options import OptionError
 from training.config import (
     BASE_LEARNING_RATE_FULL,
     BASE_LEARNING_RATE_LORA,

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.importing import pairs_import_file
-from core.errors import StudioError
+from core.errors import command_errors
 
 
 class Command(BaseCommand):
@@ -21,11 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, campaign: str, format: str | None, **options) -> None:
         if not file.is_file():
             raise CommandError(f"{file}: no such file. Give the path of a .jsonl or .parquet file.")
-        try:
-            with file.open("rb") as stream:
-                result = pairs_import_file(stream, name=str(file), campaign_name=campaign, file_format=format)
-        except StudioError as error:
-            raise CommandError(error.message) from None
+        with command_errors(), file.open("rb") as stream:
+            result = pairs_import_file(stream, name=str(file), campaign_name=campaign, file_format=format)
         verb = "Created" if result.campaign_created else "Updated"
         self.stdout.write(
             self.style.SUCCESS(

@@ -4,9 +4,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.models import Campaign
-from core.errors import StudioError
+from core.errors import command_errors
 from core.interrupts import sigterm_as_exit
-from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from core.options import options_add_arguments, options_from_arguments
 from exports.aggregation import DROP_HELP, Drop
 from exports.formats import REFUSAL_HELP, Refusal
 from exports.options import ExportOptions
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             if created_by is None:
                 raise CommandError(f"No user named {user!r} (--user).")
         try:
-            with sigterm_as_exit():
+            with command_errors(), sigterm_as_exit():
                 export = dataset_export_create(
                     campaign=found,
                     options=options_from_arguments(ExportOptions, options),
@@ -44,10 +44,6 @@ class Command(BaseCommand):
                     out_dir=out,
                 )
                 dataset_export_run(export=export)
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
-        except StudioError as error:
-            raise CommandError(error.message) from None
         except OSError as error:  # a full disk, a directory that became unwritable...
             raise CommandError(f"The export could not be written to {out}: {error}. Nothing was kept.") from None
         self._report(export)

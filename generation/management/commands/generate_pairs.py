@@ -1,10 +1,10 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.errors import StudioError
+from core.errors import command_errors
 from core.interrupts import sigterm_as_exit
-from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from core.options import options_add_arguments, options_from_arguments
 from core.progress import TerminalProgress
 from generation.run_config import RunConfig
 from generation.services import RunSummary, generation_run_create, generation_run_execute
@@ -22,22 +22,15 @@ class Command(BaseCommand):
         options_add_arguments(parser, RunConfig, required=["model"], title="run and engine options")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            config = RunConfig.from_mapping(options_from_arguments(RunConfig, options))
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
         progress = TerminalProgress(self.stdout, unit="prompt", desc="generating")
         try:
-            with sigterm_as_exit():
+            with command_errors(), sigterm_as_exit():
+                config = RunConfig.from_mapping(options_from_arguments(RunConfig, options))
                 run = generation_run_create(
                     campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
                 )
                 self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
                 summary = generation_run_execute(run=run, progress=progress)
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
-        except StudioError as error:
-            raise CommandError(error.message) from None
         finally:
             progress.close()
         self._report(summary)

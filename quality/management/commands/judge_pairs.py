@@ -3,8 +3,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotator.models import Campaign
-from core.errors import StudioError
-from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from core.errors import command_errors
+from core.options import options_add_arguments, options_from_arguments
 from core.progress import TerminalProgress
 from llm.base import EngineOptions, backend_load
 from quality.judging import judge_template_load
@@ -34,28 +34,24 @@ class Command(BaseCommand):
             raise CommandError(f"No campaign named {options['campaign']!r}: check the name (manage.py shell, admin).")
         progress = TerminalProgress(self.stdout, unit="pair", desc="judging")
         try:
-            engine = EngineOptions.from_mapping(options_from_arguments(EngineOptions, options))
-            template = judge_template_load(options["template"])
-            judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
-            backend = backend_load(backend=engine.backend, model=options["model"], options=engine)
-
-            try:
-                summary = judge_pairs_run(
-                    campaign=campaign,
-                    backend=backend,
-                    template=template,
-                    judge=judge,
-                    max_tokens=options["max_tokens"],
-                    batch_size=options["batch_size"],
-                    limit=options["limit"],
-                    progress=progress,
-                )
-            finally:
-                backend.close()
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
-        except StudioError as error:
-            raise CommandError(error.message) from None
+            with command_errors():
+                engine = EngineOptions.from_mapping(options_from_arguments(EngineOptions, options))
+                template = judge_template_load(options["template"])
+                judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
+                backend = backend_load(backend=engine.backend, model=options["model"], options=engine)
+                try:
+                    summary = judge_pairs_run(
+                        campaign=campaign,
+                        backend=backend,
+                        template=template,
+                        judge=judge,
+                        max_tokens=options["max_tokens"],
+                        batch_size=options["batch_size"],
+                        limit=options["limit"],
+                        progress=progress,
+                    )
+                finally:
+                    backend.close()
         finally:
             progress.close()
         self._report(summary)

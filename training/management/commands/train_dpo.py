@@ -1,10 +1,10 @@
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.errors import StudioError
-from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from core.errors import command_errors
+from core.options import options_add_arguments, options_from_arguments
 from training.config import RUN_RECORD_KEYS, DPORunConfig, build_config
 
 SHOWN_METRICS = ("train_loss", "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins", "train_runtime")
@@ -35,14 +35,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, config: Path | None, resume: bool, **options: Any) -> None:
         from training.services import dpo_run
 
-        try:
+        with command_errors():
             file_values = DPORunConfig.from_file(config, ignore=RUN_RECORD_KEYS) if config else {}
             run_config = build_config(file_values=file_values, overrides=options_from_arguments(DPORunConfig, options))
             run, result = dpo_run(config=run_config, resume=resume)
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
-        except StudioError as error:
-            raise CommandError(error.message) from None
         for line in result.warnings:
             self.stderr.write(self.style.WARNING(line))
         shown = ", ".join(f"{key} {value:.4g}" for key, value in result.final_metrics.items() if key in SHOWN_METRICS)
