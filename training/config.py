@@ -53,7 +53,10 @@ SMOOTHED_LOSSES = {"robust", "exo_pair", "aot", "aot_unpaired"}
 # What output/run_config.json adds for the record: derived, not an input (a config file may hold it).
 RUN_RECORD_KEYS = ("resolved",)
 # What may change when a run is resumed: how it runs, not what it trains.
-RESUMABLE_CHANGES = {"num_threads", "logging_steps", "eval_steps", "save_steps", "save_total_limit", "report_to"}
+RESUMABLE_CHANGES = {
+    "num_threads", "gradient_checkpointing", "logging_steps", "eval_steps", "save_steps", "save_total_limit",
+    "report_to",
+}  # fmt: skip
 
 
 @dataclass
