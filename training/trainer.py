@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,7 @@ def dpo_train(
     tokenizer = _tokenizer(config, data)
     train_rows = read_rows(data.train.path)
     eval_rows = read_rows(data.validation.path) if data.validation else None
-    warnings = _length_warnings(config, data, tokenizer, train_rows, eval_rows)
+    warnings = _length_warnings(config, data, tokenizer, train_rows, eval_rows) + _sharding_warnings(device)
     if on_start is not None:
         on_start(device, warnings)
     _log_start(config, data, device)
@@ -166,6 +167,19 @@ def _length_warnings(
     for line in warnings:
         logger.warning(line)
     return warnings
+
+
+def _sharding_warnings(device: DeviceInfo) -> list[str]:
+    """accelerate (1.15) shards with FSDP only across GPUs (or other accelerators): an FSDP config launched on
+    CPUs runs plain data parallel, every process holding the whole model. Say so rather than let it pass."""
+    if device.on_gpu or os.environ.get("ACCELERATE_USE_FSDP", "false").lower() != "true":
+        return []
+    line = (
+        "The accelerate config asks for FSDP, but there is no GPU: accelerate runs plain data parallel on CPUs "
+        "(every process holds the whole model and optimizer)."
+    )
+    logger.warning(line)
+    return [line]
 
 
 def _log_start(config: DPORunConfig, data: PreferenceData, device: DeviceInfo) -> None:

@@ -191,6 +191,44 @@ def test_torchrun_with_two_processes_trains_data_parallel_and_records_the_run_on
     assert f"Training run {run.pk} succeeded" in done.stdout and "Training succeeded" in done.stdout
 
 
+FSDP_CONFIG = """\
+compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+num_machines: 1
+num_processes: 2
+machine_rank: 0
+mixed_precision: 'no'
+use_cpu: true
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer
+  fsdp_state_dict_type: FULL_STATE_DICT
+  fsdp_reshard_after_forward: true
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_fsdp_accelerate_config_on_two_cpu_processes_trains_data_parallel_and_says_it_is_not_sharded(
+    story_export, tmp_path
+):
+    """The sharded path past one GPU is an accelerate FSDP config. accelerate 1.15 shards only across GPUs: on
+    CPUs the same launch runs plain data parallel, which the run records as a warning."""
+    config = tmp_path / "fsdp.yaml"
+    config.write_text(FSDP_CONFIG)
+    out = tmp_path / "fsdp"
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}", "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "accelerate"), "launch", f"--config_file={config}", "manage.py"]
+    command += ["train_dpo", f"--data={story_export}", f"--model={TINY_MODEL}", f"--output={out}"]
+    command += ["--learning-rate=5e-4", "--batch-size=4", "--n-epochs=1", "--logging-steps=1", "--num-threads=1"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = TrainingRun.objects.get()
+    assert run.status == JobStatus.SUCCEEDED and run.device == "2 x CPU (1 threads)"
+    assert run.global_step == -(-run.dataset_files["train"]["rows"] // 8)  # 4 pairs per process per step
+    assert any("asks for FSDP, but there is no GPU" in line for line in run.warnings)
+
+
 @pytest.mark.django_db
 def test_full_logits_on_cpu_log_the_same_metrics_as_trls_tiled_path(story_export, tmp_path, monkeypatch):
     from training import cpu_logps
