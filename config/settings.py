@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "core",  # before django_tasks_db: its db_worker marks jobs whose process died before it starts
     "django_tasks",
     "django_tasks_db",
+    "llm",
     "annotator",
     "generation",
     "exports",

