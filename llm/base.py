@@ -37,11 +37,17 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = 256  # new tokens at most; fewer when the context fills up first
     logprobs: int = 0  # return the top-k log-probabilities of every generated token (0: none)
+    # The answer must be one of these texts, where the engine can enforce it (vLLM's structured outputs);
+    # other engines sample freely and the caller parses what comes back.
+    choices: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         params = asdict(self)
-        if not self.logprobs:
-            del params["logprobs"]
+        for unset in ("logprobs", "choices"):
+            if not params[unset]:
+                del params[unset]
+        if "choices" in params:
+            params["choices"] = list(params["choices"])
         return params
 
 

@@ -82,6 +82,7 @@ class VllmBackend:
 
     def _params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
 
         s = request.sampling
         return SamplingParams(
@@ -90,6 +91,8 @@ class VllmBackend:
             max_tokens=s.max_tokens,
             seed=request.seed,
             logprobs=s.logprobs or None,
+            # Constrained decoding: only the allowed answers can be generated (the log-probs stay the model's).
+            structured_outputs=StructuredOutputsParams(choice=list(s.choices)) if s.choices else None,
         )
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:

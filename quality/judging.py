@@ -27,6 +27,8 @@ REQUIRED_FIELDS = ("conversation", "response_1", "response_2")
 JUDGE_SYSTEM = "You are a careful, impartial evaluator of AI assistant responses."
 FIRST, SECOND, TIE = "1", "2", "tie"
 ANSWER_TOKENS = {"1": FIRST, "2": SECOND, "0": TIE, "tie": TIE}
+# What the default template asks for; on vLLM the judge can only answer one of them (constrained decoding).
+JUDGE_ANSWERS = ("1", "2", "0")
 MIN_ANSWER_PROBABILITY = 0.5
 
 
@@ -38,6 +40,12 @@ class JudgeTemplate:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The answers the judge may give, where the engine can hold it to them: the default template's; a
+        custom template words its answers its own way, so it is left free (and parsed)."""
+        return JUDGE_ANSWERS if self.text == DEFAULT_TEMPLATE_PATH.read_text(encoding="utf-8") else ()
 
     def render(self, *, guidelines: str, conversation: str, response_1: str, response_2: str) -> str:
         # string.Template ($name) so braces in responses or in a custom template mean nothing.

@@ -51,7 +51,9 @@ def judge_user_get_or_create(*, model: str, name: str = "") -> AbstractBaseUser:
 
 
 def _requests(comparison: Comparison, template: JudgeTemplate, guidelines: str, max_tokens: int) -> list[Any]:
-    sampling = Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens, logprobs=TOP_LOGPROBS)
+    sampling = Sampling(
+        temperature=0.0, top_p=1.0, max_tokens=max_tokens, logprobs=TOP_LOGPROBS, choices=template.answers
+    )
     return [
         (shown_first, GenerationRequest(messages=[{"role": "user", "content": text}], system=JUDGE_SYSTEM,
                                         sampling=sampling, seed=0))

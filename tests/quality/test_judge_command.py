@@ -83,6 +83,7 @@ def test_judge_with_real_vllm_asks_both_orders_with_logprobs_and_keeps_raw_outpu
         judge=judge_user_get_or_create(model=vllm_backend.model_name),
     )
     assert len(calls) == 8 and all(r.sampling.temperature == 0 and r.sampling.logprobs for r in calls)
+    assert all(r.sampling.choices == ("1", "2", "0") for r in calls)
     assert summary.judged == 4
     assert summary.consistent + summary.inconsistent + summary.unparseable_pairs == 4
     judgments = list(Judgment.objects.filter(source="ai"))
@@ -91,3 +92,5 @@ def test_judge_with_real_vllm_asks_both_orders_with_logprobs_and_keeps_raw_outpu
     assert len(answers) == 8 and all(isinstance(order["raw"], str) for order in answers)
     assert sum(order["answer"] is None for order in answers) == summary.unparseable_answers
     assert {j.details["backend"] for j in judgments} == {"vllm"}
+    # Constrained decoding: a tiny story model that cannot follow the instruction still answers 1, 2 or 0.
+    assert {order["raw"] for order in answers} <= {"1", "2", "0"} and summary.unparseable_answers == 0
