@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import re
 import types
 import typing
@@ -114,14 +113,13 @@ class Options:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_mapping(cls: type[OptionsT], data: Mapping[str, Any], *, where: str = "") -> OptionsT:
+    def from_mapping(cls: type[OptionsT], data: Mapping[str, Any]) -> OptionsT:
         """Check and convert values from any surface (None: the default), then the class's rules."""
         known = cls.option_names()
-        lead = f"{where}: " if where else ""
         unknown = sorted(set(data) - known)
         if unknown:
             raise OptionError(
-                [f"{lead}Unknown option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}."], options=cls
+                [f"Unknown option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}."], options=cls
             )
         values, problems = {}, []
         for name, value in data.items():
@@ -130,7 +128,7 @@ class Options:
             try:
                 values[name] = option_coerce(cls.option_field(name), value)
             except ValueError as error:
-                problems.append(f"{lead}`{name}` is {value!r}: use {error}.")
+                problems.append(f"`{name}` is {value!r}: use {error}.")
         if problems:
             raise OptionError(problems, options=cls, heading=cls.options_heading)
         return cls(**values).validate()
@@ -283,10 +281,6 @@ def option_coerce_one(base: Any, value: Any, *, strict: bool) -> Any:
 def _type_words(base: Any) -> str:
     words = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
     return words.get(base, getattr(base, "__name__", str(base)))
-
-
-def finite(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
