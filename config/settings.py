@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "exports",
     "training",
     "quality",
+    "rounds",
 ]
 
 MIDDLEWARE = [
