@@ -113,7 +113,7 @@ def test_labelling_by_people_waits_for_them_then_goes_on_with_what_they_judged(
         "Stories, round 1: 0 of 6 pairs judged by people; 6 still wait for people. Let them finish, or go on with "
         "what is judged."
     )
-    waiting = [view for view in round_steps(round=round) if view.step == Step.LABEL][0]
+    waiting = next(view for view in round_steps(round=round) if view.step == Step.LABEL)
     assert (waiting.state, waiting.detail) == ("waiting", "0 of 6 pairs judged by people")
 
     person = make_user("ann")
@@ -148,9 +148,7 @@ def test_with_both_the_judge_fills_in_what_people_left_and_people_decide_the_pai
     assert {row["judge_source"] for row in rows if row["comparison_id"] not in {p.pk for p in first_two}} <= {"ai"}
 
 
-def test_a_failed_step_shows_its_error_stays_at_its_step_and_a_retry_goes_on(
-    settings_for, fake_training, data_dir
-):
+def test_a_failed_step_shows_its_error_stays_at_its_step_and_a_retry_goes_on(settings_for, fake_training, data_dir):
     round = start(settings_for)
     crashing = FakeEngines(fail={str(TINY_MODEL): RuntimeError("engine crashed")})
     with pytest.raises(RuntimeError):
