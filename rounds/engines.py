@@ -2,7 +2,9 @@
 closes when it is done with it.
 
 By default that is `llm.base.backend_load`. Tests and proofs pass their own (fakes, or an engine they started
-once and share: wrap it in `KeptOpen` so that no step closes it).
+once and share: wrap it in `KeptOpen` so that no step closes it). With vLLM, keep open every engine started
+beside a shared one and close them all together at the end: closing one vLLM engine breaks the others alive
+in the process (see VllmBackend.close). The default is safe: each step closes the engines it started together.
 """
 
 from collections.abc import Callable, Sequence

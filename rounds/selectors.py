@@ -202,7 +202,10 @@ def round_steps(*, round: Round) -> list[StepView]:
             state = job.status
         else:
             state = "waiting" if round_waits_for_people(round=round) else "next"
-        views.append(StepView(step=step, state=state, detail=_step_detail(round, step), job=job))
+        detail = _step_detail(round, step)
+        if job is not None and job.result.get("warning"):
+            detail = f"{detail}. {job.result['warning']}" if detail else job.result["warning"]
+        views.append(StepView(step=step, state=state, detail=detail, job=job))
     return views
 
 

@@ -299,6 +299,11 @@ def _judge(*, round: Round, campaign: Campaign, labeller: str, engines: Engines)
                 backend.close()
             counts = ("judged", "consistent", "inconsistent", "unparseable_pairs", "too_long")
             result.update({name: getattr(summary, name) for name in counts})
+            if summary.unparseable_pairs:
+                result["warning"] = (
+                    f"{summary.unparseable_pairs} of {summary.judged} pair(s) got no verdict: the judge's answers "
+                    "could not be read (its raw answers are on the campaign's quality page)."
+                )
     return result
 
 

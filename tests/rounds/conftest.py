@@ -14,6 +14,16 @@ TRAIN_PROMPTS = [f"Once upon a time, there was a {animal}" for animal in ("cat",
 EVAL_PROMPTS = ["Lily went to the park", "Tom had a big red ball", "The sun was shining and"]
 
 
+@pytest.fixture(scope="session")
+def engines_kept(vllm_backend):
+    """vLLM engines a test starts beside the session's one: closing one vLLM engine breaks the others in the
+    process (see VllmBackend.close), so these are closed with the session's, at the end."""
+    started: list = []
+    yield started
+    for backend in started:
+        backend.close()
+
+
 @pytest.fixture
 def data_dir(settings, tmp_path):
     """Exports and tuned models go under DATA_DIR: keep them in the test's own folder."""
