@@ -99,7 +99,7 @@ def round_start(*, series: Series, created_by: AbstractBaseUser | None = None) -
             series=series,
             number=number,
             policy_model=policy,
-            policy_revision=model_revision_of(policy),
+            policy_revision=last.tuned_revision if last else model_revision_of(policy),
             prompts_sha256=_sha256_of(options.prompts_file),
             eval_prompts_sha256=_sha256_of(options.eval_prompts_file),
             campaign=campaign_create(name=title, description=f"The pairs of {title}.", **common),
