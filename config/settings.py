@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "exports",
     "training",
     "quality",
+    "rounds",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +163,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotate pairs of LLM responses, export preference data, follow training runs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # One name for a choice set that several fields share (a round's labellers and its evaluation's).
+    "ENUM_NAME_OVERRIDES": {"LabellerEnum": "rounds.options.LABELLERS"},
 }
 
 # Background work (generation runs, exports, training started from the web UI) goes through Django's

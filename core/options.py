@@ -118,9 +118,7 @@ class Options:
         known = cls.option_names()
         unknown = sorted(set(data) - known)
         if unknown:
-            raise OptionError(
-                [f"Unknown option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}."], options=cls
-            )
+            raise OptionError([f"Unknown option(s) {', '.join(unknown)}: use {', '.join(sorted(known))}."], options=cls)
         values, problems = {}, []
         for name, value in data.items():
             if value is None:
