@@ -65,9 +65,10 @@ class CandidateAdmin(admin.ModelAdmin):
         "seed",
         "completion_tokens",
         "finish_reason",
+        "prompt_format",
         "created_at",
     ]
-    list_filter = ["backend", "finish_reason"]
+    list_filter = ["backend", "finish_reason", "prompt_format"]
     search_fields = ["model_name", "text"]
     raw_id_fields = ["prompt"]
 

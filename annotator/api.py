@@ -59,8 +59,8 @@ class CampaignNextApi(APIView):
         payload = {
             "id": shown.comparison.pk,
             "prompt": conversation_with_system(prompt.messages, prompt.system),
-            "left": {"id": shown.left.pk, "text": shown.left.text},
-            "right": {"id": shown.right.pk, "text": shown.right.text},
+            "left": {"id": shown.left.pk, "text": shown.left.text, "truncated": shown.left.is_truncated},
+            "right": {"id": shown.right.pk, "text": shown.right.text, "truncated": shown.right.is_truncated},
             "expires_at": assignment.expires_at,
         }
         return Response(NextComparisonSerializer(payload).data)

@@ -12,7 +12,7 @@ from typing import IO, Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotator.models import Campaign, Candidate, Comparison, Prompt
+from annotator.models import Campaign, Candidate, Comparison, Prompt, PromptFormat
 from annotator.services import campaign_get_or_create
 from core.conversations import Message, conversation_hash, conversation_normalize
 from core.errors import InputError
@@ -137,7 +137,12 @@ def pairs_import(
         for row in fresh:
             prompt = prompts_by_hash[row.prompt_hash]
             for text, model in ((row.response_a, row.model_a), (row.response_b, row.model_b)):
-                candidates.append(Candidate(prompt=prompt, text=text, model_name=model, backend="import"))
+                # Nothing tells how these responses were produced (chat template or raw text): say so.
+                candidates.append(
+                    Candidate(
+                        prompt=prompt, text=text, model_name=model, backend="import", prompt_format=PromptFormat.UNKNOWN
+                    )
+                )
         Candidate.objects.bulk_create(candidates, batch_size=500)
         comparisons = [
             Comparison(

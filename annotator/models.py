@@ -74,6 +74,18 @@ class Prompt(models.Model):
         return sum(1 for m in self.messages if m["role"] == Role.USER) > 1
 
 
+class PromptFormat(models.TextChoices):
+    """How the model saw the prompt when it wrote a candidate; the export shows it the same context again."""
+
+    CHAT = "chat", "through the model's chat template"
+    TEXT = "text", "as a raw text completion"
+    UNKNOWN = "", "unknown (imported, or not recorded)"
+
+
+# The finish reason of a response that stopped at its token limit (max_tokens or the context) instead of ending.
+FINISH_LENGTH = "length"
+
+
 class Candidate(models.Model):
     """One response to a prompt, with everything needed to reproduce it."""
 
@@ -87,6 +99,16 @@ class Candidate(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=50, blank=True)
+    prompt_format = models.CharField(
+        max_length=10,
+        choices=PromptFormat.choices,
+        blank=True,
+        default=PromptFormat.UNKNOWN,
+        help_text="How the model saw the prompt: through its chat template, or as a raw text (prompt_text).",
+    )
+    prompt_text = models.TextField(
+        blank=True, help_text="For a raw text completion: the exact text the model continued, nothing added."
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -95,6 +117,11 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"Candidate {self.pk} ({self.model_name or self.backend})"
+
+    @property
+    def is_truncated(self) -> bool:
+        """Cut off at the token limit: the response never ended."""
+        return self.finish_reason == FINISH_LENGTH
 
 
 class Comparison(models.Model):

@@ -28,6 +28,9 @@ class MessageSerializer(serializers.Serializer):
 class ResponseSideSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="Candidate id.")
     text = serializers.CharField()
+    truncated = serializers.BooleanField(
+        help_text="The response stopped at its token limit (finish_reason length), not at the end of its answer."
+    )
 
 
 class NextComparisonSerializer(serializers.Serializer):

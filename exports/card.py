@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from annotator.models import Campaign
+from annotator.models import Campaign, PromptFormat
 from exports.aggregation import DROP_HELP, Drop
-from exports.formats import PROMPT_SEPARATOR, REFUSAL_HELP, Refusal
+from exports.formats import CONVERSATIONAL, MIXED, OPENAI, PROMPT_SEPARATOR, REFUSAL_HELP, STRING, Refusal
 from exports.options import ExportOptions
 from exports.writers import column_descriptions, parquet_schema
 
@@ -23,13 +23,53 @@ OPENAI_COLUMNS = [
 ]
 
 KIND_HELP = {
-    "conversational": "TRL's conversational preference format: `prompt` is a list of messages, `chosen` and "
-    "`rejected` one assistant message each; TRL applies the model's chat template.",
-    "string": "TRL's standard (plain text) preference format: `prompt`, `chosen` and `rejected` are strings. "
-    f"Each prompt ends with {PROMPT_SEPARATOR!r}, because TRL joins prompt and response with no separator.",
-    "openai": "OpenAI's preference fine-tuning JSONL (`input.messages`, `preferred_output`, "
+    CONVERSATIONAL: "TRL's conversational preference format: `prompt` is a list of messages, `chosen` and "
+    "`rejected` one assistant message each; TRL renders them through the model's chat template.",
+    STRING: "TRL's standard (plain text) preference format: `prompt`, `chosen` and `rejected` are strings; TRL "
+    "trains on prompt + response + EOS, joined with no separator.",
+    OPENAI: "OpenAI's preference fine-tuning JSONL (`input.messages`, `preferred_output`, "
     "`non_preferred_output`). Provenance is not in these files (OpenAI accepts only those fields).",
 }
+
+
+def format_reason(*, kind: str, requested: str, sampled: dict[str, int]) -> str:
+    """Why the rows have this format: how the campaign's responses were sampled, and what that means for them."""
+    chat, text = sampled.get(PromptFormat.CHAT, 0), sampled.get(PromptFormat.TEXT, 0)
+    imported, mixed = sampled.get(PromptFormat.UNKNOWN, 0), sampled.get(MIXED, 0)
+    how = "chosen by auto from how the responses were sampled" if requested == "auto" else "as asked"
+    why = [f"Format {kind}, {how}."]
+    if kind == STRING:
+        if text:
+            why.append(
+                f"{text} pair(s) were sampled as raw text completions (the model has no chat template): each prompt "
+                "is exactly the text the model continued, nothing added, so prompt + response + EOS is what it "
+                "produced."
+            )
+        if imported:
+            why.append(
+                f"{imported} imported pair(s) have no recorded prompt text: their prompt is the user message "
+                f"followed by {PROMPT_SEPARATOR!r}, since TRL adds no separator."
+            )
+        if chat:
+            why.append(f"{chat} pair(s) sampled through the model's chat template are left out (refused).")
+    else:
+        if chat:
+            why.append(
+                f"{chat} pair(s) were sampled through the model's chat template: TRL renders each row with the "
+                "model's template, as when the responses were written."
+                if kind == CONVERSATIONAL
+                else f"{chat} pair(s) were sampled through the model's chat template, as conversations."
+            )
+        if imported:
+            why.append(
+                f"{imported} imported pair(s) have no record of how their responses were produced: they are "
+                "exported as the conversations they are."
+            )
+        if text:
+            why.append(f"{text} pair(s) sampled as raw text completions are left out (refused).")
+    if mixed:
+        why.append(f"{mixed} pair(s) whose two responses were sampled differently are left out (refused).")
+    return " ".join(why)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
@@ -43,6 +83,7 @@ def dataset_card(
     campaign: Campaign,
     options: ExportOptions,
     kind: str,
+    format_reason: str,
     stats: dict[str, Any],
     files: dict[str, dict[str, Any]],
     export_id: int | None,
@@ -62,8 +103,8 @@ def dataset_card(
         made.append(f"on {created_at:%Y-%m-%d %H:%M} UTC")
     if created_by:
         made.append(f"by {created_by}")
-    lines += [f"Written by Preference Studio ({', '.join(made)}).", "", KIND_HELP[kind], ""]
-    if kind != "openai":
+    lines += [f"Written by Preference Studio ({', '.join(made)}).", "", KIND_HELP[kind], "", format_reason, ""]
+    if kind != OPENAI:
         data_files = ", ".join(f'"{split}": "{name}"' for split, name in names.items())
         lines += [
             "```python",
@@ -89,6 +130,13 @@ def dataset_card(
     ]
     counted += [(f"dropped: {DROP_HELP[Drop(reason)]}", n) for reason, n in stats["dropped"].items()]
     counted += [(f"refused: {REFUSAL_HELP[Refusal(reason)]}", n) for reason, n in stats["refused"].items()]
+    counted.append(
+        (
+            "pairs with a response cut off at its token limit (finish_reason length), "
+            + ("kept (keep_truncated)" if options.keep_truncated else "left out"),
+            stats["truncated"],
+        )
+    )
     if options.checks_length:
         counted += [
             (f"rows longer than {options.max_length} tokens ({options.tokenizer})", stats["overlong"]),
@@ -141,9 +189,9 @@ def dataset_card(
     ]
 
     lines += ["", "## Columns", ""]
-    if kind == "openai":
+    if kind == OPENAI:
         columns = OPENAI_COLUMNS
     else:
-        columns = column_descriptions(parquet_schema(conversational=kind == "conversational"))
+        columns = column_descriptions(parquet_schema(conversational=kind == CONVERSATIONAL))
     lines += _table(("column", "type", "description"), [(f"`{n}`", f"`{t}`", d) for n, t, d in columns])
     return "\n".join(lines) + "\n"

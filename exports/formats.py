@@ -2,11 +2,18 @@
 
 Pure functions over the texts the selector fetched and the aggregation's decision.
 
+A row gives the model the context it wrote the responses in (`Candidate.prompt_format`):
+
 - conversational (TRL): `prompt` is the list of {role, content} messages (system first when present),
-  `chosen` and `rejected` are one assistant message each.
-- string (TRL): `prompt` is the single user message followed by PROMPT_SEPARATOR, because TRL joins prompt
-  and completion with nothing between them; `chosen` and `rejected` are the response texts as they are.
+  `chosen` and `rejected` are one assistant message each. For responses sampled through the model's chat
+  template (TRL renders the row with the same template), and for imported ones, whose making is unknown.
+- string (TRL): for responses sampled as raw text completions, `prompt` is exactly the text the model
+  continued, nothing added, and `chosen`/`rejected` are the texts it wrote: TRL trains on prompt + response
+  + EOS, joined with no separator, as the model produced them. An imported single-turn prompt (no recorded
+  text) is its user message followed by PROMPT_SEPARATOR, since TRL adds none.
 - openai: `{"input": {"messages": [...]}, "preferred_output": [assistant], "non_preferred_output": [assistant]}`.
+- A pair whose two responses were sampled differently, or in a way the chosen format cannot reproduce, is
+  refused; so is one with a response cut off at its token limit, unless the export keeps those.
 - split: `split_of` hashes (seed, prompt content hash), so a prompt lands in one split whatever the order,
   the size of the campaign or the other options, and the same prompt text under two prompt ids too.
 """
@@ -18,12 +25,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from annotator.models import Verdict
+from annotator.models import FINISH_LENGTH, PromptFormat, Verdict
 from core.conversations import Message, conversation_with_system
 from exports.aggregation import Decision
 
-PROMPT_SEPARATOR = "\n\n"
+PROMPT_SEPARATOR = "\n\n"  # after an imported prompt in the string format: TRL joins prompt and response as they are
 TRAIN, VALIDATION = "train", "validation"
+CONVERSATIONAL, STRING, OPENAI = "conversational", "string", "openai"
+MIXED = "mixed"  # a pair whose two responses were sampled differently
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,13 @@ class CandidateTexts:
     model_name: str
     sampling_params: dict[str, Any]
     seed: int | None
+    prompt_format: str = PromptFormat.UNKNOWN
+    prompt_text: str = ""  # PromptFormat.TEXT: the exact text the model continued
+    finish_reason: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == FINISH_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +65,18 @@ class PairTexts:
 
     @property
     def is_conversation(self) -> bool:
-        """More than one message or a system message: what a plain string prompt cannot hold."""
+        """More than one message or a system message: what an imported prompt cannot be as a plain string."""
         return len(self.messages) > 1 or bool(self.system)
+
+    @property
+    def sampled(self) -> str:
+        """How both responses were sampled (a PromptFormat value), or MIXED when the two differ."""
+        same = self.a.prompt_format == self.b.prompt_format and self.a.prompt_text == self.b.prompt_text
+        return self.a.prompt_format if same else MIXED
+
+    @property
+    def truncated(self) -> bool:
+        return self.a.truncated or self.b.truncated
 
 
 class Refusal(StrEnum):
@@ -59,7 +85,11 @@ class Refusal(StrEnum):
     EMPTY_RESPONSE = "empty_response"  # a response is empty or only whitespace
     SAME_TEXT = "same_text"  # chosen and rejected are the same text
     PROMPT_MISMATCH = "prompt_mismatch"  # the candidates answer different prompts
+    SAMPLED_DIFFERENTLY = "sampled_differently"  # the two responses were sampled from different prompts
+    SAMPLED_WITH_CHAT_TEMPLATE = "sampled_with_chat_template"  # through the chat template, asked for strings
+    SAMPLED_AS_TEXT = "sampled_as_text"  # as a raw text completion, asked for conversations
     OPENAI_MULTI_TURN = "openai_multi_turn"  # OpenAI trains on one user turn (plus a system message) only
+    TRUNCATED = "truncated"  # a response was cut off at its token limit, without keep_truncated
     OVERLONG = "overlong"  # longer than max_length tokens, with drop_overlong
 
 
@@ -67,9 +97,25 @@ REFUSAL_HELP = {
     Refusal.EMPTY_RESPONSE: "a response is empty or only whitespace",
     Refusal.SAME_TEXT: "chosen and rejected are the same text",
     Refusal.PROMPT_MISMATCH: "the two candidates answer different prompts",
+    Refusal.SAMPLED_DIFFERENTLY: (
+        "the two responses were sampled from different prompts (one through a chat template, the other as raw "
+        "text, or from different texts): no one row reproduces both"
+    ),
+    Refusal.SAMPLED_WITH_CHAT_TEMPLATE: (
+        "the responses were sampled through the model's chat template: a string row would train on text the "
+        "model never produced (export them in the conversational format)"
+    ),
+    Refusal.SAMPLED_AS_TEXT: (
+        "the responses were sampled as raw text completions (no chat template): a conversation would train them "
+        "in a context the model never saw (export them in the string format)"
+    ),
     Refusal.OPENAI_MULTI_TURN: (
         "OpenAI preference fine-tuning takes one-turn conversations only (a user message, optionally after a "
         "system message); these prompts hold earlier turns"
+    ),
+    Refusal.TRUNCATED: (
+        "a response was cut off at its token limit (finish_reason length): it never ended, and training would "
+        "append an end of turn the model never wrote (keep them with keep_truncated)"
     ),
     Refusal.OVERLONG: "prompt + response is longer than max_length tokens (dropped with drop_overlong)",
 }
@@ -101,7 +147,24 @@ def pair_problem(pair: PairTexts) -> Refusal | None:
     return None
 
 
+def sampled_problem(pair: PairTexts, kind: str) -> Refusal | None:
+    """What keeps a row of format `kind` from reproducing how the pair's responses were sampled, or None."""
+    sampled = pair.sampled
+    if sampled == MIXED:
+        return Refusal.SAMPLED_DIFFERENTLY
+    if sampled == PromptFormat.CHAT and kind == STRING:
+        return Refusal.SAMPLED_WITH_CHAT_TEMPLATE
+    if sampled == PromptFormat.TEXT and kind != STRING:
+        return Refusal.SAMPLED_AS_TEXT
+    return None
+
+
 def prompt_string(pair: PairTexts) -> str:
+    """The exact text the model continued; for an imported prompt, its user message and a separator."""
+    if pair.sampled == PromptFormat.TEXT:
+        return pair.a.prompt_text
+    if pair.sampled != PromptFormat.UNKNOWN:
+        raise ValueError(f"comparison {pair.comparison_id}: {REFUSAL_HELP[sampled_problem(pair, STRING)]}")
     if pair.is_conversation:
         raise ValueError(f"prompt {pair.prompt_id} is a conversation: the string format cannot hold it")
     return pair.messages[0]["content"] + PROMPT_SEPARATOR

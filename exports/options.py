@@ -16,8 +16,9 @@ JUDGES = ("humans", "ai", "both")
 class ExportOptions(Options):
     format: str = option(
         "auto",
-        "conversational or string (TRL Parquet), openai (OpenAI preference JSONL), or auto: conversational when any "
-        "prompt of the campaign has earlier turns or a system message, else string.",
+        "conversational or string (TRL Parquet), openai (OpenAI preference JSONL), or auto: from how the responses "
+        "were sampled, string for raw text completions (no chat template), conversational for chat-templated and "
+        "imported ones; a campaign that mixes them is refused.",
         choices=FORMATS,
     )
     judges: str = option(
@@ -36,6 +37,11 @@ class ExportOptions(Options):
         None, "Token budget per prompt+response, as DPOConfig.max_length: count the rows TRL would truncate."
     )
     drop_overlong: bool = option(False, "Drop the rows longer than max_length instead of only counting them.")
+    keep_truncated: bool = option(
+        False,
+        "Keep pairs with a response cut off at its token limit (finish_reason length). By default they are left "
+        "out and counted: training would append an end of turn the model never wrote.",
+    )
 
     def problems(self) -> list[str]:
         problems = []

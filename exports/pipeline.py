@@ -13,13 +13,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from annotator.models import Campaign
+from annotator.models import Campaign, PromptFormat
 from core.checksums import file_sha256
 from core.errors import InputError
 from exports.aggregation import DROP_HELP, Decision, Drop, Vote, pair_decide
-from exports.card import dataset_card
+from exports.card import dataset_card, format_reason
 from exports.formats import (
+    CONVERSATIONAL,
+    MIXED,
+    OPENAI,
     REFUSAL_HELP,
+    STRING,
     TRAIN,
     VALIDATION,
     PairTexts,
@@ -27,6 +31,7 @@ from exports.formats import (
     openai_problem,
     openai_row,
     pair_problem,
+    sampled_problem,
     split_of,
     trl_row,
 )
@@ -52,6 +57,7 @@ class ExportStats:
     judged: int = 0  # with at least one judgment of the selected judges (skips included)
     dropped: Counter = field(default_factory=Counter)  # Drop -> pairs
     refused: Counter = field(default_factory=Counter)  # Refusal -> pairs
+    truncated: int = 0  # pairs with a response cut off at its token limit (left out unless keep_truncated)
     overlong: int = 0  # rows longer than max_length tokens (dropped only with drop_overlong)
     prompt_fills: int = 0  # of those, rows whose prompt alone fills max_length (TRL would drop them silently)
     rows: Counter = field(default_factory=Counter)  # split -> rows written
@@ -87,6 +93,7 @@ class ExportStats:
             "rows": {split: self.rows[split] for split in SPLITS},
             "dropped": {reason.value: self.dropped[reason] for reason in Drop},
             "refused": {reason.value: self.refused[reason] for reason in Refusal if self.refused[reason]},
+            "truncated": self.truncated,
             "overlong": self.overlong,
             "prompt_fills_max_length": self.prompt_fills,
             "mean_agreement": round(self.agreement_sum / exported, 4) if exported else None,
@@ -115,19 +122,60 @@ class ExportStats:
 @dataclass(frozen=True)
 class ExportResult:
     kind: str  # conversational, string or openai
+    format_reason: str  # why that format, for the card and the record
     stats: dict[str, Any]
     files: dict[str, dict[str, Any]]
 
 
 def output_kind(requested: str, shape: CampaignShape, campaign: Campaign) -> str:
+    """The format the export writes: `auto` follows how the responses were sampled; a format asked for is
+    refused when it can reproduce none of the campaign's pairs (each pair it cannot reproduce is refused)."""
+    text = shape.count(PromptFormat.TEXT)
+    conversations = shape.count(PromptFormat.CHAT, PromptFormat.UNKNOWN)
+    name = campaign.name
     if requested == "auto":
-        return "conversational" if shape.conversations else "string"
-    if requested == "string" and shape.conversations:
+        if shape.count(MIXED) or (text and conversations):
+            raise InputError(
+                f"Campaign {name!r} mixes how its responses were sampled: {_sampled_counts(shape)}. One file holds "
+                "one format, so auto cannot pick one that reproduces them all. Export each part into its own "
+                "directory: format conversational for the chat-templated and imported pairs, format string for the "
+                "raw-text ones (each export leaves the other part out and counts it)"
+                + ("; pairs sampled two ways fit neither" if shape.count(MIXED) else "")
+                + ". Next time, keep each model's generations in a campaign of its own."
+            )
+        return STRING if text else CONVERSATIONAL
+    if requested == STRING and shape.conversations:
         raise InputError(
-            f"The string format cannot hold the {shape.conversations} prompt(s) of campaign {campaign.name!r} that "
+            f"The string format cannot hold the {shape.conversations} prompt(s) of campaign {name!r} that "
             "are conversations (earlier turns or a system message): use format conversational (or auto)."
         )
+    fits = text + shape.count(PromptFormat.UNKNOWN) if requested == STRING else conversations
+    if not fits:
+        why, fix = {
+            STRING: (
+                "a string row trains on prompt + response without the chat template, text it never produced",
+                "conversational",
+            ),
+            CONVERSATIONAL: ("a conversational row is rendered through a chat template the model never saw", "string"),
+            OPENAI: ("OpenAI trains on conversations rendered in its own chat format", "string"),
+        }[requested]
+        raise InputError(
+            f"The {requested} format cannot reproduce how the responses of campaign {name!r} were sampled "
+            f"({_sampled_counts(shape)}): {why}. Use format {fix} (or auto)."
+        )
     return requested
+
+
+_SAMPLED_WORDS = {
+    PromptFormat.CHAT: "through the model's chat template",
+    PromptFormat.UNKNOWN: "imported, with no record of how",
+    PromptFormat.TEXT: "as raw text completions (no chat template)",
+    MIXED: "with their two responses sampled differently",
+}
+
+
+def _sampled_counts(shape: CampaignShape) -> str:
+    return ", ".join(f"{shape.count(key)} pair(s) {how}" for key, how in _SAMPLED_WORDS.items() if shape.count(key))
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -137,9 +185,9 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def _split_writers(files: AtomicFileSet, kind: str) -> dict[str, SplitWriter]:
-    if kind == "openai":
+    if kind == OPENAI:
         return {split: JsonlSplitWriter(files, f"{split}.jsonl") for split in SPLITS}
-    schema = parquet_schema(conversational=kind == "conversational")
+    schema = parquet_schema(conversational=kind == CONVERSATIONAL)
     return {split: ParquetSplitWriter(files, f"{split}.parquet", schema) for split in SPLITS}
 
 
@@ -153,7 +201,7 @@ class _Exporter:
         self.writers = writers
         self.stats = ExportStats()
         self.meter = (
-            LengthMeter(tokenizer=options.tokenizer, conversational=kind != "string") if options.checks_length else None
+            LengthMeter(tokenizer=options.tokenizer, conversational=kind != STRING) if options.checks_length else None
         )
 
     def run(self, chunk_size: int) -> None:
@@ -175,17 +223,24 @@ class _Exporter:
                 decided[comparison_id] = decision
         rows: list[tuple[PairTexts, Decision, dict[str, Any]]] = []
         for pair in pair_texts_for(comparison_ids=list(decided)):
-            problem = pair_problem(pair) or (openai_problem(pair) if self.kind == "openai" else None)
+            problem = (
+                pair_problem(pair)
+                or sampled_problem(pair, self.kind)
+                or (openai_problem(pair) if self.kind == OPENAI else None)
+            )
+            if not problem and pair.truncated:
+                self.stats.truncated += 1
+                problem = None if options.keep_truncated else Refusal.TRUNCATED
             if problem:
                 self.stats.refused[problem] += 1
                 continue
             decision = decided[pair.comparison_id]
-            rows.append((pair, decision, trl_row(pair, decision, conversational=self.kind != "string")))
+            rows.append((pair, decision, trl_row(pair, decision, conversational=self.kind != STRING)))
         if self.meter is not None:
             rows = self._measured(rows)
         for pair, decision, row in rows:
             split = split_of(pair.prompt_hash, seed=options.seed, val_fraction=options.val_fraction)
-            self.writers[split].write(openai_row(row) if self.kind == "openai" else row)
+            self.writers[split].write(openai_row(row) if self.kind == OPENAI else row)
             self.stats.count_row(split, decision, row)
 
     def _measured(self, rows: list[tuple[PairTexts, Decision, dict[str, Any]]]) -> list:
@@ -217,6 +272,7 @@ def campaign_export(
     if not shape.pairs:
         raise InputError(f"Campaign {campaign.name!r} has no pairs: import or generate some before exporting.")
     kind = output_kind(options.format, shape, campaign)
+    reason = format_reason(kind=kind, requested=options.format, sampled=shape.sampled)
     with AtomicFileSet(out_dir) as files:
         writers = _split_writers(files, kind)
         exporter = _Exporter(campaign=campaign, options=options, kind=kind, writers=writers)
@@ -253,6 +309,7 @@ def campaign_export(
             campaign=campaign,
             options=options,
             kind=kind,
+            format_reason=reason,
             stats=summary,
             files=entries,
             export_id=export_id,
@@ -267,4 +324,4 @@ def campaign_export(
             "bytes": card_path.stat().st_size,
         }
         files.commit()
-    return ExportResult(kind=kind, stats=summary, files=entries)
+    return ExportResult(kind=kind, format_reason=reason, stats=summary, files=entries)

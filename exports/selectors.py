@@ -6,12 +6,12 @@ from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt
+from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt, PromptFormat
 from core.checksums import file_sha256
 from exports.aggregation import Vote
-from exports.formats import CandidateTexts, PairTexts
+from exports.formats import MIXED, CandidateTexts, PairTexts
 from exports.models import DatasetExport
 
 _SOURCES_FOR_JUDGES = {
@@ -38,7 +38,9 @@ def campaign_votes_stream(
         yield comparison_id, [Vote(verdict, source, annotator, at) for _, verdict, source, annotator, at in group]
 
 
-_CANDIDATE_FIELDS = ("id", "prompt_id", "text", "model_name", "sampling_params", "seed")
+_CANDIDATE_FIELDS = (
+    "id", "prompt_id", "text", "model_name", "sampling_params", "seed", "prompt_format", "prompt_text", "finish_reason",
+)  # fmt: skip
 
 
 def pair_texts_for(*, comparison_ids: list[int]) -> list[PairTexts]:
@@ -63,15 +65,33 @@ def pair_texts_for(*, comparison_ids: list[int]) -> list[PairTexts]:
 @dataclass(frozen=True)
 class CampaignShape:
     pairs: int
-    conversations: int  # prompts with more than one message or with a system message
+    sampled: dict[str, int]  # pairs by how their two responses were sampled: a PromptFormat value, or MIXED
+    conversations: int  # prompts of imported pairs with more than one message or a system message
+
+    def count(self, *sampled: str) -> int:
+        return sum(self.sampled.get(key, 0) for key in sampled)
 
 
 def campaign_shape(*, campaign: Campaign) -> CampaignShape:
-    """How many pairs, and how many prompts a plain string could not hold (decides --format auto)."""
-    prompts = Prompt.objects.filter(campaign=campaign)
+    """How many pairs, how their responses were sampled, and how many imported prompts a plain string could not
+    hold: what decides and checks the export's format."""
+    comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+    sampled: dict[str, int] = {}
+    combinations = (
+        comparisons.order_by()
+        .values_list("candidate_a__prompt_format", "candidate_b__prompt_format")
+        .annotate(n=Count("id"))
+    )
+    for format_a, format_b, n in combinations:
+        key = format_a if format_a == format_b else MIXED
+        sampled[key] = sampled.get(key, 0) + n
+    imported = Prompt.objects.filter(
+        campaign=campaign, comparisons__candidate_a__prompt_format=PromptFormat.UNKNOWN
+    ).distinct()
     return CampaignShape(
-        pairs=Comparison.objects.filter(prompt__campaign=campaign).count(),
-        conversations=prompts.filter(Q(messages__1__isnull=False) | ~Q(system="")).count(),
+        pairs=sum(sampled.values()),
+        sampled={key: n for key, n in sampled.items() if n},
+        conversations=imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count(),
     )
 
 

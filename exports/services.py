@@ -64,7 +64,11 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
             created_at=export.started_at,
             chunk_size=chunk_size or CHUNK_PAIRS,
         )
-        job_succeed(export, stats={"format": result.kind, **result.stats}, files=result.files)
+        job_succeed(
+            export,
+            stats={"format": result.kind, "format_reason": result.format_reason, **result.stats},
+            files=result.files,
+        )
     return export
 
 

@@ -45,7 +45,12 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
         ]
     else:
         texts = [
-            _field("prompt", pa.string(), "The user message followed by a blank line (TRL adds no separator)."),
+            _field(
+                "prompt",
+                pa.string(),
+                "Exactly the text the model continued when it wrote the responses (an imported prompt: the user "
+                "message and a blank line); TRL adds no separator.",
+            ),
             _field("chosen", pa.string(), "The preferred response."),
             _field("rejected", pa.string(), "The other response."),
         ]

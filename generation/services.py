@@ -55,6 +55,7 @@ class RunSummary:
     first_failure: str = ""
     repeated_in_file: int = 0  # rows whose prompt appeared earlier in the file
     candidates: int = 0
+    truncated: int = 0  # stored candidates cut off at max_tokens or the context (finish_reason "length")
     comparisons: int = 0
     resamples: int = 0  # candidates sampled again because they were empty or duplicates
     tokens_generated: int = 0  # every generated token, resamples included
@@ -305,6 +306,8 @@ def _batch_store(
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.completion_tokens,
                     finish_reason=result.finish_reason,
+                    prompt_format=result.prompt_format,
+                    prompt_text=result.prompt_text,
                     metadata={"slot": slot.index, "model": slot.side, "attempt": work.attempts[slot.index]},
                 )
             GeneratedCandidate.objects.bulk_create(
@@ -318,6 +321,7 @@ def _batch_store(
                 )
             summary.generated += 1
             summary.candidates += len(candidates)
+            summary.truncated += sum(candidate.is_truncated for candidate in candidates.values())
             summary.comparisons += len(pairs)
         run.stats = summary.as_dict()
         run.save(update_fields=["stats"])

@@ -7,7 +7,9 @@ features (the AI judge asking "which response is better") use the same engines f
 
 Conversations get the model's chat template when it has one; a model without one (a base model such as
 the tiny test model) gets a plain completion prompt: the system message and the turns' texts joined by
-blank lines. A prompt that leaves no room in the model's context is not truncated: its result has
+blank lines. Every result says which of the two the model saw (`prompt_format`: PROMPT_CHAT, or PROMPT_TEXT
+with the exact `prompt_text` it continued), because training must show the model the same context again.
+A prompt that leaves no room in the model's context is not truncated: its result has
 `finish_reason == PROMPT_TOO_LONG` and no text.
 """
 
@@ -23,6 +25,10 @@ from core.options import Options, option
 PROMPT_TOO_LONG = "prompt_too_long"
 REQUEST_FAILED = "request_failed"  # one request of a batch failed (a server's error); the others stand
 BACKENDS = ("vllm", "openai", "transformers")
+# How the model saw a request: through its chat template (the engine rendered the conversation), or as a raw
+# text it continued right after its last character (PROMPT_TEXT; the result keeps that text).
+PROMPT_CHAT = "chat"
+PROMPT_TEXT = "text"
 
 
 class BackendError(StudioError):
@@ -74,6 +80,8 @@ class GenerationResult:
     finish_reason: str  # "stop", "length", PROMPT_TOO_LONG or REQUEST_FAILED
     top_logprobs: list[dict[str, float]] | None = None  # per generated token: {token text: log-probability}
     error: str = ""  # REQUEST_FAILED: why
+    prompt_format: str = ""  # PROMPT_CHAT or PROMPT_TEXT: how the model saw the prompt ("" when nothing was sent)
+    prompt_text: str = ""  # PROMPT_TEXT: the exact text the model continued
 
 
 def failed_result(error: str) -> GenerationResult:
@@ -146,6 +154,11 @@ def completion_text(messages: Sequence[Message], system: str = "") -> str:
     return "\n\n".join([system, *(m["content"] for m in messages)] if system else [m["content"] for m in messages])
 
 
+def request_text(request: GenerationRequest) -> str:
+    """The text a request sends when no chat template renders it: its raw prompt, or its plain completion prompt."""
+    return request.prompt if request.prompt is not None else completion_text(request.messages, request.system)
+
+
 def too_long_result(prompt_tokens: int) -> GenerationResult:
     return GenerationResult(text="", prompt_tokens=prompt_tokens, completion_tokens=0, finish_reason=PROMPT_TOO_LONG)
 
@@ -160,6 +173,12 @@ class Tokenized:
     def uses_chat(self, request: GenerationRequest) -> bool:
         return request.prompt is None and self.has_chat_template
 
+    def prompt_seen(self, request: GenerationRequest) -> dict[str, str]:
+        """How the model sees the request, for its result: `prompt_format`, and `prompt_text` for a raw text."""
+        if self.uses_chat(request):
+            return {"prompt_format": PROMPT_CHAT}
+        return {"prompt_format": PROMPT_TEXT, "prompt_text": request_text(request)}
+
     def ids(self, request: GenerationRequest) -> list[int]:
         if self.uses_chat(request):
             text = self.tokenizer.apply_chat_template(
@@ -169,8 +188,7 @@ class Tokenized:
             )
             # The template writes the special tokens (BOS...) itself.
             return self.tokenizer.encode(text, add_special_tokens=False)
-        text = request.prompt if request.prompt is not None else completion_text(request.messages, request.system)
-        return self.tokenizer.encode(text)
+        return self.tokenizer.encode(request_text(request))
 
 
 def top_logprobs_by_text(position: dict[Any, float], decode: Any = None) -> dict[str, float]:

@@ -8,12 +8,14 @@ from typing import Any
 from core.conversations import conversation_with_system
 from core.errors import InputError
 from llm.base import (
+    PROMPT_CHAT,
+    PROMPT_TEXT,
     BackendError,
     EngineOptions,
     GenerationRequest,
     GenerationResult,
-    completion_text,
     failed_result,
+    request_text,
     too_long_result,
     top_logprobs_by_text,
 )
@@ -120,13 +122,14 @@ class OpenAIBackend:
             completion_tokens=response.usage.completion_tokens if response.usage else 0,
             finish_reason=choice.finish_reason or "",
             top_logprobs=top,
+            prompt_format=PROMPT_CHAT,  # the server rendered the conversation through the model's chat template
         )
 
     def _completion(self, request: GenerationRequest) -> GenerationResult:
         kwargs = self._sampling_kwargs(request)
         if request.sampling.logprobs:
             kwargs["logprobs"] = request.sampling.logprobs
-        prompt = request.prompt if request.prompt is not None else completion_text(request.messages, request.system)
+        prompt = request_text(request)
         response = self.client.completions.create(prompt=prompt, **kwargs)
         choice = response.choices[0]
         top = None
@@ -138,6 +141,8 @@ class OpenAIBackend:
             completion_tokens=response.usage.completion_tokens if response.usage else 0,
             finish_reason=choice.finish_reason or "",
             top_logprobs=top,
+            prompt_format=PROMPT_TEXT,
+            prompt_text=prompt,
         )
 
     def close(self) -> None:

@@ -89,6 +89,7 @@ class TransformersBackend:
             completion_tokens=len(new),
             finish_reason="stop" if stopped else "length",
             top_logprobs=top,
+            **self.tokenized.prompt_seen(request),
         )
 
     def _continuation(self, ids: list[int], new: list[int]) -> str:

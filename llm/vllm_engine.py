@@ -15,7 +15,7 @@ from llm.base import (
     GenerationRequest,
     GenerationResult,
     Tokenized,
-    completion_text,
+    request_text,
     too_long_result,
     top_logprobs_by_text,
 )
@@ -112,19 +112,16 @@ class VllmBackend:
                 use_tqdm=False,
             )
             for index, output in zip(chats, outputs, strict=True):
-                results[index] = self._result(output)
+                results[index] = self._result(output, self.tokenized.prompt_seen(requests[index]))
         if completions:
-            texts = [
-                r.prompt if r.prompt is not None else completion_text(r.messages, r.system)
-                for r in (requests[i] for i in completions)
-            ]
+            texts = [request_text(requests[i]) for i in completions]
             outputs = self.llm.generate(texts, [self._params(requests[i]) for i in completions], use_tqdm=False)
             for index, output in zip(completions, outputs, strict=True):
-                results[index] = self._result(output)
+                results[index] = self._result(output, self.tokenized.prompt_seen(requests[index]))
         return [r for r in results if r is not None]
 
     @staticmethod
-    def _result(output: Any) -> GenerationResult:
+    def _result(output: Any, prompt_seen: dict[str, str]) -> GenerationResult:
         completion = output.outputs[0]
         top = None
         if completion.logprobs is not None:
@@ -138,6 +135,7 @@ class VllmBackend:
             completion_tokens=len(completion.token_ids),
             finish_reason=completion.finish_reason or "",
             top_logprobs=top,
+            **prompt_seen,
         )
 
     def close(self) -> None:

@@ -1,3 +1,4 @@
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -77,6 +78,39 @@ def vllm_backend(engine_env):
     from llm.vllm_engine import VllmBackend
 
     backend = VllmBackend(model=str(TINY_MODEL))
+    yield backend
+    backend.close()
+
+
+# The tiny model's tokenizer with a ChatML chat template (the instruct models' one), for the chat-format paths
+# without a real chat model: its vocabulary is small, but the template renders any text. The tiny model still
+# ends its turns with its own EOS (</s>), not <|im_end|>.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' "
+    "+ '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def chat_model(tmp_path_factory) -> Path:
+    """The tiny model with a ChatML chat template added (links to its files; nothing copied into the project)."""
+    folder = tmp_path_factory.mktemp("chat-model")
+    for file in TINY_MODEL.iterdir():
+        if file.name != "tokenizer_config.json":
+            (folder / file.name).symlink_to(file)
+    config = json.loads((TINY_MODEL / "tokenizer_config.json").read_text())
+    config["chat_template"] = CHATML_TEMPLATE
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_chat_backend(chat_model, vllm_backend):
+    """A second engine beside the session's one. Closed with it at the end of the session: closing one
+    vLLM engine while another one in the process is still used breaks the other (see VllmBackend.close)."""
+    from llm.vllm_engine import VllmBackend
+
+    backend = VllmBackend(model=str(chat_model))
     yield backend
     backend.close()
 

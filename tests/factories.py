@@ -7,8 +7,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
-from annotator.models import Campaign, Comparison
+from annotator.models import Campaign, Comparison, PromptFormat
 from annotator.services import campaign_create, candidate_create, comparison_create, prompt_get_or_create
+from llm.base import completion_text
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HUMAN_PREFERENCES = SHARED / "data" / "human-preferences.jsonl"
@@ -21,17 +22,32 @@ def make_user(username: str, *, staff: bool = False, password: str = "pw-for-tes
     )
 
 
-def make_campaign(name: str = "Campaign", *, pairs: int = 3, overlap: int = 1, **options) -> Campaign:
+def make_campaign(
+    name: str = "Campaign", *, pairs: int = 3, overlap: int = 1, sampled: str = PromptFormat.UNKNOWN, **options
+) -> Campaign:
     campaign = campaign_create(name=name, overlap=overlap, **options)
     for i in range(pairs):
-        add_pair(campaign, f"Question {i}?", f"Answer A{i}", f"Answer B{i}")
+        add_pair(campaign, f"Question {i}?", f"Answer A{i}", f"Answer B{i}", sampled=sampled)
     return campaign
 
 
-def add_pair(campaign: Campaign, prompt: str | list, text_a: str, text_b: str, **prompt_options) -> Comparison:
+def add_pair(
+    campaign: Campaign,
+    prompt: str | list,
+    text_a: str,
+    text_b: str,
+    *,
+    sampled: str = PromptFormat.UNKNOWN,
+    **prompt_options,
+) -> Comparison:
+    """A pair whose responses were sampled `sampled`: through the chat template ("chat"), as raw completions of
+    the plain prompt ("text", recorded as an engine without a chat template sends it), or unknown ("")."""
     prompt_obj, _ = prompt_get_or_create(campaign=campaign, prompt=prompt, **prompt_options)
-    a = candidate_create(prompt=prompt_obj, text=text_a, model_name="model-a", backend="test")
-    b = candidate_create(prompt=prompt_obj, text=text_b, model_name="model-b", backend="test")
+    seen = {"prompt_format": sampled}
+    if sampled == PromptFormat.TEXT:
+        seen["prompt_text"] = completion_text(prompt_obj.messages, prompt_obj.system)
+    a = candidate_create(prompt=prompt_obj, text=text_a, model_name="model-a", backend="test", **seen)
+    b = candidate_create(prompt=prompt_obj, text=text_b, model_name="model-b", backend="test", **seen)
     return comparison_create(candidate_a=a, candidate_b=b)
 
 

@@ -78,6 +78,14 @@ class DPORunConfig(Options):
         None,
         help=("Output directory: trained model or adapter, tokenizer, run_config.json, metrics, checkpoints."),
     )
+    allow_string_rows_with_chat_template: bool = option(
+        False,
+        help=(
+            "Train on plain-string rows although the model's tokenizer has a chat template (refused by default: "
+            "the model would learn from text without the template it chats in). For raw completions the model "
+            "sampled without its template."
+        ),
+    )
 
     # Hyperparameters, named as in the hosted preference-tuning APIs
     n_epochs: int = option(2, help=("Passes over the training set."))

@@ -227,6 +227,35 @@ def _rows_text(numbers: list[int]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Against the model's tokenizer (still before the model loads)
+
+
+def data_format_check(data: PreferenceData, tokenizer: Any, *, model: str, allow_string_rows: bool = False) -> None:
+    """Refuse data whose format does not fit the model: trained on it, the model would learn from a context it
+    does not write in. Conversational rows need the chat template that renders them; plain-string rows for a
+    model that has one are raw text around which it chats with its template, so they are refused unless
+    `allow_string_rows` (they may really be raw completions the model sampled without its template)."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if data.format == CONVERSATIONAL and not has_template:
+        raise InputError(
+            f"{data.train.path} is conversational (lists of messages) but {model}'s tokenizer has no chat "
+            "template to render them: use a chat model, or export the campaign in the string format "
+            "(export_preferences --format string; --format auto does so when the responses were sampled as raw "
+            "text completions)."
+        )
+    if data.format == STRING and has_template and not allow_string_rows:
+        raise InputError(
+            f"{data.train.path} holds plain-string rows (prompt, chosen and rejected as text) but {model}'s "
+            "tokenizer has a chat template: DPO would train the model on prompt + response + EOS with no chat "
+            "template around them, text it never produces when it chats. Export the campaign in the "
+            "conversational format (export_preferences --format conversational; --format auto does so when the "
+            "responses were sampled through the chat template), or, if these strings are what this model should "
+            "learn (raw completions it sampled without its template), pass --allow-string-rows-with-chat-template "
+            "(allow_string_rows_with_chat_template: true in a config file)."
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Lengths, once a tokenizer is at hand (still before the model loads)
 
 

@@ -21,7 +21,14 @@ from typing import Any
 from core.errors import InputError
 from training.config import DPORunConfig, trl_dpo_config
 from training.cpu_logps import score_from_full_logits
-from training.data import PreferenceData, length_report, parquet_dataset, read_rows, rows_dataset
+from training.data import (
+    PreferenceData,
+    data_format_check,
+    length_report,
+    parquet_dataset,
+    read_rows,
+    rows_dataset,
+)
 from training.device import DeviceInfo, detect_device, is_main_process, set_threads, world_size
 from training.lora import lora_config, lora_dropout_restore, merge_adapter_from_disk
 from training.resume import latest_checkpoint
@@ -125,7 +132,7 @@ def dpo_train(
 
 
 def _tokenizer(config: DPORunConfig, data: PreferenceData) -> Any:
-    """The model's tokenizer, with a pad token, able to render the data's format."""
+    """The model's tokenizer, with a pad token, fit for the data's format."""
     from transformers import AutoTokenizer
 
     try:
@@ -137,11 +144,9 @@ def _tokenizer(config: DPORunConfig, data: PreferenceData) -> Any:
         ) from None
     if tokenizer.pad_token is None:  # stories260K, Llama and others ship without one
         tokenizer.pad_token = tokenizer.eos_token
-    if data.format == "conversational" and not tokenizer.chat_template:
-        raise InputError(
-            f"{data.train.path} is conversational (lists of messages) but {config.model}'s tokenizer has no chat "
-            "template to render them: use a chat model, or export plain strings."
-        )
+    data_format_check(
+        data, tokenizer, model=config.model, allow_string_rows=config.allow_string_rows_with_chat_template
+    )
     return tokenizer
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotator.models import Campaign, Judgment, Side, Verdict
+from annotator.models import Campaign, Candidate, Judgment, Side, Verdict
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -91,8 +91,21 @@ def test_next_returns_the_documented_shape(api, campaign):
     body = response.json()
     assert set(body) >= {"id", "prompt", "left", "right"}
     assert body["prompt"][-1]["role"] == "user"
-    assert set(body["left"]) == {"id", "text"} and set(body["right"]) == {"id", "text"}
+    assert set(body["left"]) == {"id", "text", "truncated"} and set(body["right"]) == {"id", "text", "truncated"}
     assert body["left"]["id"] != body["right"]["id"]
+    assert body["left"]["truncated"] is body["right"]["truncated"] is False
+
+
+def test_next_says_which_response_was_cut_off_at_its_token_limit(api):
+    from tests.factories import add_pair
+
+    campaign = make_campaign("Cut", pairs=0)
+    pair = add_pair(campaign, "Tell a story", "Once upon a time there was a", "The end.")
+    Candidate.objects.filter(pk=pair.candidate_a_id).update(finish_reason="length")
+    Candidate.objects.filter(pk=pair.candidate_b_id).update(finish_reason="stop")
+    body = api.get(next_url(campaign)).json()
+    truncated = {side["text"]: side["truncated"] for side in (body["left"], body["right"])}
+    assert truncated == {"Once upon a time there was a": True, "The end.": False}
 
 
 def test_next_includes_the_system_message_first(api):

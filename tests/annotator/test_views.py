@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotator.models import Judgment, Side, Verdict
+from annotator.models import Candidate, Judgment, Side, Verdict
 from tests.factories import add_pair, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +55,20 @@ def test_annotate_page_shows_prompt_and_both_responses_side_by_side(annotator_cl
     for label in ("Left is better", "Right is better", "Tie", "Both bad", "Skip", "Undo last"):
         assert label in html
     assert "htmx" in html and 'hx-headers=\'{"x-csrftoken"' in html
+
+
+def test_a_response_cut_off_at_its_token_limit_is_marked_and_one_that_ended_is_not(annotator_client):
+    campaign = make_campaign("Cut", pairs=0)
+    pair = add_pair(campaign, "Tell a story", "Once upon a time there was a", "The end.")
+    Candidate.objects.filter(pk=pair.candidate_a_id).update(finish_reason="length")
+    Candidate.objects.filter(pk=pair.candidate_b_id).update(finish_reason="stop")
+    response = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk]))
+    html = response.content.decode()
+    marker = "Cut off: this response hit the token limit and never finished."
+    assert html.count(marker) == 1
+    cut_side = "left" if response.context["left"].pk == pair.candidate_a_id else "right"
+    card = html[html.index(f'id="response-{cut_side}"') :].split("</article>")[0]
+    assert "Once upon a time there was a" in card and marker in card
 
 
 def test_htmx_request_gets_only_the_pair_fragment(annotator_client, campaign):

@@ -26,7 +26,7 @@ def export(*args: str) -> str:
 
 @pytest.mark.django_db
 def test_command_writes_train_validation_and_card_and_prints_what_it_did(tmp_path):
-    campaign = make_campaign("Cmd", pairs=30)
+    campaign = make_campaign("Cmd", pairs=30, sampled="text")
     ids = sorted(campaign.prompts.values_list("comparisons", flat=True))
     judge_all(campaign, make_user("ann"), lambda c: "tie" if c.pk == ids[0] else "b")
     make_user("boss", staff=True)
@@ -42,6 +42,7 @@ def test_command_writes_train_validation_and_card_and_prints_what_it_did(tmp_pat
     assert record.out_dir == str(tmp_path.resolve())
     rows = record.stats["rows"]
     assert f"Export {record.pk} of campaign 'Cmd' (string): 29 row(s), train {rows['train']}" in output
+    assert "Format string, chosen by auto from how the responses were sampled. 30 pair(s) were sampled as raw" in output
     assert "dropped 1 pair(s) that were judged a tie" in output
     assert f"train.parquet  {rows['train']} rows  sha256 {record.files['train']['sha256']}" in output
     assert len(read_rows(tmp_path)) == 29

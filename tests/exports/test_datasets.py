@@ -63,16 +63,18 @@ def test_load_dataset_reads_a_conversational_export_as_written(tmp_path):
 def test_load_dataset_reads_a_string_export_and_json_loads_the_openai_one(tmp_path):
     from datasets import load_dataset
 
-    campaign = make_campaign("Plain", pairs=12)
+    campaign = make_campaign("Plain", pairs=12, sampled="text")
     judge_all(campaign, make_user("ann"), lambda c: "b")
     export_to(campaign, tmp_path / "string", val_fraction=0.0)
     dataset = load_dataset(
         "parquet", data_files=str(tmp_path / "string" / "train.parquet"), cache_dir=str(tmp_path / "c")
     )
-    assert dataset["train"][0]["prompt"].endswith("?\n\n")
+    assert dataset["train"][0]["prompt"] == "Question 0?"  # the text the model continued, nothing added
     assert dataset["train"].features["chosen"].dtype == "string"
 
-    export_to(campaign, tmp_path / "openai", format="openai", val_fraction=0.0)
+    chat = make_campaign("Chat", pairs=12, sampled="chat")
+    judge_all(chat, make_user("ann2"), lambda c: "b")
+    export_to(chat, tmp_path / "openai", format="openai", val_fraction=0.0)
     openai = load_dataset("json", data_files=str(tmp_path / "openai" / "train.jsonl"), cache_dir=str(tmp_path / "c2"))
     assert set(openai["train"].column_names) == {"input", "preferred_output", "non_preferred_output"}
     first = json.loads((tmp_path / "openai" / "train.jsonl").read_text().splitlines()[0])
@@ -151,7 +153,13 @@ def test_dpo_trainer_takes_a_string_export_with_a_validation_split(tmp_path):
 
     campaign = make_campaign("Stories", pairs=0)
     for i in range(24):
-        add_pair(campaign, f"Once upon a time, there was a cat number {i}", " who loved to play.", " who was sad.")
+        add_pair(
+            campaign,
+            f"Once upon a time, there was a cat number {i}",
+            " who loved to play.",
+            " who was sad.",
+            sampled="text",
+        )
     judge_all(campaign, make_user("ann"), lambda c: "a")
     tokenizer, tokenizer_path = tiny_tokenizer(tmp_path, chat=False)
     export = export_to(

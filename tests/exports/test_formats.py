@@ -1,17 +1,22 @@
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from exports.aggregation import pair_decide
 from exports.formats import (
+    CONVERSATIONAL,
+    OPENAI,
     PROMPT_SEPARATOR,
+    STRING,
     CandidateTexts,
     PairTexts,
     Refusal,
     openai_problem,
     openai_row,
     pair_problem,
+    sampled_problem,
     split_of,
     trl_row,
 )
@@ -21,7 +26,9 @@ from tests.exports.test_aggregation import votes
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def pair(messages=None, system="", text_a="Answer A", text_b="Answer B", prompt_ids=(7, 7)) -> PairTexts:
+def pair(
+    messages=None, system="", text_a="Answer A", text_b="Answer B", prompt_ids=(7, 7), sampled=("", ""), texts=("", "")
+) -> PairTexts:
     return PairTexts(
         comparison_id=1,
         created_at=AT,
@@ -29,9 +36,12 @@ def pair(messages=None, system="", text_a="Answer A", text_b="Answer B", prompt_
         prompt_hash="f" * 64,
         messages=messages or [{"role": "user", "content": "Question?"}],
         system=system,
-        a=CandidateTexts(11, prompt_ids[0], text_a, "model-a", {"temperature": 0.7}, 1),
-        b=CandidateTexts(12, prompt_ids[1], text_b, "model-b", {}, None),
+        a=CandidateTexts(11, prompt_ids[0], text_a, "model-a", {"temperature": 0.7}, 1, sampled[0], texts[0]),
+        b=CandidateTexts(12, prompt_ids[1], text_b, "model-b", {}, None, sampled[1], texts[1]),
     )
+
+
+RAW = {"sampled": ("text", "text"), "texts": ("Question?", "Question?")}
 
 
 def test_split_is_deterministic_and_follows_the_seed():
@@ -47,7 +57,46 @@ def test_zero_val_fraction_puts_everything_in_train():
     assert {split_of(f"{i:064x}", seed=0, val_fraction=0.0) for i in range(500)} == {"train"}
 
 
-def test_string_row_ends_the_prompt_with_the_separator_and_keeps_texts_as_they_are():
+def test_a_raw_text_completion_becomes_a_string_row_whose_prompt_is_the_exact_text_the_model_continued():
+    conversation = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"}]
+    continued = "Be brief.\n\nHi\n\nHey"
+    raw = pair(conversation, system="Be brief.", sampled=("text", "text"), texts=(continued, continued))
+    row = trl_row(raw, pair_decide(votes("a"), judges="humans"), conversational=False)
+    assert (row["prompt"], row["chosen"], row["rejected"]) == (continued, "Answer A", "Answer B")
+    assert row["prompt"] + row["chosen"] == "Be brief.\n\nHi\n\nHeyAnswer A"  # TRL's join: nothing in between
+    assert sampled_problem(raw, STRING) is None
+
+
+@pytest.mark.parametrize(
+    ("sampled", "texts", "kind", "problem"),
+    [
+        (("chat", "chat"), ("", ""), CONVERSATIONAL, None),
+        (("chat", "chat"), ("", ""), OPENAI, None),
+        (("chat", "chat"), ("", ""), STRING, Refusal.SAMPLED_WITH_CHAT_TEMPLATE),
+        (("text", "text"), ("Q", "Q"), CONVERSATIONAL, Refusal.SAMPLED_AS_TEXT),
+        (("text", "text"), ("Q", "Q"), OPENAI, Refusal.SAMPLED_AS_TEXT),
+        (("", ""), ("", ""), STRING, None),  # imported: a single turn may still be a string
+        (("", ""), ("", ""), CONVERSATIONAL, None),
+        (("chat", "text"), ("", "Q"), CONVERSATIONAL, Refusal.SAMPLED_DIFFERENTLY),
+        (("text", "text"), ("Q", "Q\n\n"), STRING, Refusal.SAMPLED_DIFFERENTLY),
+    ],
+)
+def test_a_row_is_refused_when_its_format_cannot_reproduce_how_the_pair_was_sampled(sampled, texts, kind, problem):
+    assert sampled_problem(pair(sampled=sampled, texts=texts), kind) == problem
+
+
+def test_a_string_row_refuses_chat_templated_responses():
+    with pytest.raises(ValueError, match="sampled through the model's chat template"):
+        trl_row(pair(sampled=("chat", "chat")), pair_decide(votes("a"), judges="humans"), conversational=False)
+
+
+def test_a_pair_with_a_response_cut_off_at_its_token_limit_is_truncated():
+    ended = pair(**RAW)
+    cut = replace(ended, b=replace(ended.b, finish_reason="length"))
+    assert (ended.truncated, cut.truncated, cut.a.truncated) == (False, True, False)
+
+
+def test_an_imported_string_row_ends_the_prompt_with_the_separator_and_keeps_texts_as_they_are():
     row = trl_row(pair(), pair_decide(votes("b"), judges="humans"), conversational=False)
     assert row["prompt"] == "Question?" + PROMPT_SEPARATOR
     assert (row["chosen"], row["rejected"]) == ("Answer B", "Answer A")
@@ -68,7 +117,7 @@ def test_conversational_row_puts_the_system_message_first_and_wraps_responses_as
     assert row["rejected"] == [{"role": "assistant", "content": "Answer B"}]
 
 
-def test_string_row_refuses_a_conversation():
+def test_an_imported_string_row_refuses_a_conversation():
     with pytest.raises(ValueError, match="the string format cannot hold it"):
         trl_row(pair(system="Be brief."), pair_decide(votes("a"), judges="humans"), conversational=False)
 

@@ -34,3 +34,20 @@ def test_a_changed_file_is_on_disk_but_not_intact_and_a_deleted_one_is_not_on_di
 
 def test_a_file_the_export_did_not_write_has_no_path(export):
     assert dataset_export_file_check(export=export, name="validation") == ExportFile(None, False, False)
+
+
+def test_the_campaign_shape_counts_pairs_by_how_their_responses_were_sampled(db):
+    from annotator.models import Candidate
+    from exports.selectors import campaign_shape
+    from tests.factories import add_pair
+
+    campaign = make_campaign("Shape", pairs=2, sampled="chat")
+    add_pair(campaign, "Once upon a time", "A", "B", sampled="text")
+    add_pair(campaign, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hey"},
+                        {"role": "user", "content": "?"}], "C", "D")  # fmt: skip
+    two_ways = add_pair(campaign, "Hello", "E", "F", sampled="chat")
+    Candidate.objects.filter(pk=two_ways.candidate_b_id).update(prompt_format="text", prompt_text="Hello")
+    shape = campaign_shape(campaign=campaign)
+    assert (shape.pairs, shape.sampled) == (5, {"chat": 2, "text": 1, "": 1, "mixed": 1})
+    assert shape.conversations == 1  # the imported multi-turn prompt: no plain string holds it
+    assert shape.count("chat", "") == 3

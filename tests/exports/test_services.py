@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from annotator.models import Comparison, Judgment
+from annotator.models import Campaign, Candidate, Comparison, Judgment
 from core.checksums import file_sha256
 from core.errors import ConflictError, InputError
 from core.models import JobStatus
@@ -28,7 +28,7 @@ def by_comparison(rows: list[dict]) -> dict[int, dict]:
 
 
 def test_chosen_is_the_text_annotators_preferred_whatever_side_they_saw(tmp_path):
-    campaign = make_campaign("Sides", pairs=12, overlap=3)
+    campaign = make_campaign("Sides", pairs=12, overlap=3, sampled="text")
     # Pairs with an even id prefer B, odd ones A; three annotators, each with their own random sides.
     wanted = {c.pk: ("b" if c.pk % 2 == 0 else "a") for c in Comparison.objects.filter(prompt__campaign=campaign)}
     for name in ("ann1", "ann2", "ann3"):
@@ -76,7 +76,7 @@ def test_split_is_by_prompt_so_no_prompt_is_in_both_splits(tmp_path):
     campaign = make_campaign("Split", pairs=0)
     for i in range(40):
         for j in range(3):  # three pairs per prompt: the same prompt text makes one prompt hash
-            add_pair(campaign, f"Prompt {i}", f"A{i}.{j}", f"B{i}.{j}")
+            add_pair(campaign, f"Prompt {i}", f"A{i}.{j}", f"B{i}.{j}", sampled="text")
     judge_all(campaign, make_user("ann"), lambda c: "b")
     run_export(campaign, tmp_path, val_fraction=0.3, seed=11)
     train = pq.read_table(tmp_path / "train.parquet").to_pylist()
@@ -154,25 +154,182 @@ def test_judges_option_picks_human_ai_or_ai_where_humans_are_absent(tmp_path):
     assert both[ai_only.pk]["judge_source"] == "ai"
 
 
-def test_auto_format_is_string_for_single_turn_prompts_and_conversational_otherwise(tmp_path):
-    plain = make_campaign("Plain", pairs=2)
-    judge_all(plain, make_user("ann"), lambda c: "a")
-    assert run_export(plain, tmp_path / "plain", val_fraction=0.0).stats["format"] == "string"
-    assert read_rows(tmp_path / "plain")[0]["prompt"] == "Question 0?\n\n"
+TURNS = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hey"},
+    {"role": "user", "content": "?"},
+]
 
-    chat = make_campaign("Chat", pairs=1)
-    turns = [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hey"},
-        {"role": "user", "content": "?"},
-    ]
-    add_pair(chat, turns, "One", "Two")
-    judge_all(chat, make_user("ann2"), lambda c: "b")
-    assert run_export(chat, tmp_path / "chat", val_fraction=0.0).stats["format"] == "conversational"
-    rows = by_comparison(read_rows(tmp_path / "chat"))
-    multi = next(row for row in rows.values() if len(row["prompt"]) == 3)
-    assert multi["prompt"] == turns
-    assert multi["chosen"] == [{"role": "assistant", "content": "Two"}]
+
+def test_auto_exports_raw_text_completions_as_strings_whose_prompt_is_exactly_the_text_the_model_continued(tmp_path):
+    campaign = make_campaign("Raw", pairs=1, sampled="text")
+    add_pair(campaign, TURNS, "One", "Two", system="Be brief.", sampled="text")
+    judge_all(campaign, make_user("ann"), lambda c: "b")
+    export = run_export(campaign, tmp_path, val_fraction=0.0)
+    assert export.stats["format"] == "string"
+    rows = sorted(read_rows(tmp_path), key=lambda row: row["comparison_id"])
+    # Nothing added: no separator after a single turn, and a conversation as the plain text it was sent as.
+    assert [row["prompt"] for row in rows] == ["Question 0?", "Be brief.\n\nHi\n\nHey\n\n?"]
+    assert (rows[1]["chosen"], rows[1]["rejected"]) == ("Two", "One")
+    assert export.stats["format_reason"] == (
+        "Format string, chosen by auto from how the responses were sampled. 2 pair(s) were sampled as raw text "
+        "completions (the model has no chat template): each prompt is exactly the text the model continued, "
+        "nothing added, so prompt + response + EOS is what it produced."
+    )
+    assert export.stats["format_reason"] in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("sampled", ["chat", ""], ids=["chat-template", "imported"])
+def test_auto_exports_chat_templated_and_imported_pairs_as_conversations_whatever_the_number_of_turns(
+    tmp_path, sampled
+):
+    campaign = make_campaign("Chat", pairs=1, sampled=sampled)
+    add_pair(campaign, TURNS, "One", "Two", sampled=sampled)
+    judge_all(campaign, make_user("ann"), lambda c: "b")
+    export = run_export(campaign, tmp_path, val_fraction=0.0)
+    assert export.stats["format"] == "conversational"
+    rows = sorted(read_rows(tmp_path), key=lambda row: row["comparison_id"])
+    assert rows[0]["prompt"] == [{"role": "user", "content": "Question 0?"}]  # one turn: still a conversation
+    assert rows[1]["prompt"] == TURNS
+    assert rows[1]["chosen"] == [{"role": "assistant", "content": "Two"}]
+    card = (tmp_path / "README.md").read_text()
+    if sampled == "chat":
+        assert (
+            "2 pair(s) were sampled through the model's chat template: TRL renders each row with the model's "
+            "template, as when the responses were written." in card
+        )
+    else:
+        assert (
+            "2 imported pair(s) have no record of how their responses were produced: they are exported as the "
+            "conversations they are." in card
+        )
+
+
+def mixed_campaign() -> Campaign:
+    campaign = make_campaign("Mixed", pairs=3, sampled="chat")
+    add_pair(campaign, "Once upon a time", " there was a cat.", " there was a dog.", sampled="text")
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    return campaign
+
+
+def test_auto_refuses_a_campaign_that_mixes_formats_naming_the_counts_and_the_fix(tmp_path):
+    export = dataset_export_create(campaign=mixed_campaign(), options={}, out_dir=tmp_path)
+    with pytest.raises(InputError) as caught:
+        dataset_export_run(export=export)
+    assert caught.value.message == (
+        "Campaign 'Mixed' mixes how its responses were sampled: 3 pair(s) through the model's chat template, "
+        "1 pair(s) as raw text completions (no chat template). One file holds one format, so auto cannot pick one "
+        "that reproduces them all. Export each part into its own directory: format conversational for the "
+        "chat-templated and imported pairs, format string for the raw-text ones (each export leaves the other "
+        "part out and counts it). Next time, keep each model's generations in a campaign of its own."
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_format_asked_for_exports_the_pairs_it_reproduces_and_counts_the_others(tmp_path):
+    campaign = mixed_campaign()
+    conversational = run_export(campaign, tmp_path / "chat", format="conversational", val_fraction=0.0)
+    assert conversational.stats["exported"] == 3
+    assert conversational.stats["refused"] == {"sampled_as_text": 1}
+    card = (tmp_path / "chat" / "README.md").read_text()
+    assert "Format conversational, as asked." in card
+    assert "1 pair(s) sampled as raw text completions are left out (refused)." in card
+    assert (
+        "| refused: the responses were sampled as raw text completions (no chat template): a conversation would "
+        "train them in a context the model never saw (export them in the string format) | 1 |" in card
+    )
+    string = run_export(campaign, tmp_path / "text", format="string", val_fraction=0.0)
+    assert string.stats["refused"] == {"sampled_with_chat_template": 3}
+    assert [row["prompt"] for row in read_rows(tmp_path / "text")] == ["Once upon a time"]
+
+
+@pytest.mark.parametrize(
+    ("sampled", "requested", "message"),
+    [
+        (
+            "chat",
+            "string",
+            "The string format cannot reproduce how the responses of campaign 'Only' were sampled (2 pair(s) through "
+            "the model's chat template): a string row trains on prompt + response without the chat template, text "
+            "it never produced. Use format conversational (or auto).",
+        ),
+        (
+            "text",
+            "conversational",
+            "The conversational format cannot reproduce how the responses of campaign 'Only' were sampled (2 pair(s) "
+            "as raw text completions (no chat template)): a conversational row is rendered through a chat template "
+            "the model never saw. Use format string (or auto).",
+        ),
+        (
+            "text",
+            "openai",
+            "The openai format cannot reproduce how the responses of campaign 'Only' were sampled (2 pair(s) as raw "
+            "text completions (no chat template)): OpenAI trains on conversations rendered in its own chat format. "
+            "Use format string (or auto).",
+        ),
+    ],
+)
+def test_a_format_that_reproduces_none_of_the_pairs_is_refused_before_writing(tmp_path, sampled, requested, message):
+    campaign = make_campaign("Only", pairs=2, sampled=sampled)
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    export = dataset_export_create(campaign=campaign, options={"format": requested}, out_dir=tmp_path)
+    with pytest.raises(InputError) as caught:
+        dataset_export_run(export=export)
+    assert caught.value.message == message
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_string_format_of_imported_prompts_ends_them_with_a_blank_line(tmp_path):
+    campaign = make_campaign("Imported", pairs=2)
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    export = run_export(campaign, tmp_path, format="string", val_fraction=0.0)
+    assert sorted(row["prompt"] for row in read_rows(tmp_path)) == ["Question 0?\n\n", "Question 1?\n\n"]
+    assert (
+        "2 imported pair(s) have no recorded prompt text: their prompt is the user message followed by "
+        in (export.stats["format_reason"])
+    )
+
+
+def cut_off(comparison: Comparison, side: str) -> None:
+    Candidate.objects.filter(pk=getattr(comparison, f"candidate_{side}_id")).update(finish_reason="length")
+
+
+def test_pairs_with_a_response_cut_off_at_its_token_limit_are_left_out_and_counted_unless_kept(tmp_path):
+    campaign = make_campaign("Cut", pairs=4, sampled="text")
+    first, second, *_ = Comparison.objects.filter(prompt__campaign=campaign).order_by("pk")
+    cut_off(first, "a")  # the chosen one
+    cut_off(second, "b")  # the rejected one
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    export = run_export(campaign, tmp_path / "default", val_fraction=0.0)
+    assert set(by_comparison(read_rows(tmp_path / "default"))).isdisjoint({first.pk, second.pk})
+    assert (export.stats["exported"], export.stats["truncated"]) == (2, 2)
+    assert export.stats["refused"] == {"truncated": 2}
+    card = (tmp_path / "default" / "README.md").read_text()
+    assert (
+        "| refused: a response was cut off at its token limit (finish_reason length): it never ended, and training "
+        "would append an end of turn the model never wrote (keep them with keep_truncated) | 2 |" in card
+    )
+    assert "| pairs with a response cut off at its token limit (finish_reason length), left out | 2 |" in (card)
+    kept = run_export(campaign, tmp_path / "kept", val_fraction=0.0, keep_truncated=True)
+    assert (kept.stats["exported"], kept.stats["truncated"], kept.stats["refused"]) == (4, 2, {})
+    assert "| pairs with a response cut off at its token limit (finish_reason length), kept (keep_truncated) | 2 |" in (
+        (tmp_path / "kept" / "README.md").read_text()
+    )
+
+
+def test_nothing_left_but_cut_off_pairs_says_so_and_how_to_keep_them(tmp_path):
+    campaign = make_campaign("AllCut", pairs=2, sampled="text")
+    for comparison in Comparison.objects.filter(prompt__campaign=campaign):
+        cut_off(comparison, "b")
+    judge_all(campaign, make_user("ann"), lambda c: "a")
+    export = dataset_export_create(campaign=campaign, options={}, out_dir=tmp_path)
+    with pytest.raises(InputError) as caught:
+        dataset_export_run(export=export)
+    assert (
+        "of its 2 pair(s), 2 refused because a response was cut off at its token limit (finish_reason length): it "
+        "never ended, and training would append an end of turn the model never wrote (keep them with "
+        "keep_truncated). No file was written" in caught.value.message
+    )
 
 
 def test_string_format_refuses_a_campaign_with_conversations_before_writing(tmp_path):

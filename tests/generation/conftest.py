@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llm.base import PROMPT_TOO_LONG, GenerationRequest, GenerationResult
+from llm.base import PROMPT_CHAT, PROMPT_TEXT, PROMPT_TOO_LONG, GenerationRequest, GenerationResult, request_text
 
 STORY_PROMPTS = [
     "Once upon a time, there was a cat",
@@ -19,6 +19,8 @@ STORY_PROMPTS = [
 class FakeBackend:
     """A stand-in engine: the text is a function of the request (by default, of its seed), and it counts calls.
 
+    Like a real engine, it says how the model saw each prompt: through its chat template (`chat_template`), or
+    as the plain completion text. `finish_for` gives each result's finish reason ("stop" by default).
     `fail_on_call=k` raises `failure` on the k-th generate call (1-based), to simulate a crash or Ctrl-C.
     """
 
@@ -30,6 +32,8 @@ class FakeBackend:
         model_name: str = "fake-model",
         text_for: Callable[[GenerationRequest], str] | None = None,
         max_prompt_chars: int = 10_000,
+        chat_template: bool = False,
+        finish_for: Callable[[GenerationRequest], str] | None = None,
         fail_on_call: int | None = None,
         failure: BaseException | None = None,
     ) -> None:
@@ -37,6 +41,8 @@ class FakeBackend:
         self.model_revision = "rev-1"
         self.text_for = text_for or (lambda r: f"A story with seed {r.seed}.")
         self.max_prompt_chars = max_prompt_chars
+        self.chat_template = chat_template
+        self.finish_for = finish_for or (lambda r: "stop")
         self.fail_on_call = fail_on_call
         self.failure = failure or RuntimeError("engine crashed")
         self.calls: list[list[GenerationRequest]] = []
@@ -52,7 +58,12 @@ class FakeBackend:
                 results.append(GenerationResult("", prompt_chars, 0, PROMPT_TOO_LONG))
                 continue
             text = self.text_for(request)
-            results.append(GenerationResult(text, prompt_chars, len(text.split()), "stop"))
+            seen = (
+                {"prompt_format": PROMPT_CHAT}
+                if self.chat_template
+                else {"prompt_format": PROMPT_TEXT, "prompt_text": request_text(request)}
+            )
+            results.append(GenerationResult(text, prompt_chars, len(text.split()), self.finish_for(request), **seen))
         return results
 
     def close(self) -> None:

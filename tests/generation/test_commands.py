@@ -150,6 +150,21 @@ def test_a_progress_bar_is_shown_only_on_a_terminal(tty, prompts_file, monkeypat
 
 
 @pytest.mark.django_db
+def test_the_summary_says_how_many_candidates_stopped_at_the_token_limit(prompts_file, monkeypatch):
+    cut = FakeBackend(finish_for=lambda r: "length" if r.seed % 2 else "stop")
+    monkeypatch.setattr(services, "backend_load", lambda **kwargs: cut)
+    campaign_create(name="Stories")
+    out = generate("--campaign", "Stories", "--model", MODEL, "--prompts", str(prompts_file))
+    truncated = Candidate.objects.filter(finish_reason="length").count()
+    assert truncated > 0
+    assert (
+        f"{truncated} of the 12 candidate(s) stopped at the token limit (finish_reason length): annotators see them "
+        "marked as cut off, and exports leave out their pairs unless keep_truncated is set. Raise --max-tokens to "
+        "let the answers end." in out
+    )
+
+
+@pytest.mark.django_db
 def test_engine_options_are_passed_to_the_backend_and_kept_in_the_runs_config(prompts_file, monkeypatch):
     loaded = []
     monkeypatch.setattr(services, "backend_load", lambda **kwargs: loaded.append(kwargs) or FakeBackend())

@@ -54,6 +54,30 @@ def test_each_prompt_gets_n_candidates_with_provenance_and_one_comparison(storie
     assert run.started_at <= run.finished_at
 
 
+def test_each_candidate_records_how_the_model_saw_its_prompt(stories, tmp_path):
+    prompts = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"prompt": "Once upon a time"}, {"prompt": [{"role": "user", "content": "Hi"}], "system": "Be kind."}],
+    )
+    generation_run_execute(run=make_run(stories, prompts), backends={"a": FakeBackend()})
+    recorded = {(c.prompt.system, c.prompt_format, c.prompt_text) for c in Candidate.objects.select_related("prompt")}
+    # No chat template: the exact text the engine continued (a system message and turns joined by blank lines).
+    assert recorded == {("", "text", "Once upon a time"), ("Be kind.", "text", "Be kind.\n\nHi")}
+
+    chats = campaign_create(name="Chats")
+    generation_run_execute(run=make_run(chats, prompts), backends={"a": FakeBackend(chat_template=True)})
+    assert set(Candidate.objects.filter(prompt__campaign=chats).values_list("prompt_format", "prompt_text")) == {
+        ("chat", "")
+    }
+
+
+def test_candidates_cut_off_at_max_tokens_are_stored_as_such_and_counted(stories, prompts_file):
+    backend = FakeBackend(finish_for=lambda r: "length" if r.messages[0]["content"] == STORY_PROMPTS[0] else "stop")
+    summary = generation_run_execute(run=make_run(stories, prompts_file), backends={"a": backend})
+    assert (summary.candidates, summary.truncated) == (12, 2)
+    assert Candidate.objects.filter(finish_reason="length").count() == 2
+
+
 def test_all_slots_of_a_batch_go_to_the_engine_in_one_call(stories, prompts_file):
     backend = FakeBackend()
     generation_run_execute(run=make_run(stories, prompts_file, batch_size=4), backends={"a": backend})

@@ -1,6 +1,6 @@
 """What every real engine must do on the tiny model (../shared/models/stories260K), checked the same way for each."""
 
-from llm.base import PROMPT_TOO_LONG, GenerationRequest, Sampling
+from llm.base import PROMPT_TEXT, PROMPT_TOO_LONG, GenerationRequest, Sampling
 
 CAT = [{"role": "user", "content": "Once upon a time, there was a cat"}]
 LONG = [{"role": "user", "content": "Once upon a time there was a cat. " * 80}]  # 802 tokens > 512
@@ -25,6 +25,8 @@ def check_samples_differ_and_seeds_reproduce(backend) -> None:
     assert 0 < first.completion_tokens <= 48
     assert first.finish_reason in ("stop", "length")
     assert first.top_logprobs is None
+    # The tiny model has no chat template: it continued the story opening itself, nothing added.
+    assert (first.prompt_format, first.prompt_text) == (PROMPT_TEXT, CAT[0]["content"])
 
 
 def check_logprobs_of_the_generated_tokens(backend) -> None:

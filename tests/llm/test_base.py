@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from core.errors import InputError
-from llm.base import GenerationRequest, Sampling, backend_load, completion_text
+from llm.base import PROMPT_CHAT, PROMPT_TEXT, GenerationRequest, Sampling, Tokenized, backend_load, completion_text
 from tests.factories import TINY_MODEL
 from tests.llm.helpers import CAT
 
@@ -16,6 +16,31 @@ def test_a_conversation_without_chat_template_becomes_its_texts_joined_by_blank_
     assert completion_text(CAT) == "Once upon a time, there was a cat"
     turns = [{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}, {"role": "user", "content": "C"}]
     assert completion_text(turns, "S") == "S\n\nA\n\nB\n\nC"
+
+
+class TemplateTokenizer:
+    chat_template = "{{ messages }}"
+
+
+class PlainTokenizer:
+    chat_template = None
+
+
+def test_results_say_how_the_model_saw_the_prompt_chat_template_or_the_exact_text_it_continued():
+    turns = [{"role": "user", "content": "A"}, {"role": "assistant", "content": "B"}, {"role": "user", "content": "C"}]
+    conversation = GenerationRequest(messages=turns, system="S")
+    raw = GenerationRequest(prompt="Once upon a time")
+    assert Tokenized(TemplateTokenizer()).prompt_seen(conversation) == {"prompt_format": PROMPT_CHAT}
+    assert Tokenized(PlainTokenizer()).prompt_seen(conversation) == {
+        "prompt_format": PROMPT_TEXT,
+        "prompt_text": "S\n\nA\n\nB\n\nC",
+    }
+    # A raw prompt never goes through the template, and is recorded as given.
+    for tokenizer in (TemplateTokenizer(), PlainTokenizer()):
+        assert Tokenized(tokenizer).prompt_seen(raw) == {
+            "prompt_format": PROMPT_TEXT,
+            "prompt_text": "Once upon a time",
+        }
 
 
 def test_a_request_takes_a_conversation_or_a_raw_prompt():

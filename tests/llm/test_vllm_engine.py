@@ -1,13 +1,10 @@
 """vLLM's offline engine on CPU, on the tiny model; and a model with a chat template, in vLLM and transformers."""
 
-import json
-from pathlib import Path
-
 import pytest
 
-from llm.base import EngineOptions, GenerationRequest
+from llm.base import PROMPT_CHAT, EngineOptions, GenerationRequest
 from llm.transformers_engine import TransformersBackend
-from llm.vllm_engine import VllmBackend, vllm_engine_kwargs
+from llm.vllm_engine import vllm_engine_kwargs
 from tests.factories import TINY_MODEL
 from tests.llm.helpers import (
     CAT,
@@ -60,31 +57,6 @@ class TestVllm:
         assert not vllm_backend.tokenized.has_chat_template
 
 
-@pytest.fixture(scope="session")
-def chat_model(tmp_path_factory) -> Path:
-    """The tiny model with a chat template added (links to its files; nothing copied into the project)."""
-    folder = tmp_path_factory.mktemp("chat-model")
-    for file in TINY_MODEL.iterdir():
-        if file.name != "tokenizer_config.json":
-            (folder / file.name).symlink_to(file)
-    config = json.loads((TINY_MODEL / "tokenizer_config.json").read_text())
-    config["chat_template"] = (
-        "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}[assistant]{% endif %}"
-    )
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
-@pytest.fixture(scope="session")
-def vllm_chat_backend(chat_model, vllm_backend):
-    """A second engine beside the session's one. Closed with it at the end of the session: closing one
-    vLLM engine while another one in the process is still used breaks the other (see VllmBackend.close)."""
-    backend = VllmBackend(model=str(chat_model))
-    yield backend
-    backend.close()
-
-
 @pytest.mark.slow
 def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, vllm_chat_backend):
     request = GenerationRequest(messages=CAT, system="Tell stories.", sampling=GREEDY, seed=3)
@@ -92,13 +64,18 @@ def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, vllm_cha
     rendered = transformers.tokenizer.apply_chat_template(
         [{"role": "system", "content": "Tell stories."}, *CAT], tokenize=False, add_generation_prompt=True
     )
-    assert rendered == "<s>[system] Tell stories.\n[user] Once upon a time, there was a cat\n[assistant]"
+    assert rendered == (
+        "<|im_start|>system\nTell stories.<|im_end|>\n<|im_start|>user\nOnce upon a time, there was a cat<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     expected_tokens = len(transformers.tokenizer.encode(rendered, add_special_tokens=False))
     [ours] = transformers.generate([request])
     assert ours.prompt_tokens == expected_tokens
     [theirs] = vllm_chat_backend.generate([request])  # through LLM.chat
     assert theirs.prompt_tokens == expected_tokens  # so the too-long check counts what the engine sees
     assert theirs.text == ours.text
+    assert (ours.prompt_format, theirs.prompt_format) == (PROMPT_CHAT, PROMPT_CHAT)
+    assert ours.prompt_text == theirs.prompt_text == ""
 
 
 @pytest.mark.slow

@@ -126,7 +126,10 @@ def test_command_line_values_override_the_config_file(tmp_path):
 def test_config_file_with_an_unknown_option_names_it(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 3\n")
-    with pytest.raises(InputError, match=r"unknown option\(s\) epochs\. Known options: batch_size"):
+    with pytest.raises(
+        InputError,
+        match=r"unknown option\(s\) epochs\. Known options: allow_string_rows_with_chat_template, batch_size",
+    ):
         DPORunConfig.from_file(path, ignore=RUN_RECORD_KEYS)
 
 

@@ -7,7 +7,7 @@ from core.models import JobStatus
 from exports.models import DatasetExport
 from tests.factories import TINY_MODEL, make_campaign
 from tests.training.helpers import CHAT, ROW, write
-from training.data import length_report, preference_data_load, preference_file_check
+from training.data import data_format_check, length_report, preference_data_load, preference_file_check
 
 
 def refusal(path) -> str:
@@ -148,3 +148,39 @@ def test_length_report_counts_rows_trl_would_drop_or_truncate():
     assert "2 row(s) dropped, their prompt alone fills max_length=30 tokens (2 rows: 2, 4)" in " ".join(
         report.describe("train.parquet", 30)
     )
+
+
+def check_against(tokenizer_dir, path, **options) -> None:
+    from transformers import AutoTokenizer
+
+    data = preference_data_load(str(path))
+    data_format_check(data, AutoTokenizer.from_pretrained(tokenizer_dir), model=str(tokenizer_dir), **options)
+
+
+def test_string_rows_for_a_model_with_a_chat_template_are_refused_saying_how_to_fix_it(tmp_path, chat_model):
+    path = write(tmp_path / "export" / "train.parquet", [ROW] * 2)
+    with pytest.raises(InputError) as error:
+        check_against(chat_model, tmp_path / "export")
+    assert error.value.message == (
+        f"{path} holds plain-string rows (prompt, chosen and rejected as text) but {chat_model}'s tokenizer has a "
+        "chat template: DPO would train the model on prompt + response + EOS with no chat template around them, "
+        "text it never produces when it chats. Export the campaign in the conversational format "
+        "(export_preferences --format conversational; --format auto does so when the responses were sampled "
+        "through the chat template), or, if these strings are what this model should learn (raw completions it "
+        "sampled without its template), pass --allow-string-rows-with-chat-template "
+        "(allow_string_rows_with_chat_template: true in a config file)."
+    )
+    check_against(chat_model, tmp_path / "export", allow_string_rows=True)  # asked for explicitly: fine
+    check_against(TINY_MODEL, tmp_path / "export")  # no chat template: strings are what it reads
+
+
+def test_conversational_rows_for_a_model_without_a_chat_template_are_refused(tmp_path, chat_model):
+    path = write(tmp_path / "export" / "train.parquet", [CHAT] * 2)
+    with pytest.raises(InputError) as error:
+        check_against(TINY_MODEL, tmp_path / "export", allow_string_rows=True)
+    assert error.value.message == (
+        f"{path} is conversational (lists of messages) but {TINY_MODEL}'s tokenizer has no chat template to render "
+        "them: use a chat model, or export the campaign in the string format (export_preferences --format string; "
+        "--format auto does so when the responses were sampled as raw text completions)."
+    )
+    check_against(chat_model, tmp_path / "export")

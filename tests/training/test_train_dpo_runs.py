@@ -16,7 +16,7 @@ from django.db import connection
 
 from core.models import JobStatus
 from tests.factories import TINY_MODEL
-from tests.training.helpers import CHAT, write
+from tests.training.helpers import CHAT, ROW, write
 from training.models import TrainingRun
 
 pytestmark = [pytest.mark.slow]
@@ -28,10 +28,9 @@ def train(export, out, **options):
     return call_command(
         "train_dpo",
         data=str(export),
-        model=str(TINY_MODEL),
         output=str(out),
         stdout=StringIO(),
-        **{**QUICK, **options},
+        **{"model": str(TINY_MODEL), **QUICK, **options},
     )
 
 
@@ -169,6 +168,22 @@ def test_conversational_data_for_a_model_without_chat_template_is_refused_before
     with pytest.raises(CommandError, match=r"is conversational .* has no chat template"):
         train(tmp_path / "export", tmp_path / "o")
     assert TrainingRun.objects.get().status == JobStatus.FAILED
+
+
+@pytest.mark.django_db
+def test_string_rows_for_a_model_with_a_chat_template_train_only_when_asked_explicitly(tmp_path, chat_model):
+    write(tmp_path / "export" / "train.parquet", [ROW] * 4)
+    with pytest.raises(CommandError, match=r"holds plain-string rows .* but .*'s tokenizer has a chat template"):
+        train(tmp_path / "export", tmp_path / "refused", model=str(chat_model), max_steps=1)
+    assert TrainingRun.objects.get().status == JobStatus.FAILED
+    train(
+        tmp_path / "export",
+        tmp_path / "asked",
+        model=str(chat_model),
+        max_steps=1,
+        allow_string_rows_with_chat_template=True,
+    )
+    assert TrainingRun.objects.get(output_dir=str(tmp_path / "asked")).status == JobStatus.SUCCEEDED
 
 
 @pytest.mark.django_db(transaction=True)

@@ -57,11 +57,18 @@ class Command(BaseCommand):
                 f"row(s), train {rows['train']}, validation {rows['validation']}, in {export.out_dir}"
             )
         )
+        self.stdout.write(f"  {stats['format_reason']}")
         for reason, n in stats["dropped"].items():
             if n:
                 self.stdout.write(f"  dropped {n} pair(s) that {DROP_HELP[Drop(reason)]}")
         for reason, n in stats["refused"].items():
             self.stdout.write(self.style.WARNING(f"  refused {n} row(s): {REFUSAL_HELP[Refusal(reason)]}"))
+        if stats["truncated"] and export.options["keep_truncated"]:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"  kept {stats['truncated']} row(s) with a response cut off at its token limit (keep_truncated)"
+                )
+            )
         if export.options.get("max_length") is not None:
             self.stdout.write(
                 f"  {stats['overlong']} row(s) longer than {export.options['max_length']} tokens, "

@@ -52,6 +52,14 @@ class Command(BaseCommand):
             f"Tokens: {s.tokens_generated} generated ({s.resamples} resampled candidate(s)) in "
             f"{s.generation_seconds:.1f} s: {s.tokens_per_second:.0f} tokens/s; {s.elapsed_seconds:.1f} s in all."
         )
+        if s.truncated:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{s.truncated} of the {s.candidates} candidate(s) stopped at the token limit (finish_reason "
+                    "length): annotators see them marked as cut off, and exports leave out their pairs unless "
+                    "keep_truncated is set. Raise --max-tokens to let the answers end."
+                )
+            )
         if s.skips:
             self.stdout.write(self.style.WARNING("Skipped prompts:"))
             for line in s.skips:
