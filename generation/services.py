@@ -34,6 +34,7 @@ from llm.base import (
     REQUEST_FAILED,
     Backend,
     BackendError,
+    EngineOptions,
     GenerationRequest,
     GenerationResult,
     backend_load,
@@ -327,24 +328,32 @@ def _batch_store(
         run.save(update_fields=["stats"])
 
 
-def _backend_load(config: RunConfig, side: str) -> Backend:
+Engines = Callable[[str, EngineOptions], Backend]  # (model, options) -> a started engine
+
+
+def engines_default(model: str, options: EngineOptions) -> Backend:
+    return backend_load(backend=options.backend, model=model, options=options)
+
+
+def _backend_load(config: RunConfig, side: str, engines: Engines) -> Backend:
     if side == "a":
-        return backend_load(backend=config.backend, model=config.model, options=config.engine_options())
-    return backend_load(backend=config.backend, model=config.model_b, options=config.engine_options_b())
+        return engines(config.model, config.engine_options())
+    return engines(config.model_b, config.engine_options_b())
 
 
 def generation_run_execute(
     *,
     run: GenerationRun,
     backends: dict[str, Backend] | None = None,
+    engines: Engines = engines_default,
     progress: Progress | None = None,
 ) -> RunSummary:
     """Generate for every prompt of the run that is not done yet, batch by batch, and return the counts.
 
     `backends` ({"a": ..., "b": ...}) reuses engines already started (tests, benchmarks); by default the
-    run starts its own from its configuration and stops them at the end: with two models (tuned vs base),
-    one after the other, so that they never share a GPU's memory. On any error, Ctrl-C included, the run is
-    marked failed with the message; the batches committed so far stay.
+    run starts its own with `engines` (model, options) from its configuration and stops them at the end:
+    with two models (tuned vs base), one after the other, so that they never share a GPU's memory. On any
+    error, Ctrl-C included, the run is marked failed with the message; the batches committed so far stay.
     """
     config = RunConfig.from_dict(run.config)
     summary = RunSummary()
@@ -374,7 +383,7 @@ def generation_run_execute(
                 works = _works_new(rows, config=config, slots=slots)
                 backends = {}
                 for side in ("a", "b"):
-                    backends[side] = _backend_load(config, side)
+                    backends[side] = _backend_load(config, side, engines)
                     try:
                         side_slots = [slot for slot in slots if slot.side == side]
                         _works_sample(works, config=config, slots=side_slots, backends=backends, summary=summary)
@@ -387,7 +396,7 @@ def generation_run_execute(
                         progress(start + len(batch), total)
             else:
                 if rows and backends is None:
-                    backends = owned = {"a": _backend_load(config, "a")}
+                    backends = owned = {"a": _backend_load(config, "a", engines)}
                 for start in range(0, total, config.batch_size):
                     works = _works_new(rows[start : start + config.batch_size], config=config, slots=slots)
                     _works_sample(works, config=config, slots=slots, backends=backends, summary=summary)

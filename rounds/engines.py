@@ -7,15 +7,12 @@ beside a shared one and close them all together at the end: closing one vLLM eng
 in the process (see VllmBackend.close). The default is safe: each step closes the engines it started together.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from llm.base import Backend, EngineOptions, GenerationRequest, GenerationResult, backend_load
+from generation.services import Engines, engines_default
+from llm.base import Backend, GenerationRequest, GenerationResult
 
-Engines = Callable[[str, EngineOptions], Backend]
-
-
-def engines_default(model: str, options: EngineOptions) -> Backend:
-    return backend_load(backend=options.backend, model=model, options=options)
+__all__ = ["Engines", "KeptOpen", "engines_default"]
 
 
 class KeptOpen:

@@ -16,6 +16,7 @@ from core.options import Options, option
 from exports.options import ExportOptions
 from generation.prompts import prompts_read_path
 from generation.run_config import RunConfig
+from llm.base import EngineOptions
 from llm.provenance import model_check
 from training.config import DPORunConfig
 
@@ -43,6 +44,8 @@ class SeriesOptions(Options):
         label="Evaluation prompts file",
     )
     backend: str = option("vllm", "The engine that samples and judges: vllm or transformers.", choices=ENGINES)
+    kv_cache_mib: int | None = option(None, "vLLM KV-cache size in MiB (CPU default 64; more lets it batch more).")
+    threads: int | None = option(None, "CPU threads for the engines and for training (default: torch's choice).")
 
     # Sampling the pairs
     n: int = option(2, "Candidates per prompt.", label="Candidates per prompt")
@@ -63,6 +66,9 @@ class SeriesOptions(Options):
 
     # Export and training
     val_fraction: float = option(0.1, "Expected share of prompts held out for validation during training, in [0, 1).")
+    keep_truncated: bool = option(
+        False, "Also train on pairs with a response cut off at max_tokens (left out by default: they never ended)."
+    )
     n_epochs: int = option(2, "Passes over a round's preferences.")
     beta: float = option(0.1, "How far the model may drift from its policy: higher keeps it closer. In (0, 2].")
     batch_size: int = option(8, "Preference pairs per step.")
@@ -87,10 +93,14 @@ class SeriesOptions(Options):
     def uses_judge(self) -> bool:
         return bool({AI, BOTH} & {self.labelled_by, self.eval_labelled_by})
 
+    def engine_options(self) -> EngineOptions:
+        """How the round's engines start (sampling, evaluation and the judge)."""
+        return EngineOptions(backend=self.backend, kv_cache_mib=self.kv_cache_mib, threads=self.threads)
+
     def generation_config(self, *, model: str) -> RunConfig:
         """The generation run of a round whose policy is `model`."""
         return RunConfig(
-            backend=self.backend,
+            **self.engine_options().as_dict(),
             model=model,
             prompts_file=self.prompts_file,
             n=self.n,
@@ -102,7 +112,7 @@ class SeriesOptions(Options):
     def eval_generation_config(self, *, tuned: str, policy: str) -> RunConfig:
         """The blind evaluation: one answer of the tuned model and one of its policy per held-out prompt."""
         return RunConfig(
-            backend=self.backend,
+            **self.engine_options().as_dict(),
             model=tuned,
             model_b=policy,
             prompts_file=self.eval_prompts_file,
@@ -113,7 +123,12 @@ class SeriesOptions(Options):
         )
 
     def export_options(self) -> dict[str, Any]:
-        return {"judges": EXPORT_JUDGES[self.labelled_by], "val_fraction": self.val_fraction, "seed": self.seed}
+        return {
+            "judges": EXPORT_JUDGES[self.labelled_by],
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "keep_truncated": self.keep_truncated,
+        }
 
     def training_config(self, *, data: str, model: str, output: str) -> DPORunConfig:
         return DPORunConfig(
@@ -127,6 +142,7 @@ class SeriesOptions(Options):
             max_length=self.max_length,
             max_steps=self.max_steps,
             seed=self.seed,
+            num_threads=self.threads,
         )
 
     def problems(self) -> list[str]:

@@ -35,11 +35,8 @@ from core.errors import ConflictError, InputError
 from core.jobs import job_enqueue, job_running, job_succeed
 from core.models import JobStatus
 from exports.services import dataset_export_create, dataset_export_run
-from generation.prompts import prompts_read_path
 from generation.run_config import RunConfig
-from generation.selectors import prompt_hashes_done
 from generation.services import generation_run_create, generation_run_execute
-from llm.base import Backend, EngineOptions
 from llm.provenance import model_revision_of
 from quality.judging import judge_template_load
 from quality.services import judge_pairs_run, judge_user_get_or_create
@@ -231,33 +228,17 @@ def _prompts_check(path: str, recorded: str, *, what: str, round: Round) -> None
         )
 
 
-def _backends_close(backends: dict[str, Backend]) -> None:
-    for backend in backends.values():
-        backend.close()
-
-
 def _generation(
-    *,
-    round: Round,
-    field: str,
-    campaign: Campaign,
-    config: RunConfig,
-    job: RoundStep,
-    load: Callable[[], dict[str, Backend]],
+    *, round: Round, field: str, campaign: Campaign, config: RunConfig, job: RoundStep, engines: Engines
 ) -> dict[str, Any]:
-    """Generate into the campaign (a retry skips the prompts that have pairs); link the run as `field`."""
+    """Generate into the campaign (a retry skips the prompts that have pairs); link the run as `field`. The
+    run starts the engines it needs through `engines`, one at a time, and stops them."""
     run = getattr(round, field)
     if run is None or run.status != JobStatus.SUCCEEDED:
         run = generation_run_create(campaign_name=campaign.name, config=config, created_by=job.created_by)
         setattr(round, field, run)
         round.save(update_fields=[field])
-        done = prompt_hashes_done(campaign=campaign)
-        pending = any(row.content_hash not in done for row in prompts_read_path(config.prompts_file).rows)
-        backends = load() if pending else {}
-        try:
-            generation_run_execute(run=run, backends=backends)
-        finally:
-            _backends_close(backends)
+        generation_run_execute(run=run, engines=engines)
     pairs = Comparison.objects.filter(prompt__campaign=campaign).count()
     if not pairs:
         skips = "; ".join(run.stats.get("skips", [])[:3]) or "no prompt was done"
@@ -279,7 +260,7 @@ def _generate(*, round: Round, job: RoundStep, engines: Engines) -> dict[str, An
         campaign=round.campaign,
         config=config,
         job=job,
-        load=lambda: {"a": engines(config.model, config.engine_options())},
+        engines=engines,
     )
 
 
@@ -292,7 +273,7 @@ def _judge(*, round: Round, campaign: Campaign, labeller: str, engines: Engines)
         judge = judge_user_get_or_create(model=options.judge_model)
         result["judge"] = judge.get_username()
         if Comparison.objects.filter(prompt__campaign=campaign).exclude(judgments__annotator=judge).exists():
-            backend = engines(options.judge_model, EngineOptions(backend=options.backend))
+            backend = engines(options.judge_model, options.engine_options())
             try:
                 summary = judge_pairs_run(campaign=campaign, backend=backend, template=template, judge=judge)
             finally:
@@ -362,16 +343,8 @@ def _eval_generate(*, round: Round, job: RoundStep, engines: Engines) -> dict[st
     _prompts_check(options.eval_prompts_file, round.eval_prompts_sha256, what="evaluation prompts", round=round)
     config = options.eval_generation_config(tuned=round.tuned_model, policy=round.policy_model)
 
-    def load() -> dict[str, Backend]:
-        tuned = engines(config.model, config.engine_options())
-        try:
-            return {"a": tuned, "b": engines(config.model_b, config.engine_options_b())}
-        except BaseException:
-            tuned.close()
-            raise
-
     return _generation(
-        round=round, field="eval_generation_run", campaign=round.eval_campaign, config=config, job=job, load=load
+        round=round, field="eval_generation_run", campaign=round.eval_campaign, config=config, job=job, engines=engines
     )
 
 

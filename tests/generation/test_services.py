@@ -6,7 +6,6 @@ from annotator.models import Campaign, Candidate, Comparison, Prompt
 from annotator.services import campaign_create, prompt_get_or_create
 from core.errors import InputError
 from core.models import JobStatus
-from generation import services
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
@@ -283,7 +282,7 @@ def test_a_failed_request_keeps_the_prompts_that_got_answers_and_a_rerun_fills_t
     assert (summary.generated, summary.already_done) == (1, len(STORY_PROMPTS) - 1)
 
 
-def test_a_two_model_run_starts_one_engine_at_a_time(stories, prompts_file, monkeypatch):
+def test_a_two_model_run_starts_one_engine_at_a_time(stories, prompts_file):
     """Tuned vs base: model A answers every prompt and stops before model B starts (one GPU's memory)."""
     events = []
 
@@ -295,13 +294,13 @@ def test_a_two_model_run_starts_one_engine_at_a_time(stories, prompts_file, monk
         def close(self):
             events.append(f"close {self.model_name}")
 
-    def load(config, side):
+    def engines(model, options):
+        side = "b" if model.endswith("/") else "a"
         events.append(f"start {side}")
-        return Engine(model_name=config.model if side == "a" else config.model_b, text_for=lambda r: f"{r.seed} {side}")
+        return Engine(model_name=model, text_for=lambda r: f"{r.seed} {side}")
 
-    monkeypatch.setattr(services, "_backend_load", load)
     run = make_run(stories, prompts_file, model_b=str(TINY_MODEL) + "/", batch_size=2)
-    summary = generation_run_execute(run=run)
+    summary = generation_run_execute(run=run, engines=engines)
     assert summary.generated == len(STORY_PROMPTS) and summary.comparisons == len(STORY_PROMPTS)
     assert events.index("close " + str(TINY_MODEL)) < events.index("start b")
     assert events[0] == "start a" and events[-1] == "close " + str(TINY_MODEL) + "/"

@@ -14,6 +14,7 @@ import pytest
 from annotator.models import Candidate, Comparison, JudgeSource, Judgment
 from core.models import JobStatus
 from exports.selectors import dataset_export_file_check
+from quality.judging import judge_template_load
 from rounds.engines import KeptOpen, engines_default
 from rounds.models import RoundStep, Step
 from rounds.options import SeriesOptions
@@ -65,6 +66,7 @@ def test_a_round_runs_from_start_to_done_on_the_tiny_model(
             "learning_rate": 5e-4,
             "max_length": 128,
             "max_steps": 2,
+            "keep_truncated": True,  # the story model never ends a story: every response stops at max_tokens
         }
     )
     judge = ScriptedJudge()
@@ -115,8 +117,11 @@ def test_with_the_tiny_story_model_as_the_judge_the_export_step_fails_and_says_w
     vllm_backend, engine_env, tmp_path, settings
 ):
     """The real judge on a real engine: stories260K answers every judging prompt with a story, never 1 or 2, so
-    each pair is stored without a verdict, and the round stops at the export with the export's own reason."""
+    each pair is stored without a verdict, and the round stops at the export with the export's own reason. (With
+    the built-in template vLLM holds the judge to 1, 2 or 0; a custom template leaves it free, as here.)"""
     settings.DATA_DIR = tmp_path / "data"
+    template = tmp_path / "judge.txt"
+    template.write_text(judge_template_load().text.replace("Answer:", "Your answer:"))
     options = SeriesOptions.from_mapping(
         {
             "base_model": str(TINY_MODEL),
@@ -124,8 +129,10 @@ def test_with_the_tiny_story_model_as_the_judge_the_export_step_fails_and_says_w
             "eval_prompts_file": str(write_jsonl(tmp_path / "eval.jsonl", [{"prompt": p} for p in HELD_OUT[:2]])),
             "labelled_by": "ai",
             "judge_model": str(TINY_MODEL),
+            "judge_template": str(template),
             "temperatures": "0.7,1.1",
             "max_tokens": 24,
+            "keep_truncated": True,
         }
     )
     round = series_start(name="Tiny judge", options=options)
