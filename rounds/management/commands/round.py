@@ -2,9 +2,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.errors import StudioError
+from core.errors import Surface, command_errors
 from core.interrupts import sigterm_as_exit
-from core.options import OptionError, Surface, options_add_arguments, options_from_arguments
+from core.options import options_add_arguments, options_from_arguments
 from rounds.models import Round, Series
 from rounds.options import PEOPLE, SeriesOptions
 from rounds.selectors import (
@@ -51,13 +51,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            with sigterm_as_exit():
-                getattr(self, f"_{options['action']}")(options)
-        except OptionError as error:
-            raise CommandError(error.worded(Surface.COMMAND_LINE)) from None
-        except StudioError as error:
-            raise CommandError(error.message) from None
+        with command_errors(), sigterm_as_exit():
+            getattr(self, f"_{options['action']}")(options)
 
     # -----------------------------------------------------------------------------------------------------
 
