@@ -50,6 +50,10 @@ def vllm_engine_kwargs(*, model: str, options: EngineOptions, on_gpu: bool) -> d
         kwargs.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         kwargs["enforce_eager"] = True
         kwargs["distributed_executor_backend"] = "uni"
+        # A prompt split across two steps (chunked prefill) makes vLLM 0.32 rewind the request's seeded
+        # generator, which the CPU generator cannot do ("CPU Generator does not use offset"): it happens once
+        # enough seeded requests are in flight (240 SmolLM2 answers, measured). Prefill whole prompts instead.
+        kwargs["enable_chunked_prefill"] = False
     return kwargs
 
 

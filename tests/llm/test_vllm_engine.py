@@ -26,6 +26,7 @@ def test_cpu_engine_defaults_are_the_measured_ones_and_gpu_options_pass_through(
         "kv_cache_memory_bytes": 64 << 20,
         "enforce_eager": True,
         "distributed_executor_backend": "uni",
+        "enable_chunked_prefill": False,
     }
     options = EngineOptions(dtype="bfloat16", max_model_len=4096, tensor_parallel_size=2, gpu_memory_utilization=0.8)
     gpu = vllm_engine_kwargs(model="org/model", options=options, on_gpu=True)
