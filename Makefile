@@ -31,6 +31,7 @@ smollm2: $(STAMP)
 demo: $(STAMP) smollm2
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py load_demo_round
 	@echo "Preference Studio on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DJANGO_DEBUG=1 $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \

@@ -25,6 +25,7 @@ HUMAN_PREFERENCES = ROOT.parent / "shared" / "data" / "human-preferences.jsonl"
 SYSTEM = "Answer in one or two short sentences."
 
 # Measured on this machine (2 cores): sampling, DPO and the evaluation fit in about 10 minutes with these.
+TRAIN_PROMPTS, HELD_OUT = 48, 44
 SETTINGS = {
     "n": 4,
     "temperatures": "0.8",
@@ -34,8 +35,8 @@ SETTINGS = {
     "n_epochs": 2,
     "beta": 0.1,
     "batch_size": 4,
-    "learning_rate": 2e-5,
-    "max_length": 256,
+    "learning_rate": 3e-5,
+    "max_length": 224,
     "eval_temperature": 0.8,
     "kv_cache_mib": 512,
     "threads": 2,

@@ -17,10 +17,14 @@ from tests.factories import make_user
 from tests.rounds import chat_round
 
 
+def round_(seconds: float) -> float:
+    return round(seconds, 1)
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_one_round_on_a_chat_model_wins_the_blind_comparison_against_its_policy(smollm2_model, engine_env, tmp_path):
-    train, held_out = chat_round.prompts_write(tmp_path, train=60, held_out=48)
+    train, held_out = chat_round.prompts_write(tmp_path, train=chat_round.TRAIN_PROMPTS, held_out=chat_round.HELD_OUT)
     manage = chat_round.Manage(
         env=chat_round.subprocess_env(
             database_url=f"sqlite:///{connection.settings_dict['NAME']}", data_dir=tmp_path / "data", base=engine_env
@@ -45,7 +49,11 @@ def test_one_round_on_a_chat_model_wins_the_blind_comparison_against_its_policy(
     chat_round.label_all(client, round.eval_campaign_id)
     manage("round", "advance", "--series", "Chat", label="win rate")
 
-    shown = client.get(f"/api/rounds/{round.pk}/").json()
+    staff = Client()
+    staff.force_login(make_user("boss", staff=True))
+    shown = staff.get(f"/api/rounds/{round.pk}/").json()
+    print("round:", {k: shown[k] for k in ("step", "eval_pairs", "win_rate", "win_rate_low", "win_rate_high")})
+    print("seconds:", {k: round_(v) for k, v in manage.timings.items()}, "labelled:", labelled)
     assert shown["step"] == Step.DONE
-    assert shown["eval_pairs"] >= 40
-    assert shown["win_rate"] > 0.6 and shown["win_rate_low"] > 0.5, (shown, manage.timings)
+    assert shown["eval_pairs"] >= chat_round.HELD_OUT - 4  # a prompt whose two answers are the same makes no pair
+    assert shown["win_rate"] > 0.6 and shown["win_rate_low"] > 0.5, shown
