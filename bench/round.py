@@ -103,7 +103,7 @@ def print_table(done, timings, labelling, pairs, eval_votes, total, json_path) -
          f"{sum(pairs.values())} pairs: {pairs['left'] + pairs['right']} decisive, {pairs['tie']} ties; "
          f"{sum(pairs.values()) / labelling['label']:.0f} judgments/s"),
         ("export", seconds("export"), f"{export['exported']} rows ({export['format']}), "
-         f"{export.get('dropped', {}).get('truncated', 0)} pairs cut off left out"),
+         f"{export['truncated']} pairs with a cut-off answer left out"),
         ("train (TRL DPO, CPU)", seconds("train"),
          f"{done.training_run.global_step} steps, {training.get('train_samples_per_second', 0):.2f} pairs/s, "
          f"loss {training.get('train_loss', float('nan')):.3f}"),
