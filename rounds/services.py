@@ -120,7 +120,11 @@ def round_step_create(
 
     `anyway`: people have judged what they will; go on with that (people only) or let the judge fill in."""
     with transaction.atomic():
-        round = Round.objects.select_for_update().select_related("series", "campaign", "eval_campaign").get(pk=round.pk)
+        round = (
+            Round.objects.select_for_update(of=("self",))
+            .select_related("series", "campaign", "eval_campaign")
+            .get(pk=round.pk)
+        )
         if round.is_done:
             raise ConflictError(f"{round} is done: start round {round.number + 1}.")
         active = round_active_step(round=round)
