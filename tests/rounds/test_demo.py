@@ -19,7 +19,6 @@ def test_load_demo_round_creates_a_ready_series_on_smollm2_once(smollm2_model, s
     assert "is ready to run from Rounds" in out.getvalue()
     assert round.step == Step.GENERATE and round.policy_model == str(smollm2_model)
     settings = round.series.options
-    assert settings["labelled_by"] == settings["eval_labelled_by"] == "both"
-    assert settings["judge_model"] == str(smollm2_model)
+    assert settings["labelled_by"] == settings["eval_labelled_by"] == "people"
     page = staff_client.get(reverse("rounds:round_detail", args=[round.pk]))
     assert page.status_code == 200 and "Generate pairs" in page.content.decode()

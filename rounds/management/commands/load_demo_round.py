@@ -1,8 +1,8 @@
 """`manage.py load_demo_round`: a series on SmolLM2-135M-Instruct with every setting filled in, for `make demo`.
 
-Round 1 waits at its first step: staff open Rounds, press the button, and watch it go. People (the demo
-annotators) label what they like, the AI judge (SmolLM2 itself) fills in the rest when staff say people are
-done, and the round trains, evaluates blind and reports its win rate.
+Round 1 waits at its first step: staff open Rounds, press the button, and watch it go. The demo annotators
+label the round's pairs in the browser; the round then exports, trains, samples the tuned model against its
+policy blind, and, once they have labelled those too, reports its win rate.
 """
 
 from pathlib import Path
@@ -20,12 +20,13 @@ DEMO_SERIES = "SmolLM2 demo"
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_SETTINGS = {
     # As measured for the proof on these prompts' kind (tests/rounds/chat_round.py): at 160 new tokens most
-    # short answers end, and the pairs with a cut-off answer are left out of training.
-    "n": 3,
+    # short answers end, and the pairs with a cut-off answer are left out of training. People label: a 135M
+    # model is no judge (tried: it picks a side by position, so both orders disagree and every pair is a tie).
+    "n": 2,
     "temperatures": [0.8],
     "max_tokens": 160,
-    "labelled_by": "both",
-    "eval_labelled_by": "both",
+    "labelled_by": "people",
+    "eval_labelled_by": "people",
     "guidelines": "Prefer the answer that is correct, to the point, and written as one short paragraph.",
     "val_fraction": 0.0,
     "n_epochs": 1,
@@ -50,7 +51,6 @@ class Command(BaseCommand):
                 {
                     **DEMO_SETTINGS,
                     "base_model": model,
-                    "judge_model": model,
                     "prompts_file": str(DEMO_DIR / "prompts.jsonl"),
                     "eval_prompts_file": str(DEMO_DIR / "eval_prompts.jsonl"),
                 }
