@@ -91,7 +91,7 @@ def failure_message(error: BaseException, *, interrupted: str) -> str:
 def job_running(
     job: Job,
     *,
-    interrupted: str,
+    interrupted: str = "Interrupted (Ctrl-C or SIGTERM).",
     claim_from: Sequence[str] = (JobStatus.QUEUED,),
     describe: Callable[[BaseException], str] | None = None,
     fail_fields: Callable[[], dict[str, Any]] | None = None,

@@ -54,7 +54,7 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
     """
     from exports.pipeline import CHUNK_PAIRS, campaign_export  # pyarrow, and transformers for --tokenizer
 
-    with job_running(export, interrupted="", describe=_export_failure):
+    with job_running(export, describe=_export_failure):
         result = campaign_export(
             campaign=export.campaign,
             options=ExportOptions.from_mapping(export.options),
