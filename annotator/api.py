@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from annotator.importing import pairs_import_file
 from annotator.models import Comparison
 from annotator.selectors import (
+    annotator_waiting_for,
     campaign_is_open_to,
     campaign_open_or_404,
     campaign_progress_for,
@@ -49,11 +50,23 @@ class CampaignProgressApi(APIView):
 
 
 class CampaignNextApi(APIView):
-    @extend_schema(responses={200: NextComparisonSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
+    @extend_schema(
+        responses={
+            200: NextComparisonSerializer,
+            204: OpenApiResponse(
+                description="Nothing open for you now. With a Retry-After header (seconds), pairs that other "
+                "annotators hold may still come back to you: ask again then. Without it, you are done."
+            ),
+        }
+    )
     def get(self, request: Request, pk: int) -> Response:
-        assignment = assignment_next(campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user)
+        campaign = campaign_open_or_404(pk=pk, user=request.user)
+        assignment = assignment_next(campaign=campaign, annotator=request.user)
         if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
+            # Pairs that other annotators hold may still come back: Retry-After says when to ask again.
+            waiting = annotator_waiting_for(campaign=campaign, annotator=request.user)
+            headers = {"Retry-After": str(waiting.retry_after)} if waiting else None
+            return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
         shown = comparison_as_shown(assignment=assignment)
         prompt = shown.comparison.prompt
         payload = {

@@ -1,9 +1,10 @@
 """Reads: which campaigns and pairs an annotator may work on, and how far they are."""
 
+import math
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -71,6 +72,30 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
         .filter(taken__lt=campaign.overlap)
         .order_by("id")
     )
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Pairs the annotator may still get, though none is open to them now: other annotators hold every free
+    slot of them. One comes back if its holder skips it or lets the lease run out (`retry_after` seconds
+    from now at the latest)."""
+
+    pairs: int
+    retry_after: int
+
+
+def annotator_waiting_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Waiting | None:
+    """Asked when nothing is open to the annotator: None when nothing can come back to them either."""
+    short = Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap).exclude(
+        Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator))
+    )
+    now = timezone.now()
+    leases = Assignment.objects.filter(comparison__in=short, expires_at__gt=now).exclude(annotator=annotator)
+    held = leases.aggregate(pairs=Count("comparison", distinct=True), first_expiry=Min("expires_at"))
+    if not held["pairs"]:
+        return None
+    seconds = (held["first_expiry"] - now).total_seconds()
+    return Waiting(pairs=held["pairs"], retry_after=max(1, math.ceil(seconds)))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from django_htmx.middleware import HtmxDetails
 from annotator.forms import JudgmentForm
 from annotator.models import Campaign, Choice
 from annotator.selectors import (
+    annotator_waiting_for,
     campaign_open_or_404,
     campaign_progress_for,
     campaigns_for,
@@ -50,6 +51,8 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     if assignment is not None:
         shown = comparison_as_shown(assignment=assignment)
         context.update(comparison=shown.comparison, prompt=shown.comparison.prompt, left=shown.left, right=shown.right)
+    else:
+        context["waiting"] = annotator_waiting_for(campaign=campaign, annotator=request.user)
     template = "annotator/annotate.html"
     if request.htmx:
         template += "#pair"

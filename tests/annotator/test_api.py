@@ -2,6 +2,7 @@ import io
 import json
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -9,6 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotator.models import Campaign, Candidate, Judgment, Side, Verdict
+from annotator.services import assignment_next
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -140,6 +142,15 @@ def test_next_is_204_when_nothing_is_left(api):
     response = api.get(next_url(campaign))
     assert response.status_code == 204
     assert response.content == b""
+    assert "Retry-After" not in response, "nothing can come back: done"
+
+
+def test_next_is_204_with_retry_after_while_someone_else_holds_the_last_pair(api):
+    campaign = make_campaign("Held", pairs=1, overlap=1)
+    assignment_next(campaign=campaign, annotator=make_user("holder"))
+    response = api.get(next_url(campaign))
+    assert response.status_code == 204
+    assert 0 < int(response["Retry-After"]) <= settings.ANNOTATION_LEASE_SECONDS
 
 
 def test_judging_a_pair_not_handed_out_is_a_409_with_the_fix(api, campaign):

@@ -6,12 +6,14 @@ writers) and PostgreSQL in CI (row locks with SKIP LOCKED). Run it on PostgreSQL
 """
 
 import threading
+import time
 from collections import Counter
 
 import pytest
 from django.db import connection
 
 from annotator.models import Choice, Judgment, Verdict
+from annotator.selectors import annotator_waiting_for
 from annotator.services import assignment_next, judgment_submit
 from tests.factories import make_campaign, make_user
 
@@ -46,7 +48,15 @@ def test_parallel_annotators_fill_every_pair_exactly_to_overlap(db):
     lock = threading.Lock()
 
     def annotate(index, user):
-        while (assignment := assignment_next(campaign=campaign, annotator=user)) is not None:
+        while True:
+            assignment = assignment_next(campaign=campaign, annotator=user)
+            if assignment is None:
+                # Nothing open, but a pair someone else holds comes back if they skip it: ask again, as the
+                # page does while it says so, and stop only when nothing can come back.
+                if annotator_waiting_for(campaign=campaign, annotator=user) is None:
+                    return
+                time.sleep(0.01)
+                continue
             comparison = assignment.comparison
             with lock:
                 handed[(comparison.pk, user.pk)] += 1

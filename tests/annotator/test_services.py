@@ -1,10 +1,11 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotator.models import Assignment, Choice, Judgment, Side, Verdict
-from annotator.selectors import campaign_progress_for
+from annotator.selectors import annotator_waiting_for, campaign_progress_for
 from annotator.services import (
     AiVerdict,
     ai_judgments_record,
@@ -83,6 +84,27 @@ def test_an_unexpired_lease_holds_the_last_slot(db):
     holder, latecomer = make_user("holder"), make_user("latecomer")
     assert assignment_next(campaign=campaign, annotator=holder) is not None
     assert assignment_next(campaign=campaign, annotator=latecomer) is None
+
+
+def test_a_pair_held_by_someone_else_comes_back_when_they_skip_it(db):
+    campaign = make_campaign("Held", pairs=1, overlap=1)
+    holder, latecomer = make_user("holder"), make_user("latecomer")
+    lease = assignment_next(campaign=campaign, annotator=holder)
+    assert assignment_next(campaign=campaign, annotator=latecomer) is None
+    waiting = annotator_waiting_for(campaign=campaign, annotator=latecomer)
+    assert waiting.pairs == 1
+    assert 0 < waiting.retry_after <= settings.ANNOTATION_LEASE_SECONDS
+    assert annotator_waiting_for(campaign=campaign, annotator=holder) is None, "their own lease is not a wait"
+    judgment_submit(comparison=lease.comparison, annotator=holder, choice=Choice.SKIP)
+    assert assignment_next(campaign=campaign, annotator=latecomer).comparison_id == lease.comparison_id
+
+
+def test_nothing_to_wait_for_once_every_pair_has_its_votes(db):
+    campaign = make_campaign("Full", pairs=1, overlap=1)
+    first, second = make_user("first"), make_user("second")
+    judge_next(campaign, first)
+    assert assignment_next(campaign=campaign, annotator=second) is None
+    assert annotator_waiting_for(campaign=campaign, annotator=second) is None
 
 
 def test_an_expired_lease_frees_its_slot(db):

@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotator.models import Candidate, Judgment, Side, Verdict
+from annotator.services import assignment_next
 from tests.factories import add_pair, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -163,6 +164,14 @@ def test_undo_without_javascript_redirects(annotator_client, campaign):
     response = annotator_client.post(reverse("annotator:undo", args=[campaign.pk]))
     assert response.status_code == 302
     assert "Nothing to undo." in annotator_client.get(response.url).content.decode()
+
+
+def test_a_page_with_only_pairs_others_hold_says_so_and_checks_back(annotator_client):
+    campaign = make_campaign("Held", pairs=1, overlap=1)
+    assignment_next(campaign=campaign, annotator=make_user("holder"))
+    page = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk])).content.decode()
+    assert "Nothing open right now" in page and "1 pair still needs a judgment" in page
+    assert 'hx-trigger="every 30s"' in page and "All done here" not in page
 
 
 def test_finished_campaign_says_so(annotator_client):
