@@ -1,12 +1,23 @@
-"""Any OpenAI-compatible server (`vllm serve`, ...), with concurrent requests; openai is imported when used."""
+"""Any OpenAI-compatible server (`vllm serve`, ...), with concurrent requests; openai is imported when used.
+
+The server gets OPENAI_API_KEY with every request. Whoever runs a command holds the key already, so the
+command line may name any server (`any_server`); a run started from a page, the API or a background job only
+reaches the servers the operator lists in settings.OPENAI_BASE_URLS (PREFSTUDIO_OPENAI_BASE_URLS), checked
+when the run is created, when the engine starts and again before every request it sends (a redirect
+included).
+"""
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
 
 from core.conversations import conversation_with_system
 from core.errors import InputError
+from core.options import OptionError
 from llm.base import (
     PROMPT_CHAT,
     PROMPT_TEXT,
@@ -22,26 +33,98 @@ from llm.base import (
 from llm.provenance import model_is_local, model_revision_of
 
 
+def base_url_normalised(url: str) -> str | None:
+    """`scheme://host:port/path`, with the scheme and host in lower case, the port written out and no trailing
+    slash, so that two spellings of one server compare equal. None for anything but a plain http(s) URL: one
+    with credentials, a query, a fragment, spaces or backslashes (which parsers read differently) is refused."""
+    if not url or "?" in url or "#" in url or any(c.isspace() or c == "\\" or not c.isprintable() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
+        return None
+    host = parts.hostname.rstrip(".")  # lower case already; "example.com." is the same host
+    host = f"[{host}]" if ":" in host else host
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def base_url_allowed(url: str) -> str | None:
+    """The server `url` names, normalised, if the operator allows it (settings.OPENAI_BASE_URLS); else None.
+    Servers are compared whole: no prefix of an allowed one, and no longer name starting with it, is allowed."""
+    normalised = base_url_normalised(url)
+    allowed = {base_url_normalised(entry) for entry in settings.OPENAI_BASE_URLS} - {None}
+    return normalised if normalised in allowed else None
+
+
+def base_url_problems(url: str) -> list[str]:
+    """[] if a caller without the key may send requests to `url`; else why not, naming `base_url` and the
+    setting to change."""
+    if base_url_allowed(url):
+        return []
+    allowed = settings.OPENAI_BASE_URLS
+    return [
+        f"`base_url` {url} is not a server this site may send requests to: it sends them (with its OPENAI_API_KEY) "
+        "only to the servers the PREFSTUDIO_OPENAI_BASE_URLS setting lists, "
+        + (f"which are: {', '.join(allowed)}." if allowed else "and it lists none.")
+        + " Use one of those, or ask the operator to add this one (manage.py generate_pairs may use any)."
+    ]
+
+
+def _requests_only_under(base_url: str) -> Callable[[Any], None]:
+    """An HTTP client hook that stops any request (a redirect's too) that leaves the allowed server, before it
+    is sent: the last check between the key and another server, whatever parsed the URL before."""
+
+    def check(request: Any) -> None:
+        url = request.url
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        target = f"{url.scheme}://{host}:{port}{url.path}"
+        if not target.startswith(base_url + "/") or ".." in url.path.split("/"):
+            raise BackendError(
+                f"A request to {url.scheme}://{host}:{port} was stopped before it was sent: it left the server "
+                f"{base_url}, the only one this run may reach (PREFSTUDIO_OPENAI_BASE_URLS)."
+            )
+
+    return check
+
+
 class OpenAIBackend:
     """Requests to an OpenAI-compatible server; the API key comes from OPENAI_API_KEY (vllm serve needs none).
 
     `openai_api="auto"` uses the chat API, and switches to the completions API (with the plain prompt)
     for good when the server says the model has no chat template. A prompt the server finds longer than
-    the context comes back as PROMPT_TOO_LONG.
+    the context comes back as PROMPT_TOO_LONG. Unless `any_server` (the command line), only a server in
+    settings.OPENAI_BASE_URLS is reached, and every request is checked against it before it is sent.
     """
 
     name = "openai"
 
-    def __init__(self, *, model: str, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, *, model: str, options: EngineOptions = EngineOptions(), any_server: bool = False) -> None:
         import openai
 
         if not options.base_url:
             raise InputError("The openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1.")
+        if any_server:
+            base_url, http_client = options.base_url, None
+        else:
+            # Checked when the run was created too, but the setting may have changed since.
+            problems = base_url_problems(options.base_url)
+            if problems:
+                raise OptionError(problems, options=EngineOptions)
+            base_url = base_url_allowed(options.base_url)
+            http_client = openai.DefaultHttpxClient(event_hooks={"request": [_requests_only_under(base_url)]})
         self.client = openai.OpenAI(
-            base_url=options.base_url,
+            base_url=base_url,
             api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
             timeout=options.request_timeout,
             max_retries=2,
+            http_client=http_client,
         )
         try:
             served = {m.id: m for m in self.client.models.list()}

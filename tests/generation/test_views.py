@@ -90,6 +90,21 @@ def test_a_bad_prompts_file_is_shown_on_the_form(staff_client, stories):
     assert not GenerationRun.objects.exists()
 
 
+def test_staff_cannot_send_the_servers_key_to_a_url_the_setting_does_not_list(staff_client, stories, settings):
+    settings.OPENAI_BASE_URLS = ["http://127.0.0.1:8000/v1"]
+    fields = {"backend": "openai", "model": "served", "base_url": "http://169.254.169.254/latest"}
+    response = staff_client.post(reverse("generation:run_start"), start_form(stories, **fields))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert (
+        "Server URL http://169.254.169.254/latest is not a server this site may send requests to: it sends them (with "
+        "its OPENAI_API_KEY) only to the servers the PREFSTUDIO_OPENAI_BASE_URLS setting lists, which are: "
+        "http://127.0.0.1:8000/v1."
+    ) in page
+    assert not GenerationRun.objects.exists()
+    assert not (settings.DATA_DIR / "generation").exists()  # the upload was not kept either
+
+
 def test_the_task_executes_a_queued_run_with_the_same_service(stories, prompts_file, monkeypatch):
     monkeypatch.setattr(services, "backend_load", lambda **kwargs: FakeBackend())
     run = services.generation_run_create(
