@@ -4,10 +4,12 @@ The server gets OPENAI_API_KEY with every request. Whoever runs a command holds 
 command line may name any server (`any_server`); a run started from a page, the API or a background job only
 reaches the servers the operator lists in settings.OPENAI_BASE_URLS (PREFSTUDIO_OPENAI_BASE_URLS), checked
 when the run is created, when the engine starts and again before every request it sends (a redirect
-included).
+included). What a server answers with an error is not repeated: its status, and at most a short reason.
 """
 
+import http
 import os
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -31,6 +33,9 @@ from llm.base import (
     top_logprobs_by_text,
 )
 from llm.provenance import model_is_local, model_revision_of
+
+REASON_CHARS = 120  # a server's own reason for an error is cut to this
+_TOKEN_LIKE = re.compile(r"(?=\S*\d)\S{20,}|sk-\S+")  # words that may be a key or a token
 
 
 def base_url_normalised(url: str) -> str | None:
@@ -94,6 +99,38 @@ def _requests_only_under(base_url: str) -> Callable[[Any], None]:
     return check
 
 
+def error_worded(error: Exception, *, timeout: float) -> str:
+    """What a failed request says: `HTTP 401 from the server (Unauthorized)` and at most a short reason of the
+    server's own, never its body as it is (it may quote the key, or come from a service that is no model
+    server). Auth errors give no reason at all: what they would say is about the key."""
+    import openai
+
+    if isinstance(error, openai.APIStatusError):
+        code = error.status_code
+        try:
+            words = f"HTTP {code} from the server ({http.HTTPStatus(code).phrase})"
+        except ValueError:
+            words = f"HTTP {code} from the server"
+        reason = error.body.get("message") if isinstance(error.body, dict) else None
+        if code in (401, 403, 407) or not isinstance(reason, str) or not reason.strip():
+            return words
+        return f"{words}: {reason_sanitised(reason)}"
+    if isinstance(error, openai.APITimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, openai.APIConnectionError):
+        return "the connection failed"
+    return "its answer could not be read"
+
+
+def reason_sanitised(reason: str) -> str:
+    """A server's reason on one line, printable, with anything that looks like a key or token blanked out (the
+    API key itself always), at most REASON_CHARS long."""
+    key = os.environ.get("OPENAI_API_KEY", "")
+    words = ["[redacted]" if (key and key in word) or _TOKEN_LIKE.fullmatch(word) else word for word in reason.split()]
+    text = "".join(c for c in " ".join(words) if c.isprintable())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+
+
 class OpenAIBackend:
     """Requests to an OpenAI-compatible server; the API key comes from OPENAI_API_KEY (vllm serve needs none).
 
@@ -126,12 +163,16 @@ class OpenAIBackend:
             max_retries=2,
             http_client=http_client,
         )
+        self.timeout = options.request_timeout
         try:
             served = {m.id: m for m in self.client.models.list()}
         except openai.APIConnectionError:
             raise InputError(f"No OpenAI-compatible server answers at {options.base_url}: is it running?") from None
-        except openai.APIStatusError as error:
-            raise InputError(f"{options.base_url}/models answered {error.status_code}: {error.message}") from None
+        except openai.APIError as error:
+            raise InputError(
+                f"{options.base_url}/models: {error_worded(error, timeout=self.timeout)}. Is it an OpenAI-compatible "
+                "server, and OPENAI_API_KEY its key?"
+            ) from None
         if model not in served:
             raise InputError(
                 f"The server at {options.base_url} does not serve {model!r}; it serves: {', '.join(served)}."
@@ -163,15 +204,19 @@ class OpenAIBackend:
                 return self._chat(request)
             return self._completion(request)
         except openai.BadRequestError as error:
-            message = str(error.message)
+            message = str(error.message)  # read here, never passed on
             if "context length" in message or getattr(error, "param", None) == "input_tokens":
                 return too_long_result(0)
             if self.auto and may_use_chat and "chat template" in message:
                 self.use_chat = False  # for good; requests in flight meanwhile land here too
                 return self._one(request, may_use_chat=False)
-            raise BackendError(f"The server refused a request for {self.model_name!r}: {message}") from None
+            raise BackendError(
+                f"The server refused a request for {self.model_name!r}: {error_worded(error, timeout=self.timeout)}"
+            ) from None
         except openai.APIError as error:
-            raise BackendError(f"The server failed a request for {self.model_name!r}: {error}") from None
+            raise BackendError(
+                f"The server failed a request for {self.model_name!r}: {error_worded(error, timeout=self.timeout)}"
+            ) from None
 
     def _sampling_kwargs(self, request: GenerationRequest) -> dict[str, Any]:
         s = request.sampling

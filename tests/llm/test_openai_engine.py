@@ -1,5 +1,5 @@
 """An OpenAI-compatible server: `vllm serve` on the tiny model, started and stopped by PID here; and a fake one
-(tests.llm.openai_fake) for which servers get the key."""
+(tests.llm.openai_fake) for which servers get the key and what their errors show."""
 
 import socket
 import subprocess
@@ -16,7 +16,7 @@ from core.options import OptionError
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
 from llm.base import REQUEST_FAILED, EngineOptions, GenerationRequest, Sampling, backend_load
-from llm.openai_engine import base_url_allowed
+from llm.openai_engine import REASON_CHARS, base_url_allowed
 from tests.factories import TINY_MODEL
 from tests.generation.conftest import STORY_PROMPTS, write_jsonl
 from tests.llm.helpers import (
@@ -139,7 +139,7 @@ def test_no_server_at_the_base_url_is_a_clear_error():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Which servers get the key (settings.OPENAI_BASE_URLS)
+# Which servers get the key (settings.OPENAI_BASE_URLS), and what their errors show
 
 KEY = "sk-test-0123456789abcdef"
 STORY = GenerationRequest(prompt="Once upon a time", sampling=Sampling(max_tokens=4))
@@ -258,3 +258,40 @@ def test_a_redirect_away_from_the_allowed_server_is_stopped_before_it_is_sent(se
         f"A request to {elsewhere.url.removesuffix('/v1')} was stopped before it was sent: it left the server "
         f"{server.url}, the only one this run may reach (PREFSTUDIO_OPENAI_BASE_URLS)."
     )
+
+
+def test_an_auth_error_says_its_status_and_nothing_the_server_wrote(server):
+    server.reply("/v1/models", 401, {"error": {"message": f"Incorrect API key provided: {KEY[:6]}****cdef"}})
+    with pytest.raises(InputError) as caught:
+        start(server.url, any_server=True)
+    assert caught.value.message == (
+        f"{server.url}/models: HTTP 401 from the server (Unauthorized). Is it an OpenAI-compatible server, and "
+        "OPENAI_API_KEY its key?"
+    )
+
+
+def test_a_failed_request_records_the_status_not_the_body(server):
+    server.reply("/v1/completions", 500, "<html><h1>Admin console</h1><p>db password: hunter2</p></html>")
+    backend = start(server.url, any_server=True)
+    [result] = backend.generate([STORY])
+    backend.close()
+    assert result.finish_reason == REQUEST_FAILED
+    assert (
+        result.error == "The server failed a request for 'fake-model': HTTP 500 from the server (Internal Server Error)"
+    )
+
+
+def test_a_refused_request_keeps_a_short_reason_without_the_key(server):
+    reason = (
+        f"temperature must be >= 0, got -1.\nYour key {KEY} and token Bearer abcdefghijklmnop0123456789 " + "x" * 200
+    )
+    server.reply("/v1/completions", 400, {"error": {"message": reason, "type": "BadRequestError"}})
+    backend = start(server.url, any_server=True)
+    [result] = backend.generate([STORY])
+    backend.close()
+    prefix = "The server refused a request for 'fake-model': HTTP 400 from the server (Bad Request): "
+    assert result.error.startswith(
+        prefix + "temperature must be >= 0, got -1. Your key [redacted] and token Bearer [redacted] x"
+    )
+    assert len(result.error) == len(prefix) + REASON_CHARS and result.error.endswith("…")
+    assert KEY not in result.error and "0123456789" not in result.error
