@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +33,7 @@ from llm.base import (
     too_long_result,
     top_logprobs_by_text,
 )
-from llm.provenance import model_is_local, model_revision_of
+from llm.provenance import model_revision_of
 
 REASON_CHARS = 120  # a server's own reason for an error is cut to this
 _TOKEN_LIKE = re.compile(r"(?=\S*\d)\S{20,}|sk-\S+")  # words that may be a key or a token
@@ -177,9 +178,11 @@ class OpenAIBackend:
             raise InputError(
                 f"The server at {options.base_url} does not serve {model!r}; it serves: {', '.join(served)}."
             )
+        # vLLM says which folder it serves; fingerprint it when that folder is a model folder on this machine too.
         root = getattr(served[model], "root", None) or ""
+        here = bool(root) and (Path(root).expanduser() / "config.json").is_file()
         self.model_name = model
-        self.model_revision = options.revision or (model_revision_of(root) if model_is_local(root) else "")
+        self.model_revision = options.revision or (model_revision_of(root) if here else "")
         self.concurrency = options.concurrency
         self.use_chat = options.openai_api != "completions"
         self.auto = options.openai_api == "auto"

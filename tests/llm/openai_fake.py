@@ -16,6 +16,7 @@ class FakeOpenAIServer:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []  # {"method", "path", "authorization"} per request, in order
         self.replies: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self.root: str | None = None  # the folder /v1/models says the model is served from (vLLM says one)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,7 +60,7 @@ class FakeOpenAIServer:
 
     def answer(self, path: str, request: dict[str, Any]) -> bytes:
         if path == "/v1/models":
-            model = {"id": MODEL, "object": "model", "owned_by": "me", "root": "fake-model"}
+            model = {"id": MODEL, "object": "model", "owned_by": "me", **({"root": self.root} if self.root else {})}
             return json.dumps({"object": "list", "data": [model]}).encode()
         text = TEXT if request.get("seed") is None else f"{TEXT} Seed {request['seed']}."
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": None}

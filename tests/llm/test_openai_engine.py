@@ -295,3 +295,11 @@ def test_a_refused_request_keeps_a_short_reason_without_the_key(server):
     )
     assert len(result.error) == len(prefix) + REASON_CHARS and result.error.endswith("…")
     assert KEY not in result.error and "0123456789" not in result.error
+
+
+@pytest.mark.parametrize("root", [None, "/models/on-the-server-machine"])
+def test_a_served_model_whose_folder_is_not_on_this_machine_gets_no_revision(server, root):
+    server.root = root
+    backend = start(server.url, any_server=True)
+    backend.close()
+    assert (backend.model_name, backend.model_revision) == (MODEL, "")
