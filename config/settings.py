@@ -176,6 +176,12 @@ TASKS = {"default": {"BACKEND": os.environ.get("PREFSTUDIO_TASKS_BACKEND", "djan
 JOB_HEARTBEAT_SECONDS = env_int("PREFSTUDIO_JOB_HEARTBEAT_SECONDS", 30)
 JOB_STALE_SECONDS = env_int("PREFSTUDIO_JOB_STALE_SECONDS", 300)
 
+# The OpenAI-compatible servers (`--backend openai`) that runs started from a page, the API or a background job
+# may use, comma-separated: each gets OPENAI_API_KEY with every request. Compared whole, after normalising the
+# scheme, host, port and trailing slash (http://127.0.0.1:8000/v1/ is http://127.0.0.1:8000/v1). None by
+# default; the command line (generate_pairs, judge_pairs) may use any server.
+OPENAI_BASE_URLS = env_list("PREFSTUDIO_OPENAI_BASE_URLS", "")
+
 # How long an annotator holds a pair they were shown before its slot goes back to the pool.
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)
 

@@ -4,7 +4,7 @@ from typing import Any
 from django import forms
 
 from annotator.models import Campaign
-from core.options import options_form_clean, options_form_fields
+from core.options import OptionError, options_form_clean, options_form_fields
 from generation.run_config import RunConfig
 
 # The options the page offers (every other one: `manage.py generate_pairs --help`), declared in RunConfig.
@@ -40,6 +40,13 @@ class GenerationStartForm(forms.Form):
         upload = cleaned.get("prompts")
         values["prompts_file"] = upload.name if upload else ""  # checked now; saved once the form is valid
         self.config = options_form_clean(self, RunConfig, values)
+        if self.config is not None:
+            try:
+                self.config.server_check()  # a page's user does not hold the server's key
+            except OptionError as error:
+                for field, message in error.by_field():
+                    self.add_error(field, message)
+                self.config = None
         return cleaned
 
     def config_with_prompts(self, prompts_file: str) -> RunConfig:

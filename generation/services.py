@@ -86,9 +86,15 @@ def generation_run_create(
     config: RunConfig,
     create_campaign: bool = False,
     created_by: AbstractBaseUser | None = None,
+    any_server: bool = False,
 ) -> GenerationRun:
-    """Check the configuration and the whole prompts file, then record a queued run. Nothing is generated yet."""
+    """Check the configuration and the whole prompts file, then record a queued run. Nothing is generated yet.
+
+    `any_server`: the caller holds the server's key (the command line), so an openai `base_url` need not be
+    one of settings.OPENAI_BASE_URLS."""
     config.validate()
+    if not any_server:
+        config.server_check()
     if config.prompts_file:
         prompts_read_path(config.prompts_file, file_format=config.file_format)
     if create_campaign:
@@ -332,7 +338,13 @@ Engines = Callable[[str, EngineOptions], Backend]  # (model, options) -> a start
 
 
 def engines_default(model: str, options: EngineOptions) -> Backend:
+    """The engines of runs started from a page or the API: the openai backend reaches allowed servers only."""
     return backend_load(backend=options.backend, model=model, options=options)
+
+
+def engines_any_server(model: str, options: EngineOptions) -> Backend:
+    """The engines of `generate_pairs`, whose user holds the key: the openai backend may reach any server."""
+    return backend_load(backend=options.backend, model=model, options=options, any_server=True)
 
 
 def _backend_load(config: RunConfig, side: str, engines: Engines) -> Backend:

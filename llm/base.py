@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from core.conversations import Message, conversation_with_system
 from core.errors import InputError, StudioError
-from core.options import Options, option
+from core.options import OptionError, Options, option
 
 PROMPT_TOO_LONG = "prompt_too_long"
 REQUEST_FAILED = "request_failed"  # one request of a batch failed (a server's error); the others stand
@@ -136,6 +136,16 @@ class EngineOptions(Options):
             problems.append(f"`gpu_memory_utilization` is {self.gpu_memory_utilization}: use a share in (0, 1].")
         return problems
 
+    def server_check(self) -> None:
+        """For callers that do not hold the server's key (a page, the API, a job they queued): the openai backend
+        sends OPENAI_API_KEY only to a server in settings.OPENAI_BASE_URLS; any other `base_url` is an
+        OptionError naming the option and the setting. The command line, whose user holds the key, skips this."""
+        from llm.openai_engine import base_url_problems
+
+        problems = base_url_problems(self.base_url) if self.backend == "openai" and self.base_url else []
+        if problems:
+            raise OptionError(problems, options=type(self))
+
 
 class Backend(Protocol):
     name: str
@@ -201,8 +211,13 @@ def top_logprobs_by_text(position: dict[Any, float], decode: Any = None) -> dict
     return out
 
 
-def backend_load(*, backend: str, model: str, options: EngineOptions = EngineOptions()) -> Backend:
-    """Start the named backend on `model`. Bad input (unknown backend, missing model) raises InputError."""
+def backend_load(
+    *, backend: str, model: str, options: EngineOptions = EngineOptions(), any_server: bool = False
+) -> Backend:
+    """Start the named backend on `model`. Bad input (unknown backend, missing model) raises InputError.
+
+    `any_server`: the caller holds the server's key (a command line), so the openai backend may reach any
+    `base_url`; otherwise only those in settings.OPENAI_BASE_URLS (see `EngineOptions.server_check`)."""
     if options.threads:
         os.environ["OMP_NUM_THREADS"] = str(options.threads)
     # The engine modules import this one, hence the imports here; each loads its engine only when started.
@@ -213,7 +228,7 @@ def backend_load(*, backend: str, model: str, options: EngineOptions = EngineOpt
     if backend == "openai":
         from llm.openai_engine import OpenAIBackend
 
-        return OpenAIBackend(model=model, options=options)
+        return OpenAIBackend(model=model, options=options, any_server=any_server)
     if backend == "transformers":
         from llm.transformers_engine import TransformersBackend
 

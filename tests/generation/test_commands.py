@@ -20,6 +20,8 @@ from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
 from tests.factories import TINY_MODEL
 from tests.generation.conftest import FakeBackend, write_jsonl
+from tests.llm.openai_fake import MODEL as SERVED_MODEL
+from tests.llm.openai_fake import FakeOpenAIServer
 
 MODEL = str(TINY_MODEL)
 
@@ -50,6 +52,19 @@ def test_bad_input_stops_the_command_with_a_message_naming_what_and_where(args, 
         generate(*defaults, *(a.format(bad=bad) for a in args))  # a later option wins over the default
     assert message in str(caught.value)
     assert not Candidate.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_command_line_may_use_any_openai_server_as_its_user_holds_the_key(prompts_file, settings, monkeypatch):
+    settings.OPENAI_BASE_URLS = []
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-command-line-key")
+    with FakeOpenAIServer() as server:
+        out = generate(
+            "--campaign", "Served", "--create-campaign", "--model", SERVED_MODEL, "--prompts", str(prompts_file),
+            "--backend", "openai", "--base-url", server.url,
+        )  # fmt: skip
+    assert "Generated for 6 prompt(s): 12 candidate(s), 6 comparison(s)." in out
+    assert {r["authorization"] for r in server.received} == {"Bearer sk-command-line-key"}
 
 
 @pytest.mark.slow

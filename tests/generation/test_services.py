@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from annotator.models import Campaign, Candidate, Comparison, Prompt
 from annotator.services import campaign_create, prompt_get_or_create
 from core.errors import InputError
 from core.models import JobStatus
+from core.options import OptionError
 from generation.models import GenerationRun
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
@@ -13,6 +15,7 @@ from generation.services import generation_run_create, generation_run_execute
 from llm.base import BackendError, GenerationRequest, Sampling, failed_result
 from tests.factories import TINY_MODEL, add_pair
 from tests.generation.conftest import STORY_PROMPTS, FakeBackend, write_jsonl
+from tests.llm.openai_fake import FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
 
@@ -306,3 +309,39 @@ def test_a_two_model_run_starts_one_engine_at_a_time(stories, prompts_file):
     assert events[0] == "start a" and events[-1] == "close " + str(TINY_MODEL) + "/"
     models = {c.model_name for c in Candidate.objects.filter(generation__run=run)}
     assert models == {str(TINY_MODEL), str(TINY_MODEL) + "/"}
+
+
+def test_a_run_on_an_openai_server_the_setting_does_not_list_is_refused_unless_from_the_command_line(
+    stories, prompts_file, settings
+):
+    settings.OPENAI_BASE_URLS = ["http://127.0.0.1:8000/v1"]
+    config = RunConfig(model="served", prompts_file=str(prompts_file), backend="openai", base_url="http://10.0.0.1/v1")
+    with pytest.raises(OptionError) as caught:
+        generation_run_create(campaign_name=stories.name, config=config)
+    assert caught.value.message == (
+        "base_url http://10.0.0.1/v1 is not a server this site may send requests to: it sends them (with its "
+        "OPENAI_API_KEY) only to the servers the PREFSTUDIO_OPENAI_BASE_URLS setting lists, which are: "
+        "http://127.0.0.1:8000/v1. Use one of those, or ask the operator to add this one (manage.py generate_pairs "
+        "may use any)."
+    )
+    assert not GenerationRun.objects.exists()
+    assert generation_run_create(campaign_name=stories.name, config=config, any_server=True)
+    assert generation_run_create(
+        campaign_name=stories.name, config=replace(config, base_url="HTTP://127.0.0.1:8000/v1/")
+    )
+
+
+def test_a_queued_run_whose_server_was_removed_from_the_setting_since_fails_before_any_request(
+    stories, prompts_file, settings
+):
+    with FakeOpenAIServer() as server:
+        settings.OPENAI_BASE_URLS = [server.url]
+        config = RunConfig(model="fake-model", prompts_file=str(prompts_file), backend="openai", base_url=server.url)
+        run = generation_run_create(campaign_name=stories.name, config=config)
+        settings.OPENAI_BASE_URLS = []
+        with pytest.raises(OptionError, match="the PREFSTUDIO_OPENAI_BASE_URLS setting lists, and it lists none"):
+            generation_run_execute(run=run)
+        assert server.received == []
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED
+    assert run.error.startswith(f"base_url {server.url} is not a server this site may send requests to")

@@ -12,6 +12,8 @@ from generation.run_config import RunConfig
 from generation.tasks import generation_run_task
 from tests.factories import TINY_MODEL
 from tests.generation.conftest import STORY_PROMPTS, FakeBackend
+from tests.llm.openai_fake import MODEL as SERVED_MODEL
+from tests.llm.openai_fake import FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +90,44 @@ def test_a_bad_prompts_file_is_shown_on_the_form(staff_client, stories):
     assert response.status_code == 400
     assert "prompts.jsonl, line 2: field &#x27;prompt&#x27; is missing" in response.content.decode()
     assert not GenerationRun.objects.exists()
+
+
+def test_staff_cannot_send_the_servers_key_to_a_url_the_setting_does_not_list(staff_client, stories, settings):
+    settings.OPENAI_BASE_URLS = ["http://127.0.0.1:8000/v1"]
+    fields = {"backend": "openai", "model": "served", "base_url": "http://169.254.169.254/latest"}
+    response = staff_client.post(reverse("generation:run_start"), start_form(stories, **fields))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert (
+        "Server URL http://169.254.169.254/latest is not a server this site may send requests to: it sends them (with "
+        "its OPENAI_API_KEY) only to the servers the PREFSTUDIO_OPENAI_BASE_URLS setting lists, which are: "
+        "http://127.0.0.1:8000/v1."
+    ) in page
+    assert not GenerationRun.objects.exists()
+    assert not (settings.DATA_DIR / "generation").exists()  # the upload was not kept either
+
+
+def test_a_run_on_an_allowed_server_that_fails_shows_the_status_not_what_the_server_wrote(
+    staff_client, stories, settings, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-sites-key")
+    with FakeOpenAIServer() as server:
+        settings.OPENAI_BASE_URLS = [server.url]
+        for path in ("/v1/chat/completions", "/v1/completions"):
+            server.reply(path, 500, "<html><h1>Internal admin</h1>db password: hunter2</html>")
+        fields = {"backend": "openai", "model": SERVED_MODEL, "base_url": server.url}
+        response = staff_client.post(reverse("generation:run_start"), start_form(stories, **fields), follow=True)
+    assert response.status_code == 200
+    run = GenerationRun.objects.get()
+    assert run.status == JobStatus.FAILED
+    assert (
+        "line 1: The server failed a request for 'fake-model': HTTP 500 from the server (Internal Server Error))"
+        in (run.error)
+    )
+    page = response.content.decode()
+    assert "The server failed a request for &#x27;fake-model&#x27;: HTTP 500 from the server" in page
+    assert "admin" not in run.error and "hunter2" not in page
+    assert {r["authorization"] for r in server.received} == {"Bearer sk-the-sites-key"}
 
 
 def test_the_task_executes_a_queued_run_with_the_same_service(stories, prompts_file, monkeypatch):

@@ -1,4 +1,5 @@
-"""An OpenAI-compatible server: `vllm serve` on the tiny model, started and stopped by PID here."""
+"""An OpenAI-compatible server: `vllm serve` on the tiny model, started and stopped by PID here; and a fake one
+(tests.llm.openai_fake) for which servers get the key and what their errors show."""
 
 import socket
 import subprocess
@@ -11,9 +12,11 @@ import pytest
 from annotator.models import Candidate
 from annotator.services import campaign_create
 from core.errors import InputError
+from core.options import OptionError
 from generation.run_config import RunConfig
 from generation.services import generation_run_create, generation_run_execute
 from llm.base import REQUEST_FAILED, EngineOptions, GenerationRequest, Sampling, backend_load
+from llm.openai_engine import REASON_CHARS, base_url_allowed
 from tests.factories import TINY_MODEL
 from tests.generation.conftest import STORY_PROMPTS, write_jsonl
 from tests.llm.helpers import (
@@ -23,6 +26,7 @@ from tests.llm.helpers import (
     check_samples_differ_and_seeds_reproduce,
     check_too_long_prompts_are_flagged_not_truncated,
 )
+from tests.llm.openai_fake import MODEL, TEXT, FakeOpenAIServer
 
 
 def free_port() -> int:
@@ -70,7 +74,10 @@ def vllm_server(engine_env, tmp_path_factory):
 @pytest.fixture(scope="module")
 def openai_backend(vllm_server):
     backend = backend_load(
-        backend="openai", model=str(TINY_MODEL), options=EngineOptions(base_url=vllm_server, concurrency=4)
+        backend="openai",
+        model=str(TINY_MODEL),
+        options=EngineOptions(base_url=vllm_server, concurrency=4),
+        any_server=True,
     )
     yield backend
     backend.close()
@@ -97,7 +104,8 @@ class TestOpenAIServer:
         assert openai_backend.model_revision.startswith("sha256:")
 
     @pytest.mark.django_db
-    def test_a_run_with_the_openai_backend_fills_a_campaign(self, vllm_server, tmp_path):
+    def test_a_run_with_the_openai_backend_fills_a_campaign(self, vllm_server, tmp_path, settings):
+        settings.OPENAI_BASE_URLS = [vllm_server]
         prompts_file = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in STORY_PROMPTS])
         campaign_create(name="Served")
         config = RunConfig(
@@ -120,9 +128,178 @@ class TestOpenAIServer:
 
     def test_a_model_the_server_does_not_serve_is_refused_with_what_it_serves(self, vllm_server):
         with pytest.raises(InputError, match=r"does not serve 'gpt-4'; it serves: .*stories260K"):
-            backend_load(backend="openai", model="gpt-4", options=EngineOptions(base_url=vllm_server))
+            backend_load(backend="openai", model="gpt-4", options=EngineOptions(base_url=vllm_server), any_server=True)
 
 
 def test_no_server_at_the_base_url_is_a_clear_error():
     with pytest.raises(InputError, match=r"No OpenAI-compatible server answers at http://127\.0\.0\.1:9/v1"):
-        backend_load(backend="openai", model="m", options=EngineOptions(base_url="http://127.0.0.1:9/v1"))
+        backend_load(
+            backend="openai", model="m", options=EngineOptions(base_url="http://127.0.0.1:9/v1"), any_server=True
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Which servers get the key (settings.OPENAI_BASE_URLS), and what their errors show
+
+KEY = "sk-test-0123456789abcdef"
+STORY = GenerationRequest(prompt="Once upon a time", sampling=Sampling(max_tokens=4))
+
+
+@pytest.fixture
+def server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+def start(url: str, **kwargs):
+    return backend_load(backend="openai", model=MODEL, options=EngineOptions(base_url=url), **kwargs)
+
+
+ALLOWED = "http://models.example.com:8000/v1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        ALLOWED,
+        ALLOWED + "/",
+        "HTTP://Models.Example.COM:8000/v1",
+        "http://models.example.com.:8000/v1//",
+    ],
+)
+def test_a_server_is_allowed_however_its_scheme_host_and_trailing_slash_are_written(settings, url):
+    settings.OPENAI_BASE_URLS = [ALLOWED + "/"]
+    assert base_url_allowed(url) == ALLOWED
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://models.example.com:8000/v1.evil.com",
+        "http://models.example.com:8000.evil.com/v1",
+        "http://models.example.com.evil.com:8000/v1",
+        "http://models.example.com:8000@evil.com/v1",
+        "http://user:pass@models.example.com:8000/v1",
+        "http://evil.com\\@models.example.com:8000/v1",
+        "http://evil.com#@models.example.com:8000/v1",
+        "http://models.example.com:8000/v1?x=@evil.com",
+        "http://models.example.com:8000/v1/../admin",
+        "http://models.example.com:8000/v12",
+        "http://models.example.com:8000/v1/models",
+        "http://models.example.com:8000",
+        "http://models.example.com/v1",
+        "http://models.example.com:8001/v1",
+        "https://models.example.com:8000/v1",
+        "ftp://models.example.com:8000/v1",
+        "http://models.example.com:99999/v1",
+        " http://models.example.com:8000/v1",
+        "",
+    ],
+)
+def test_only_the_allowed_server_itself_is_allowed_no_prefix_or_other_spelling_of_another(settings, url):
+    settings.OPENAI_BASE_URLS = [ALLOWED]
+    assert base_url_allowed(url) is None
+
+
+def test_default_ports_are_the_schemes_own(settings):
+    settings.OPENAI_BASE_URLS = ["http://a.example.com/v1", "https://b.example.com:443/v1"]
+    assert base_url_allowed("http://a.example.com:80/v1") == "http://a.example.com:80/v1"
+    assert base_url_allowed("https://b.example.com/v1") == "https://b.example.com:443/v1"
+    assert base_url_allowed("https://a.example.com/v1") is None
+
+
+def test_a_server_the_setting_does_not_list_gets_no_request_and_the_refusal_names_option_and_setting(server, settings):
+    settings.OPENAI_BASE_URLS = ["http://127.0.0.1:8000/v1"]
+    with pytest.raises(OptionError) as caught:
+        start(server.url)
+    message = caught.value.message
+    assert message.startswith(f"base_url {server.url} is not a server this site may send requests to")
+    assert "PREFSTUDIO_OPENAI_BASE_URLS setting lists, which are: http://127.0.0.1:8000/v1." in message
+    assert server.received == []
+
+
+def test_with_nothing_allowed_no_server_gets_a_request(server, settings):
+    settings.OPENAI_BASE_URLS = []
+    with pytest.raises(OptionError, match="the PREFSTUDIO_OPENAI_BASE_URLS setting lists, and it lists none"):
+        start(server.url)
+    assert server.received == []
+
+
+def test_an_allowed_server_gets_the_key_and_answers(server, settings):
+    settings.OPENAI_BASE_URLS = [server.url.replace("http://", "HTTP://") + "/"]
+    backend = start(server.url)
+    [result] = backend.generate([STORY])
+    backend.close()
+    assert result.text == TEXT
+    assert [r["path"] for r in server.received] == ["/v1/models", "/v1/completions"]
+    assert {r["authorization"] for r in server.received} == {f"Bearer {KEY}"}
+
+
+def test_the_command_line_may_send_the_key_to_any_server(server, settings):
+    settings.OPENAI_BASE_URLS = []
+    backend = start(server.url, any_server=True)
+    [result] = backend.generate([STORY])
+    backend.close()
+    assert result.text == TEXT
+    assert {r["authorization"] for r in server.received} == {f"Bearer {KEY}"}
+
+
+def test_a_redirect_away_from_the_allowed_server_is_stopped_before_it_is_sent(server, settings):
+    settings.OPENAI_BASE_URLS = [server.url]
+    with FakeOpenAIServer() as elsewhere:
+        server.reply("/v1/completions", 307, "", headers={"Location": f"{elsewhere.url}/completions"})
+        backend = start(server.url)
+        [result] = backend.generate([STORY])
+        backend.close()
+        assert elsewhere.received == []
+    assert result.finish_reason == REQUEST_FAILED
+    assert result.error == (
+        f"A request to {elsewhere.url.removesuffix('/v1')} was stopped before it was sent: it left the server "
+        f"{server.url}, the only one this run may reach (PREFSTUDIO_OPENAI_BASE_URLS)."
+    )
+
+
+def test_an_auth_error_says_its_status_and_nothing_the_server_wrote(server):
+    server.reply("/v1/models", 401, {"error": {"message": f"Incorrect API key provided: {KEY[:6]}****cdef"}})
+    with pytest.raises(InputError) as caught:
+        start(server.url, any_server=True)
+    assert caught.value.message == (
+        f"{server.url}/models: HTTP 401 from the server (Unauthorized). Is it an OpenAI-compatible server, and "
+        "OPENAI_API_KEY its key?"
+    )
+
+
+def test_a_failed_request_records_the_status_not_the_body(server):
+    server.reply("/v1/completions", 500, "<html><h1>Admin console</h1><p>db password: hunter2</p></html>")
+    backend = start(server.url, any_server=True)
+    [result] = backend.generate([STORY])
+    backend.close()
+    assert result.finish_reason == REQUEST_FAILED
+    assert (
+        result.error == "The server failed a request for 'fake-model': HTTP 500 from the server (Internal Server Error)"
+    )
+
+
+def test_a_refused_request_keeps_a_short_reason_without_the_key(server):
+    reason = (
+        f"temperature must be >= 0, got -1.\nYour key {KEY} and token Bearer abcdefghijklmnop0123456789 " + "x" * 200
+    )
+    server.reply("/v1/completions", 400, {"error": {"message": reason, "type": "BadRequestError"}})
+    backend = start(server.url, any_server=True)
+    [result] = backend.generate([STORY])
+    backend.close()
+    prefix = "The server refused a request for 'fake-model': HTTP 400 from the server (Bad Request): "
+    assert result.error.startswith(
+        prefix + "temperature must be >= 0, got -1. Your key [redacted] and token Bearer [redacted] x"
+    )
+    assert len(result.error) == len(prefix) + REASON_CHARS and result.error.endswith("…")
+    assert KEY not in result.error and "0123456789" not in result.error
+
+
+@pytest.mark.parametrize("root", [None, "/models/on-the-server-machine"])
+def test_a_served_model_whose_folder_is_not_on_this_machine_gets_no_revision(server, root):
+    server.root = root
+    backend = start(server.url, any_server=True)
+    backend.close()
+    assert (backend.model_name, backend.model_revision) == (MODEL, "")

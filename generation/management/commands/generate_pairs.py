@@ -7,7 +7,7 @@ from core.interrupts import sigterm_as_exit
 from core.options import options_add_arguments, options_from_arguments
 from core.progress import TerminalProgress
 from generation.run_config import RunConfig
-from generation.services import RunSummary, generation_run_create, generation_run_execute
+from generation.services import RunSummary, engines_any_server, generation_run_create, generation_run_execute
 
 
 class Command(BaseCommand):
@@ -27,10 +27,13 @@ class Command(BaseCommand):
             with command_errors(), sigterm_as_exit():
                 config = RunConfig.from_mapping(options_from_arguments(RunConfig, options))
                 run = generation_run_create(
-                    campaign_name=options["campaign"], config=config, create_campaign=options["create_campaign"]
+                    campaign_name=options["campaign"],
+                    config=config,
+                    create_campaign=options["create_campaign"],
+                    any_server=True,  # whoever runs the command holds OPENAI_API_KEY already
                 )
                 self.stdout.write(f"Generation run {run.pk} for campaign {run.campaign.name!r}.")
-                summary = generation_run_execute(run=run, progress=progress)
+                summary = generation_run_execute(run=run, engines=engines_any_server, progress=progress)
         finally:
             progress.close()
         self._report(summary)

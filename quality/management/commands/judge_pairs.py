@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 engine = EngineOptions.from_mapping(options_from_arguments(EngineOptions, options))
                 template = judge_template_load(options["template"])
                 judge = judge_user_get_or_create(model=options["model"], name=options["judge_name"])
-                backend = backend_load(backend=engine.backend, model=options["model"], options=engine)
+                backend = backend_load(backend=engine.backend, model=options["model"], options=engine, any_server=True)
                 try:
                     summary = judge_pairs_run(
                         campaign=campaign,
