@@ -258,36 +258,60 @@ def judgment_submit(
                 f"(GET /api/campaigns/{campaign.pk}/next/)."
             )
         now = timezone.now()
-        if (
+        stale = (
             choice != Choice.SKIP
             and assignment.expires_at <= now
             and _slots_taken(comparison_id=comparison.pk, annotator=annotator) >= campaign.overlap
-        ):
+        )
+        if stale:
+            # Committed with this transaction, before the refusal below: the lease no longer holds anything.
             assignment.delete()
-            raise ConflictError(
-                f"Your hold on comparison {comparison.pk} expired and other annotators have judged it "
-                "meanwhile: nothing was recorded; go on with the next pair."
+        else:
+            return _judgment_record(
+                assignment=assignment,
+                comparison=comparison,
+                annotator=annotator,
+                choice=choice,
+                rationale=rationale,
+                duration_ms=duration_ms,
             )
-        if duration_ms is None:
-            duration_ms = int((now - assignment.served_at).total_seconds() * 1000)
-        try:
-            with transaction.atomic():
-                judgment = Judgment.objects.create(
-                    comparison=comparison,
-                    annotator=annotator,
-                    verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
-                    shown_left=assignment.shown_left,
-                    rationale=rationale.strip(),
-                    duration_ms=duration_ms,
-                    source=JudgeSource.HUMAN,
-                )
-        except IntegrityError:
-            # Only reachable where the row lock is a no-op and transactions are not serialised.
-            return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
-        if judgment.verdict != Verdict.SKIP:
-            Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
-        assignment.delete()
-        return JudgmentResult(judgment, created=True)
+    raise ConflictError(
+        f"Your hold on comparison {comparison.pk} expired and other annotators have judged it "
+        "meanwhile: nothing was recorded; go on with the next pair."
+    )
+
+
+def _judgment_record(
+    *,
+    assignment: Assignment,
+    comparison: Comparison,
+    annotator: AbstractBaseUser,
+    choice: str,
+    rationale: str,
+    duration_ms: int | None,
+) -> JudgmentResult:
+    """A person's judgment on the pair leased to them, in the caller's transaction, which holds the pair's row
+    lock: the judgment, their vote in `human_votes`, and the lease it used up removed."""
+    if duration_ms is None:
+        duration_ms = int((timezone.now() - assignment.served_at).total_seconds() * 1000)
+    try:
+        with transaction.atomic():
+            judgment = Judgment.objects.create(
+                comparison=comparison,
+                annotator=annotator,
+                verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
+                shown_left=assignment.shown_left,
+                rationale=rationale.strip(),
+                duration_ms=duration_ms,
+                source=JudgeSource.HUMAN,
+            )
+    except IntegrityError:
+        # Only reachable where the row lock is a no-op and transactions are not serialised.
+        return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
+    if judgment.verdict != Verdict.SKIP:
+        Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
+    assignment.delete()
+    return JudgmentResult(judgment, created=True)
 
 
 def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:

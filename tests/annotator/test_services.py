@@ -124,6 +124,7 @@ def test_late_submit_after_lease_expired_and_pair_filled_is_refused_and_records_
     with pytest.raises(ConflictError, match="expired and other annotators have judged it"):
         judgment_submit(comparison=lease.comparison, annotator=slow, choice=Choice.LEFT)
     assert Judgment.objects.filter(annotator=slow).count() == 0
+    assert not Assignment.objects.filter(annotator=slow).exists(), "the stale lease is removed, not rolled back"
 
 
 def test_late_submit_after_lease_expired_is_accepted_while_a_slot_is_free(db):
