@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
-from annotator.models import Assignment, Campaign, Candidate, Comparison, Judgment, Prompt, Verdict
+from annotator.models import (
+    Assignment,
+    Campaign,
+    Candidate,
+    Comparison,
+    Judgment,
+    Prompt,
+    Verdict,
+    WithdrawnJudgment,
+)
 from annotator.services import judgments_delete
 
 
@@ -120,7 +129,8 @@ class JudgmentAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     # Judgments are records: read them here, delete them if needed (through the service that keeps each
-    # pair's vote count right), but never edit or add them by hand.
+    # deleted one as withdrawn, with who and when, and each pair's vote count right), but never edit or add
+    # them by hand.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -128,13 +138,48 @@ class JudgmentAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: Judgment) -> None:
-        judgments_delete(judgments=Judgment.objects.filter(pk=obj.pk))
+        judgments_delete(judgments=Judgment.objects.filter(pk=obj.pk), deleted_by=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Judgment]) -> None:
-        judgments_delete(judgments=queryset)
+        judgments_delete(judgments=queryset, deleted_by=request.user)
 
     @admin.display(ordering="comparison__prompt__campaign__name")
     def campaign(self, obj: Judgment) -> str:
+        return obj.comparison.prompt.campaign.name
+
+
+@admin.register(WithdrawnJudgment)
+class WithdrawnJudgmentAdmin(admin.ModelAdmin):
+    """Judgments taken back (undone, or deleted in the admin): a record, read-only."""
+
+    list_display = [
+        "id",
+        "comparison_id",
+        "campaign",
+        "annotator",
+        "verdict",
+        "source",
+        "created_at",
+        "reason",
+        "withdrawn_by",
+        "withdrawn_at",
+    ]
+    list_filter = ["reason", "source", "comparison__prompt__campaign"]
+    list_select_related = ["annotator", "withdrawn_by", "comparison__prompt__campaign"]
+    search_fields = ["annotator__username", "withdrawn_by__username", "rationale"]
+    date_hierarchy = "withdrawn_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WithdrawnJudgment | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: WithdrawnJudgment | None = None) -> bool:
+        return False
+
+    @admin.display(ordering="comparison__prompt__campaign__name")
+    def campaign(self, obj: WithdrawnJudgment) -> str:
         return obj.comparison.prompt.campaign.name
 
 

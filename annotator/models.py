@@ -2,7 +2,8 @@
 
 Campaign -> Prompt (a conversation) -> Candidate responses (with provenance) -> Comparison (two candidates
 of one prompt) -> Judgment (one annotator's verdict on one comparison). Assignment is a short lease on a
-comparison handed to an annotator, which carries the left/right order they see.
+comparison handed to an annotator, which carries the left/right order they see. WithdrawnJudgment keeps
+the judgments taken back (undone by their annotator, deleted by staff): Judgment holds only live ones.
 """
 
 from django.conf import settings
@@ -242,4 +243,41 @@ class Judgment(models.Model):
     @property
     def choice(self) -> str:
         """The verdict in the screen terms the annotator used (left/right/tie/both_bad/skip)."""
+        return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)
+
+
+class WithdrawalReason(models.TextChoices):
+    UNDO = "undo", "undone by its annotator"
+    DELETED = "deleted", "deleted in the admin"
+
+
+class WithdrawnJudgment(models.Model):
+    """A judgment taken back: a copy of every field it had (its id too), who took it back, when and why.
+
+    Kept here rather than flagged in Judgment, so exports, reports, slot counts and the one-judgment-per-pair
+    rule see live judgments only, and the annotator may judge the pair again.
+    """
+
+    id = models.BigIntegerField(primary_key=True, help_text="The judgment's id, as the page and the API gave it.")
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="withdrawn_judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    rationale = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=JudgeSource.choices)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(help_text="When the judgment was recorded.")
+    withdrawn_at = models.DateTimeField()
+    withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=10, choices=WithdrawalReason.choices)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Judgment {self.pk} of {self.annotator} on {self.comparison}, {self.get_reason_display()}"
+
+    @property
+    def choice(self) -> str:
         return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)
