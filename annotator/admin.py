@@ -1,5 +1,7 @@
+from typing import Any
+
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import HttpRequest
 
 from annotator.models import (
@@ -15,8 +17,63 @@ from annotator.models import (
 from annotator.services import judgments_delete
 
 
+class JudgedWorkAdmin(admin.ModelAdmin):
+    """Admin of what judgments rest on: once one exists, the object cannot be deleted here (its judgments
+    would go with it) and its `frozen_fields` are read-only (the model refuses to save them changed)."""
+
+    instead_of_deleting = ""
+
+    @staticmethod
+    def judgment_count(obj: Model) -> int:
+        if "_judgment_count" not in obj.__dict__:
+            obj.__dict__["_judgment_count"] = obj.recorded_judgments().count()
+        return obj.__dict__["_judgment_count"]
+
+    def judged_name(self, obj: Model) -> str:
+        return f"{obj._meta.verbose_name.capitalize()} {obj.pk}"
+
+    @admin.display(description="judged")
+    def kept_because_judged(self, obj: Model) -> str:
+        count = self.judgment_count(obj)
+        frozen = getattr(obj, "frozen_fields", ())
+        refusal = f"{self.judged_name(obj)} has {count} judgment{'s' if count != 1 else ''}: it cannot be deleted"
+        if frozen:
+            refusal += f" and its {' and '.join(frozen)} cannot change"
+        return f"{refusal}. {self.instead_of_deleting}".strip()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and self.judgment_count(obj):
+            fields += [*getattr(obj, "frozen_fields", ()), "kept_because_judged"]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if obj is not None and self.judgment_count(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list, dict, set, list]:
+        """Deleting several at once: judged ones are listed as protected, with the reason and what to do, beside
+        the records (exports, withdrawn judgments, rounds) that protect them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [self.kept_because_judged(obj) for obj in objs if self.judgment_count(obj)] + protected
+        if protected:
+            # Nothing is deleted then: show why. The admin would name missing permissions first, and judged
+            # objects and withdrawn judgments lack the delete permission for that very reason.
+            perms_needed = set()
+        return deleted, counts, perms_needed, protected
+
+
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(JudgedWorkAdmin):
+    instead_of_deleting = (
+        "Deactivate it instead (untick Active): annotators no longer see it, and its judgments, exports and "
+        "training runs stay."
+    )
+
+    def judged_name(self, obj: Campaign) -> str:
+        return f"Campaign {obj.name!r}"
+
     list_display = [
         "name",
         "is_active",
@@ -56,7 +113,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(JudgedWorkAdmin):
     list_display = ["id", "__str__", "campaign", "created_at"]
     list_filter = ["campaign"]
     list_select_related = ["campaign"]
@@ -65,7 +122,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 @admin.register(Candidate)
-class CandidateAdmin(admin.ModelAdmin):
+class CandidateAdmin(JudgedWorkAdmin):
     list_display = [
         "id",
         "prompt_id",
@@ -91,7 +148,7 @@ class JudgmentInline(admin.TabularInline):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(JudgedWorkAdmin):
     list_display = ["id", "prompt_id", "campaign", "candidate_a_id", "candidate_b_id", "n_judgments", "created_at"]
     list_filter = ["prompt__campaign"]
     raw_id_fields = ["prompt", "candidate_a", "candidate_b"]

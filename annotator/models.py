@@ -6,9 +6,40 @@ comparison handed to an annotator, which carries the left/right order they see. 
 the judgments taken back (undone by their annotator, deleted by staff): Judgment holds only live ones.
 """
 
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+
+from core.errors import ConflictError
+
+
+class FrozenOnceJudged:
+    """Content a judgment rests on (the class gives `recorded_judgments()`): once a judgment exists on it, its
+    `frozen_fields` cannot change, or the judgment would describe text nobody judged. A guard on save(), like
+    a constraint, so every code path keeps it (the admin shows those fields read-only); queryset.update() is
+    not checked."""
+
+    frozen_fields: ClassVar[tuple[str, ...]] = ()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            changed = self._frozen_fields_changed()
+            if changed and self.recorded_judgments().exists():
+                name = f"{self._meta.verbose_name.capitalize()} {self.pk}"
+                raise ConflictError(
+                    f"{name} has judgments, so its {' and '.join(changed)} can no longer change (the judgments "
+                    f"are of it as it was): add a new {self._meta.verbose_name} instead."
+                )
+        super().save(*args, **kwargs)
+
+    def _frozen_fields_changed(self) -> list[str]:
+        attnames = {name: self._meta.get_field(name).attname for name in self.frozen_fields}
+        stored = type(self).objects.filter(pk=self.pk).values(*attnames.values()).first()
+        if stored is None:
+            return []
+        return [name for name, attname in attnames.items() if stored[attname] != getattr(self, attname)]
 
 
 class Campaign(models.Model):
@@ -37,6 +68,9 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(comparison__prompt__campaign=self)
+
     @property
     def offered_choices(self) -> list["Choice"]:
         """What annotators may answer in this campaign: a side or skip always; tie and both bad if allowed."""
@@ -50,7 +84,9 @@ class Role(models.TextChoices):
     ASSISTANT = "assistant"
 
 
-class Prompt(models.Model):
+class Prompt(FrozenOnceJudged, models.Model):
+    frozen_fields = ("campaign", "messages", "system")
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
     messages = models.JSONField(help_text='The conversation: [{"role": "user", "content": "..."}, ...].')
     system = models.TextField(blank=True, help_text="Optional system message.")
@@ -70,6 +106,9 @@ class Prompt(models.Model):
         last = self.messages[-1]["content"] if self.messages else ""
         return f"Prompt {self.pk}: {last[:60]}"
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(comparison__prompt=self)
+
     @property
     def is_multi_turn(self) -> bool:
         return sum(1 for m in self.messages if m["role"] == Role.USER) > 1
@@ -87,8 +126,10 @@ class PromptFormat(models.TextChoices):
 FINISH_LENGTH = "length"
 
 
-class Candidate(models.Model):
+class Candidate(FrozenOnceJudged, models.Model):
     """One response to a prompt, with everything needed to reproduce it."""
+
+    frozen_fields = ("prompt", "text", "prompt_format", "prompt_text")
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     text = models.TextField()
@@ -119,14 +160,19 @@ class Candidate(models.Model):
     def __str__(self) -> str:
         return f"Candidate {self.pk} ({self.model_name or self.backend})"
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(Q(comparison__candidate_a=self) | Q(comparison__candidate_b=self))
+
     @property
     def is_truncated(self) -> bool:
         """Cut off at the token limit: the response never ended."""
         return self.finish_reason == FINISH_LENGTH
 
 
-class Comparison(models.Model):
+class Comparison(FrozenOnceJudged, models.Model):
     """Two candidates of one prompt, to be judged. `a` and `b` are fixed; sides shown vary per annotator."""
+
+    frozen_fields = ("prompt", "candidate_a", "candidate_b")
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
@@ -149,6 +195,9 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}"
+
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return self.judgments.all()
 
 
 class Side(models.TextChoices):

@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from annotator.models import Campaign, Choice, Judgment, WithdrawalReason, WithdrawnJudgment
 from annotator.services import assignment_next, judgment_submit, judgment_undo
+from exports.services import dataset_export_create
 from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +68,59 @@ def test_withdrawn_judgments_are_read_only_in_the_admin(staff_client):
     delete = reverse("admin:annotator_withdrawnjudgment_delete", args=[judgment.pk])
     assert staff_client.post(delete, {"post": "yes"}).status_code == 403
     assert WithdrawnJudgment.objects.filter(pk=judgment.pk).exists()
+
+
+def test_a_campaign_with_judgments_cannot_be_deleted_and_the_admin_says_to_deactivate_it(staff_client):
+    campaign = make_campaign("Judged", pairs=2)
+    judged_by(campaign, "u1")
+    judged_by(campaign, "u2")
+    advice = (
+        "Campaign &#x27;Judged&#x27; has 2 judgments: it cannot be deleted. Deactivate it instead (untick Active): "
+        "annotators no longer see it, and its judgments, exports and training runs stay."
+    )
+    page = staff_client.get(reverse("admin:annotator_campaign_change", args=[campaign.pk])).content.decode()
+    assert advice in page
+    assert reverse("admin:annotator_campaign_delete", args=[campaign.pk]) not in page
+    assert staff_client.post(reverse("admin:annotator_campaign_delete", args=[campaign.pk])).status_code == 403
+    refused = bulk_delete(staff_client, "campaign", [campaign.pk])
+    assert refused.status_code == 200
+    assert "Cannot delete campaign" in refused.content.decode() and advice in refused.content.decode()
+    assert Campaign.objects.filter(pk=campaign.pk).exists() and Judgment.objects.count() == 2
+
+
+def test_a_campaign_is_not_deleted_with_its_exports_or_withdrawn_judgments(staff_client):
+    exported = make_campaign("Exported", pairs=1)
+    export = dataset_export_create(campaign=exported, options={})
+    refused = bulk_delete(staff_client, "campaign", [exported.pk]).content.decode()
+    assert "would require deleting the following protected related objects" in refused
+    assert f"Export {export.pk} of Exported" in refused
+    undone = make_campaign("Undone", pairs=1)
+    judgment = judged_by(undone)
+    judgment_undo(campaign=undone, annotator=judgment.annotator, judgment_id=judgment.pk)
+    assert (
+        f"Judgment {judgment.pk} of u on Comparison"
+        in bulk_delete(staff_client, "campaign", [undone.pk]).content.decode()
+    )
+    assert set(Campaign.objects.values_list("name", flat=True)) == {"Exported", "Undone"}
+    unused = make_campaign("Unused", pairs=1)
+    assert bulk_delete(staff_client, "campaign", [unused.pk]).status_code == 302
+    assert not Campaign.objects.filter(pk=unused.pk).exists()
+
+
+def test_judged_content_is_read_only_in_the_admin_and_cannot_be_deleted(staff_client):
+    campaign = make_campaign("Content", pairs=2)
+    comparison = judged_by(campaign).comparison
+    open_prompt = campaign.prompts.exclude(pk=comparison.prompt_id).get()
+    for model, judged, editable, field in [
+        ("prompt", comparison.prompt, open_prompt, "messages"),
+        ("candidate", comparison.candidate_a, open_prompt.candidates.first(), "text"),
+        ("comparison", comparison, open_prompt.comparisons.get(), "candidate_a"),
+    ]:
+        page = staff_client.get(reverse(f"admin:annotator_{model}_change", args=[judged.pk])).content.decode()
+        assert f'name="{field}"' not in page, model
+        assert "has 1 judgment: it cannot be deleted and its" in page
+        assert reverse(f"admin:annotator_{model}_delete", args=[judged.pk]) not in page
+        assert bulk_delete(staff_client, model, [judged.pk]).status_code == 200
+        page = staff_client.get(reverse(f"admin:annotator_{model}_change", args=[editable.pk])).content.decode()
+        assert f'name="{field}"' in page, f"an unjudged {model} can still be edited"
+    assert Judgment.objects.count() == 1 and comparison.prompt.candidates.count() == 2

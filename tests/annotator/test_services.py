@@ -366,3 +366,29 @@ def test_deleting_judgments_keeps_them_as_withdrawn_and_reopens_their_pairs(db):
     assert list(WithdrawnJudgment.objects.values_list("pk", "annotator", "withdrawn_by", "reason")) == [
         (pk, spammer.pk, staff.pk, WithdrawalReason.DELETED) for pk in judged
     ]
+
+
+def test_judged_content_cannot_be_edited(campaign, annotator):
+    judged = judge_next(campaign, annotator).comparison
+    prompt, candidate = judged.prompt, judged.candidate_a
+    prompt.messages = [{"role": "user", "content": "Something else?"}]
+    with pytest.raises(ConflictError) as refused:
+        prompt.save()
+    assert refused.value.message == (
+        f"Prompt {prompt.pk} has judgments, so its messages can no longer change (the judgments are of it as it "
+        "was): add a new prompt instead."
+    )
+    candidate.text = "Edited"
+    with pytest.raises(ConflictError, match=f"Candidate {candidate.pk} has judgments, so its text can no longer"):
+        candidate.save()
+    judged.candidate_b = judged.candidate_a
+    with pytest.raises(ConflictError, match=f"Comparison {judged.pk} has judgments, so its candidate_b can no"):
+        judged.save()
+    judged.refresh_from_db()
+    judged.metadata = {"note": "fine"}
+    judged.save()
+    open_pair = campaign.prompts.exclude(pk=prompt.pk).first()
+    open_pair.system = "Be brief."
+    open_pair.save()
+    open_pair.refresh_from_db()
+    assert open_pair.system == "Be brief.", "content nobody judged yet can still be fixed"
