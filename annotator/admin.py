@@ -1,13 +1,79 @@
+from typing import Any
+
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.http import HttpRequest
 
-from annotator.models import Assignment, Campaign, Candidate, Comparison, Judgment, Prompt, Verdict
+from annotator.models import (
+    Assignment,
+    Campaign,
+    Candidate,
+    Comparison,
+    Judgment,
+    Prompt,
+    Verdict,
+    WithdrawnJudgment,
+)
 from annotator.services import judgments_delete
 
 
+class JudgedWorkAdmin(admin.ModelAdmin):
+    """Admin of what judgments rest on: once one exists, the object cannot be deleted here (its judgments
+    would go with it) and its `frozen_fields` are read-only (the model refuses to save them changed)."""
+
+    instead_of_deleting = ""
+
+    @staticmethod
+    def judgment_count(obj: Model) -> int:
+        if "_judgment_count" not in obj.__dict__:
+            obj.__dict__["_judgment_count"] = obj.recorded_judgments().count()
+        return obj.__dict__["_judgment_count"]
+
+    def judged_name(self, obj: Model) -> str:
+        return f"{obj._meta.verbose_name.capitalize()} {obj.pk}"
+
+    @admin.display(description="judged")
+    def kept_because_judged(self, obj: Model) -> str:
+        count = self.judgment_count(obj)
+        frozen = getattr(obj, "frozen_fields", ())
+        refusal = f"{self.judged_name(obj)} has {count} judgment{'s' if count != 1 else ''}: it cannot be deleted"
+        if frozen:
+            refusal += f" and its {' and '.join(frozen)} cannot change"
+        return f"{refusal}. {self.instead_of_deleting}".strip()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and self.judgment_count(obj):
+            fields += [*getattr(obj, "frozen_fields", ()), "kept_because_judged"]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if obj is not None and self.judgment_count(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list, dict, set, list]:
+        """Deleting several at once: judged ones are listed as protected, with the reason and what to do, beside
+        the records (exports, withdrawn judgments, rounds) that protect them."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        protected = [self.kept_because_judged(obj) for obj in objs if self.judgment_count(obj)] + protected
+        if protected:
+            # Nothing is deleted then: show why. The admin would name missing permissions first, and judged
+            # objects and withdrawn judgments lack the delete permission for that very reason.
+            perms_needed = set()
+        return deleted, counts, perms_needed, protected
+
+
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(JudgedWorkAdmin):
+    instead_of_deleting = (
+        "Deactivate it instead (untick Active): annotators no longer see it, and its judgments, exports and "
+        "training runs stay."
+    )
+
+    def judged_name(self, obj: Campaign) -> str:
+        return f"Campaign {obj.name!r}"
+
     list_display = [
         "name",
         "is_active",
@@ -47,7 +113,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(JudgedWorkAdmin):
     list_display = ["id", "__str__", "campaign", "created_at"]
     list_filter = ["campaign"]
     list_select_related = ["campaign"]
@@ -56,7 +122,7 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 @admin.register(Candidate)
-class CandidateAdmin(admin.ModelAdmin):
+class CandidateAdmin(JudgedWorkAdmin):
     list_display = [
         "id",
         "prompt_id",
@@ -82,7 +148,7 @@ class JudgmentInline(admin.TabularInline):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(JudgedWorkAdmin):
     list_display = ["id", "prompt_id", "campaign", "candidate_a_id", "candidate_b_id", "n_judgments", "created_at"]
     list_filter = ["prompt__campaign"]
     raw_id_fields = ["prompt", "candidate_a", "candidate_b"]
@@ -120,7 +186,8 @@ class JudgmentAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     # Judgments are records: read them here, delete them if needed (through the service that keeps each
-    # pair's vote count right), but never edit or add them by hand.
+    # deleted one as withdrawn, with who and when, and each pair's vote count right), but never edit or add
+    # them by hand.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -128,13 +195,48 @@ class JudgmentAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: Judgment) -> None:
-        judgments_delete(judgments=Judgment.objects.filter(pk=obj.pk))
+        judgments_delete(judgments=Judgment.objects.filter(pk=obj.pk), deleted_by=request.user)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Judgment]) -> None:
-        judgments_delete(judgments=queryset)
+        judgments_delete(judgments=queryset, deleted_by=request.user)
 
     @admin.display(ordering="comparison__prompt__campaign__name")
     def campaign(self, obj: Judgment) -> str:
+        return obj.comparison.prompt.campaign.name
+
+
+@admin.register(WithdrawnJudgment)
+class WithdrawnJudgmentAdmin(admin.ModelAdmin):
+    """Judgments taken back (undone, or deleted in the admin): a record, read-only."""
+
+    list_display = [
+        "id",
+        "comparison_id",
+        "campaign",
+        "annotator",
+        "verdict",
+        "source",
+        "created_at",
+        "reason",
+        "withdrawn_by",
+        "withdrawn_at",
+    ]
+    list_filter = ["reason", "source", "comparison__prompt__campaign"]
+    list_select_related = ["annotator", "withdrawn_by", "comparison__prompt__campaign"]
+    search_fields = ["annotator__username", "withdrawn_by__username", "rationale"]
+    date_hierarchy = "withdrawn_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WithdrawnJudgment | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: WithdrawnJudgment | None = None) -> bool:
+        return False
+
+    @admin.display(ordering="comparison__prompt__campaign__name")
+    def campaign(self, obj: WithdrawnJudgment) -> str:
         return obj.comparison.prompt.campaign.name
 
 

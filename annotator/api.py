@@ -27,8 +27,10 @@ from annotator.serializers import (
     JudgmentSerializer,
     NextComparisonSerializer,
     ProgressSerializer,
+    UndoInputSerializer,
+    WithdrawnJudgmentSerializer,
 )
-from annotator.services import assignment_next, judgment_submit, judgment_undo_last
+from annotator.services import assignment_next, judgment_submit, judgment_undo
 from core.conversations import conversation_with_system
 from core.permissions import IsStaff
 
@@ -81,13 +83,22 @@ class CampaignNextApi(APIView):
 
 class CampaignUndoApi(APIView):
     @extend_schema(
-        request=None, responses={200: JudgmentSerializer, 404: OpenApiResponse(description="Nothing to undo.")}
+        request=UndoInputSerializer,
+        responses={
+            200: OpenApiResponse(
+                WithdrawnJudgmentSerializer, description="Undone now, or undone already (a repeat undoes nothing more)."
+            ),
+            409: OpenApiResponse(
+                description="Not your latest judgment in the campaign, or its undo window passed: why."
+            ),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
-        undone = judgment_undo_last(campaign=campaign_open_or_404(pk=pk, user=request.user), annotator=request.user)
-        if undone is None:
-            return Response({"detail": "Nothing to undo."}, status=status.HTTP_404_NOT_FOUND)
-        return Response(JudgmentSerializer(undone).data)
+        campaign = campaign_open_or_404(pk=pk, user=request.user)
+        data = UndoInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = judgment_undo(campaign=campaign, annotator=request.user, judgment_id=data.validated_data["judgment"])
+        return Response(WithdrawnJudgmentSerializer(result.withdrawn).data)
 
 
 class JudgmentCreateApi(APIView):

@@ -2,12 +2,44 @@
 
 Campaign -> Prompt (a conversation) -> Candidate responses (with provenance) -> Comparison (two candidates
 of one prompt) -> Judgment (one annotator's verdict on one comparison). Assignment is a short lease on a
-comparison handed to an annotator, which carries the left/right order they see.
+comparison handed to an annotator, which carries the left/right order they see. WithdrawnJudgment keeps
+the judgments taken back (undone by their annotator, deleted by staff): Judgment holds only live ones.
 """
+
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
+
+from core.errors import ConflictError
+
+
+class FrozenOnceJudged:
+    """Content a judgment rests on (the class gives `recorded_judgments()`): once a judgment exists on it, its
+    `frozen_fields` cannot change, or the judgment would describe text nobody judged. A guard on save(), like
+    a constraint, so every code path keeps it (the admin shows those fields read-only); queryset.update() is
+    not checked."""
+
+    frozen_fields: ClassVar[tuple[str, ...]] = ()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            changed = self._frozen_fields_changed()
+            if changed and self.recorded_judgments().exists():
+                name = f"{self._meta.verbose_name.capitalize()} {self.pk}"
+                raise ConflictError(
+                    f"{name} has judgments, so its {' and '.join(changed)} can no longer change (the judgments "
+                    f"are of it as it was): add a new {self._meta.verbose_name} instead."
+                )
+        super().save(*args, **kwargs)
+
+    def _frozen_fields_changed(self) -> list[str]:
+        attnames = {name: self._meta.get_field(name).attname for name in self.frozen_fields}
+        stored = type(self).objects.filter(pk=self.pk).values(*attnames.values()).first()
+        if stored is None:
+            return []
+        return [name for name, attname in attnames.items() if stored[attname] != getattr(self, attname)]
 
 
 class Campaign(models.Model):
@@ -36,6 +68,9 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(comparison__prompt__campaign=self)
+
     @property
     def offered_choices(self) -> list["Choice"]:
         """What annotators may answer in this campaign: a side or skip always; tie and both bad if allowed."""
@@ -49,7 +84,9 @@ class Role(models.TextChoices):
     ASSISTANT = "assistant"
 
 
-class Prompt(models.Model):
+class Prompt(FrozenOnceJudged, models.Model):
+    frozen_fields = ("campaign", "messages", "system")
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
     messages = models.JSONField(help_text='The conversation: [{"role": "user", "content": "..."}, ...].')
     system = models.TextField(blank=True, help_text="Optional system message.")
@@ -69,6 +106,9 @@ class Prompt(models.Model):
         last = self.messages[-1]["content"] if self.messages else ""
         return f"Prompt {self.pk}: {last[:60]}"
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(comparison__prompt=self)
+
     @property
     def is_multi_turn(self) -> bool:
         return sum(1 for m in self.messages if m["role"] == Role.USER) > 1
@@ -86,8 +126,10 @@ class PromptFormat(models.TextChoices):
 FINISH_LENGTH = "length"
 
 
-class Candidate(models.Model):
+class Candidate(FrozenOnceJudged, models.Model):
     """One response to a prompt, with everything needed to reproduce it."""
+
+    frozen_fields = ("prompt", "text", "prompt_format", "prompt_text")
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     text = models.TextField()
@@ -118,14 +160,19 @@ class Candidate(models.Model):
     def __str__(self) -> str:
         return f"Candidate {self.pk} ({self.model_name or self.backend})"
 
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return Judgment.objects.filter(Q(comparison__candidate_a=self) | Q(comparison__candidate_b=self))
+
     @property
     def is_truncated(self) -> bool:
         """Cut off at the token limit: the response never ended."""
         return self.finish_reason == FINISH_LENGTH
 
 
-class Comparison(models.Model):
+class Comparison(FrozenOnceJudged, models.Model):
     """Two candidates of one prompt, to be judged. `a` and `b` are fixed; sides shown vary per annotator."""
+
+    frozen_fields = ("prompt", "candidate_a", "candidate_b")
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
@@ -148,6 +195,9 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}"
+
+    def recorded_judgments(self) -> QuerySet["Judgment"]:
+        return self.judgments.all()
 
 
 class Side(models.TextChoices):
@@ -242,4 +292,41 @@ class Judgment(models.Model):
     @property
     def choice(self) -> str:
         """The verdict in the screen terms the annotator used (left/right/tie/both_bad/skip)."""
+        return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)
+
+
+class WithdrawalReason(models.TextChoices):
+    UNDO = "undo", "undone by its annotator"
+    DELETED = "deleted", "deleted in the admin"
+
+
+class WithdrawnJudgment(models.Model):
+    """A judgment taken back: a copy of every field it had (its id too), who took it back, when and why.
+
+    Kept here rather than flagged in Judgment, so exports, reports, slot counts and the one-judgment-per-pair
+    rule see live judgments only, and the annotator may judge the pair again.
+    """
+
+    id = models.BigIntegerField(primary_key=True, help_text="The judgment's id, as the page and the API gave it.")
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="withdrawn_judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    rationale = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=JudgeSource.choices)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(help_text="When the judgment was recorded.")
+    withdrawn_at = models.DateTimeField()
+    withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=10, choices=WithdrawalReason.choices)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Judgment {self.pk} of {self.annotator} on {self.comparison}, {self.get_reason_display()}"
+
+    @property
+    def choice(self) -> str:
         return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)

@@ -2,7 +2,9 @@
 
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -125,6 +127,19 @@ def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Jud
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def judgment_undo_deadline(*, judgment: Judgment) -> datetime:
+    """Until when its annotator may undo a judgment (if it is still their latest)."""
+    return judgment.created_at + timedelta(seconds=settings.ANNOTATION_UNDO_SECONDS)
+
+
+def judgment_undoable_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
+    """The judgment the annotator may undo now: their latest in the campaign, if its undo window is open."""
+    last = judgment_last_for(campaign=campaign, annotator=annotator)
+    if last is None or timezone.now() >= judgment_undo_deadline(judgment=last):
+        return None
+    return last
 
 
 def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Comparison | None:

@@ -58,6 +58,20 @@ class JudgmentSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class UndoInputSerializer(serializers.Serializer):
+    judgment = serializers.IntegerField(
+        min_value=1,
+        help_text="The id of the judgment to undo (your latest in the campaign), as its POST answered it.",
+        error_messages={
+            "required": "Name the judgment to undo: its id, as POST /api/comparisons/<id>/judgments/ answered it."
+        },
+    )
+
+
+class WithdrawnJudgmentSerializer(JudgmentSerializer):
+    withdrawn_at = serializers.DateTimeField(help_text="When it was undone.")
+
+
 class ImportInputSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="JSONL or Parquet with prompt, response_a, response_b per row.")
     campaign = serializers.CharField(max_length=200, help_text="Campaign name; created if it does not exist.")

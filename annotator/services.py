@@ -29,9 +29,16 @@ from annotator.models import (
     Prompt,
     Side,
     Verdict,
+    WithdrawalReason,
+    WithdrawnJudgment,
     verdict_for_choice,
 )
-from annotator.selectors import campaign_is_open_to, comparisons_open_for
+from annotator.selectors import (
+    campaign_is_open_to,
+    comparisons_open_for,
+    judgment_last_for,
+    judgment_undo_deadline,
+)
 from core.conversations import conversation_hash, conversation_normalize
 from core.errors import ConflictError, InputError
 
@@ -258,65 +265,141 @@ def judgment_submit(
                 f"(GET /api/campaigns/{campaign.pk}/next/)."
             )
         now = timezone.now()
-        if (
+        stale = (
             choice != Choice.SKIP
             and assignment.expires_at <= now
             and _slots_taken(comparison_id=comparison.pk, annotator=annotator) >= campaign.overlap
-        ):
+        )
+        if stale:
+            # Committed with this transaction, before the refusal below: the lease no longer holds anything.
             assignment.delete()
-            raise ConflictError(
-                f"Your hold on comparison {comparison.pk} expired and other annotators have judged it "
-                "meanwhile: nothing was recorded; go on with the next pair."
+        else:
+            return _judgment_record(
+                assignment=assignment,
+                comparison=comparison,
+                annotator=annotator,
+                choice=choice,
+                rationale=rationale,
+                duration_ms=duration_ms,
             )
-        if duration_ms is None:
-            duration_ms = int((now - assignment.served_at).total_seconds() * 1000)
-        try:
-            with transaction.atomic():
-                judgment = Judgment.objects.create(
-                    comparison=comparison,
-                    annotator=annotator,
-                    verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
-                    shown_left=assignment.shown_left,
-                    rationale=rationale.strip(),
-                    duration_ms=duration_ms,
-                    source=JudgeSource.HUMAN,
-                )
-        except IntegrityError:
-            # Only reachable where the row lock is a no-op and transactions are not serialised.
-            return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
-        if judgment.verdict != Verdict.SKIP:
-            Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
-        assignment.delete()
-        return JudgmentResult(judgment, created=True)
+    raise ConflictError(
+        f"Your hold on comparison {comparison.pk} expired and other annotators have judged it "
+        "meanwhile: nothing was recorded; go on with the next pair."
+    )
 
 
-def judgment_undo_last(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
-    """Take back the annotator's latest human judgment in the campaign and hand the pair back to them.
+def _judgment_record(
+    *,
+    assignment: Assignment,
+    comparison: Comparison,
+    annotator: AbstractBaseUser,
+    choice: str,
+    rationale: str,
+    duration_ms: int | None,
+) -> JudgmentResult:
+    """A person's judgment on the pair leased to them, in the caller's transaction, which holds the pair's row
+    lock: the judgment, their vote in `human_votes`, and the lease it used up removed."""
+    if duration_ms is None:
+        duration_ms = int((timezone.now() - assignment.served_at).total_seconds() * 1000)
+    try:
+        with transaction.atomic():
+            judgment = Judgment.objects.create(
+                comparison=comparison,
+                annotator=annotator,
+                verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
+                shown_left=assignment.shown_left,
+                rationale=rationale.strip(),
+                duration_ms=duration_ms,
+                source=JudgeSource.HUMAN,
+            )
+    except IntegrityError:
+        # Only reachable where the row lock is a no-op and transactions are not serialised.
+        return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
+    if judgment.verdict != Verdict.SKIP:
+        Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
+    assignment.delete()
+    return JudgmentResult(judgment, created=True)
 
-    The pair comes back with the same sides and a fresh lease, so it is the next one they see.
-    Returns the removed judgment (unsaved), or None when there was nothing to undo.
+
+@dataclass(frozen=True)
+class WithdrawalResult:
+    withdrawn: WithdrawnJudgment
+    created: bool  # False: it had been withdrawn already (a repeated undo), nothing changed
+
+
+def _withdrawn_copy(judgment: Judgment, *, by: AbstractBaseUser, reason: str) -> WithdrawnJudgment:
+    """The judgment as a withdrawn record (unsaved): every field it has, its id too, and who, when and why."""
+    fields = {field.attname: getattr(judgment, field.attname) for field in Judgment._meta.concrete_fields}
+    return WithdrawnJudgment(**fields, withdrawn_at=timezone.now(), withdrawn_by=by, reason=reason)
+
+
+def _seconds_in_words(seconds: int) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_id: int) -> WithdrawalResult:
+    """Take back the annotator's judgment `judgment_id` and hand its pair back to them, same sides, fresh lease.
+
+    Only their latest human judgment in the campaign, within `ANNOTATION_UNDO_SECONDS` of recording it. The
+    judgment moves to WithdrawnJudgment, so exports and reports never count it and the pair can be judged
+    again. Naming the judgment makes a repeat harmless: undoing one already undone returns it unchanged.
     """
+    mine = Judgment.objects.filter(
+        pk=judgment_id, annotator=annotator, comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN
+    )
     with transaction.atomic():
-        last = (
-            Judgment.objects.select_for_update()
-            .filter(annotator=annotator, comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN)
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        if last is None:
-            return None
-        comparisons = Comparison.objects.filter(pk=last.comparison_id)
-        list(comparisons.select_for_update().values_list("pk", flat=True))
-        if last.verdict != Verdict.SKIP:
+        target = mine.first()
+        if target is not None:
+            # The pair's row lock first, as every judgment write takes it; then the judgment again, under it
+            # (a concurrent undo of the same judgment may have moved it meanwhile).
+            comparisons = Comparison.objects.filter(pk=target.comparison_id)
+            list(comparisons.select_for_update().values_list("pk", flat=True))
+            target = mine.first()
+        if target is None:
+            return WithdrawalResult(
+                _judgment_undone_already(campaign=campaign, annotator=annotator, judgment_id=judgment_id), created=False
+            )
+        latest = judgment_last_for(campaign=campaign, annotator=annotator)
+        if latest.pk != target.pk:
+            raise ConflictError(
+                f"Judgment {target.pk} is not your latest in campaign {campaign.name!r}: only your latest "
+                f"judgment ({latest.pk}) can be undone; nothing was undone."
+            )
+        if timezone.now() >= judgment_undo_deadline(judgment=target):
+            window = _seconds_in_words(settings.ANNOTATION_UNDO_SECONDS)
+            raise ConflictError(
+                f"Judgment {target.pk} was recorded more than {window} ago: a judgment can be undone only "
+                f"within {window} of recording it; nothing was undone."
+            )
+        withdrawn = _withdrawn_copy(target, by=annotator, reason=WithdrawalReason.UNDO)
+        withdrawn.save(force_insert=True)
+        target.delete()
+        if target.verdict != Verdict.SKIP:
             comparisons.update(human_votes=F("human_votes") - 1)
-        now = timezone.now()
         Assignment.objects.update_or_create(
-            comparison_id=last.comparison_id,
+            comparison_id=target.comparison_id,
             annotator=annotator,
-            defaults={"shown_left": last.shown_left, "served_at": now, "expires_at": _lease_expiry()},
+            defaults={"shown_left": target.shown_left, "served_at": timezone.now(), "expires_at": _lease_expiry()},
         )
-        last.delete()
-        return last
+        return WithdrawalResult(withdrawn, created=True)
+
+
+def _judgment_undone_already(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_id: int) -> WithdrawnJudgment:
+    """The annotator's judgment `judgment_id` that they undid before; a refusal saying why if there is none."""
+    withdrawn = WithdrawnJudgment.objects.filter(
+        pk=judgment_id, annotator=annotator, comparison__prompt__campaign=campaign
+    ).first()
+    if withdrawn is None:
+        raise ConflictError(
+            f"You have no judgment {judgment_id} in campaign {campaign.name!r}: nothing was undone. Undo names one "
+            "of your judgments by its id (the id its POST /api/comparisons/<id>/judgments/ answered)."
+        )
+    if withdrawn.reason != WithdrawalReason.UNDO:
+        raise ConflictError(f"Judgment {judgment_id} was {withdrawn.get_reason_display()}: nothing was undone.")
+    return withdrawn
 
 
 @dataclass(frozen=True)
@@ -363,14 +446,19 @@ def ai_judgments_record(*, judge: AbstractBaseUser, verdicts: Sequence[AiVerdict
         return Judgment.objects.bulk_create(fresh)
 
 
-def judgments_delete(*, judgments: QuerySet[Judgment]) -> int:
-    """Delete judgments (an admin removing a spammer's work, say) and recount their pairs' human votes,
-    so those pairs open up again for other annotators. Returns how many were deleted."""
+def judgments_delete(*, judgments: QuerySet[Judgment], deleted_by: AbstractBaseUser) -> int:
+    """Delete judgments (staff removing a spammer's work, say): each is kept as withdrawn, with who deleted it
+    and when, and their pairs' human votes are recounted, so those pairs open up again for other annotators.
+    Returns how many were deleted."""
     with transaction.atomic():
         comparison_ids = set(judgments.values_list("comparison_id", flat=True))
         comparisons = Comparison.objects.filter(pk__in=comparison_ids)
         list(comparisons.select_for_update().values_list("pk", flat=True))
-        deleted, _ = Judgment.objects.filter(pk__in=judgments.values("pk")).delete()
+        doomed = Judgment.objects.filter(pk__in=judgments.values("pk"))
+        WithdrawnJudgment.objects.bulk_create(
+            _withdrawn_copy(judgment, by=deleted_by, reason=WithdrawalReason.DELETED) for judgment in doomed
+        )
+        deleted, _ = doomed.delete()
         votes = (
             Judgment.objects.filter(comparison=OuterRef("pk"), source=JudgeSource.HUMAN)
             .exclude(verdict=Verdict.SKIP)

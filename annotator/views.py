@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from annotator.forms import JudgmentForm
+from annotator.forms import JudgmentForm, UndoForm
 from annotator.models import Campaign, Choice
 from annotator.selectors import (
     annotator_waiting_for,
@@ -20,9 +20,9 @@ from annotator.selectors import (
     campaigns_for,
     comparison_as_shown,
     comparison_in_campaign,
-    judgment_last_for,
+    judgment_undoable_for,
 )
-from annotator.services import assignment_next, judgment_submit, judgment_undo_last
+from annotator.services import assignment_next, judgment_submit, judgment_undo
 from core.errors import StudioError
 
 
@@ -45,7 +45,7 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     context: dict = {
         "campaign": campaign,
         "progress": campaign_progress_for(campaign=campaign, annotator=request.user),
-        "can_undo": judgment_last_for(campaign=campaign, annotator=request.user) is not None,
+        "undoable": judgment_undoable_for(campaign=campaign, annotator=request.user),
         "choices": campaign.offered_choices,
     }
     if assignment is not None:
@@ -102,11 +102,15 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def undo(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_open_or_404(pk=pk, user=request.user)
-    undone = judgment_undo_last(campaign=campaign, annotator=request.user)
-    if undone is None:
+    form = UndoForm(request.POST)
+    if not form.is_valid():
         messages.info(request, "Nothing to undo.")
     else:
-        messages.info(request, "Undone: that pair is back for you to judge again.")
+        try:
+            judgment_undo(campaign=campaign, annotator=request.user, judgment_id=form.cleaned_data["judgment"])
+            messages.info(request, "Undone: that pair is back for you to judge again.")
+        except StudioError as error:
+            messages.error(request, error.message)
     if request.htmx:
         return _render_pair(request, campaign)
     return redirect("annotator:annotate", pk=campaign.pk)

@@ -184,6 +184,8 @@ OPENAI_BASE_URLS = env_list("PREFSTUDIO_OPENAI_BASE_URLS", "")
 
 # How long an annotator holds a pair they were shown before its slot goes back to the pool.
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)
+# How long after recording a judgment its annotator may still undo it (their latest one only).
+ANNOTATION_UNDO_SECONDS = env_int("PREFSTUDIO_UNDO_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

@@ -20,7 +20,8 @@ class DatasetExport(Job):
     job_name = "Export"
     job_restart = "export again"
 
-    campaign = models.ForeignKey("annotator.Campaign", on_delete=models.CASCADE, related_name="exports")
+    # PROTECT: an export is a record (its files, checksums, the training runs on it): its campaign stays.
+    campaign = models.ForeignKey("annotator.Campaign", on_delete=models.PROTECT, related_name="exports")
     options = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     out_dir = models.CharField(max_length=1000, blank=True)

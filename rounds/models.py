@@ -71,8 +71,9 @@ class Round(models.Model):
     prompts_sha256 = models.CharField(max_length=64, blank=True)
     eval_prompts_sha256 = models.CharField(max_length=64, blank=True)
 
+    # PROTECT: the round's record names the campaigns it labelled; deleting one is refused while it does.
     campaign = models.ForeignKey(
-        "annotator.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "annotator.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     generation_run = models.ForeignKey(
         "generation.GenerationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -87,7 +88,7 @@ class Round(models.Model):
     tuned_revision = models.CharField(max_length=200, blank=True)
 
     eval_campaign = models.ForeignKey(
-        "annotator.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "annotator.Campaign", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     eval_generation_run = models.ForeignKey(
         "generation.GenerationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

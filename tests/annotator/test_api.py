@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotator.models import Campaign, Candidate, Judgment, Side, Verdict
+from annotator.models import Campaign, Candidate, Judgment, Side, Verdict, WithdrawnJudgment
 from annotator.services import assignment_next
 from tests.factories import make_campaign, make_user
 
@@ -179,19 +179,56 @@ def test_annotators_cannot_reach_campaigns_they_are_not_part_of(api, other_annot
     assert api.get(reverse("api-campaign-list")).json() == []
 
 
+def undo_url(campaign: Campaign) -> str:
+    return reverse("api-campaign-undo", args=[campaign.pk])
+
+
 def test_undo_and_progress(api, campaign):
     pair = api.get(next_url(campaign)).json()
-    api.post(judge_url(pair["id"]), {"choice": "left"})
+    judged = api.post(judge_url(pair["id"]), {"choice": "left", "rationale": "clearer"}).json()
     assert api.get(reverse("api-campaign-progress", args=[campaign.pk])).json() == {
         "done": 1,
         "remaining": 2,
         "total": 3,
     }
-    undone = api.post(reverse("api-campaign-undo", args=[campaign.pk]))
-    assert undone.status_code == 200 and undone.json()["comparison"] == pair["id"]
+    undone = api.post(undo_url(campaign), {"judgment": judged["id"]}, format="json")
+    assert undone.status_code == 200
+    body = undone.json()
+    assert {key: body[key] for key in judged} == judged, "the judgment as it was recorded"
+    assert body["withdrawn_at"] >= judged["created_at"]
+    assert not Judgment.objects.exists() and WithdrawnJudgment.objects.get().pk == judged["id"]
+    assert api.get(reverse("api-campaign-progress", args=[campaign.pk])).json()["done"] == 0
     assert api.get(next_url(campaign)).json()["id"] == pair["id"]
-    nothing = api.post(reverse("api-campaign-undo", args=[make_campaign("Empty", pairs=1).pk]))
-    assert nothing.status_code == 404 and nothing.json()["detail"] == "Nothing to undo."
+
+
+def test_a_retried_undo_answers_the_same_judgment_and_undoes_nothing_more(api, campaign):
+    ids = []
+    for _ in range(2):
+        ids.append(api.post(judge_url(api.get(next_url(campaign)).json()["id"]), {"choice": "right"}).json()["id"])
+    first = api.post(undo_url(campaign), {"judgment": ids[1]}, format="json")
+    retry = api.post(undo_url(campaign), {"judgment": ids[1]}, format="json")
+    assert (first.status_code, retry.status_code) == (200, 200)
+    assert retry.json() == first.json()
+    assert list(Judgment.objects.values_list("pk", flat=True)) == [ids[0]]
+
+
+def test_undo_names_the_judgment_or_is_refused_with_the_reason(api, campaign, settings):
+    missing = api.post(undo_url(campaign), {}, format="json")
+    assert missing.status_code == 400
+    assert missing.json() == {
+        "judgment": ["Name the judgment to undo: its id, as POST /api/comparisons/<id>/judgments/ answered it."]
+    }
+    ids = [api.post(judge_url(api.get(next_url(campaign)).json()["id"]), {"choice": "tie"}).json()["id"] for _ in "ab"]
+    older = api.post(undo_url(campaign), {"judgment": ids[0]}, format="json")
+    assert older.status_code == 409
+    assert older.json()["detail"] == (
+        f"Judgment {ids[0]} is not your latest in campaign 'Helpfulness': only your latest judgment ({ids[1]}) "
+        "can be undone; nothing was undone."
+    )
+    settings.ANNOTATION_UNDO_SECONDS = 0
+    late = api.post(undo_url(campaign), {"judgment": ids[1]}, format="json")
+    assert late.status_code == 409 and "a judgment can be undone only within 0 seconds" in late.json()["detail"]
+    assert Judgment.objects.count() == 2 and not WithdrawnJudgment.objects.exists()
 
 
 def _jsonl(rows) -> io.BytesIO:

@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from annotator.models import Choice, Judgment, Verdict
+from annotator.models import Choice, Judgment, Verdict, WithdrawnJudgment
 from annotator.selectors import annotator_waiting_for
-from annotator.services import assignment_next, judgment_submit
+from annotator.services import assignment_next, judgment_submit, judgment_undo
 from tests.factories import make_campaign, make_user
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
@@ -91,3 +91,23 @@ def test_the_last_open_slot_goes_to_exactly_one_of_many_simultaneous_annotators(
 
     run_in_threads(race, [(user,) for user in users])
     assert len(winners) == 1
+
+
+def test_simultaneous_undos_of_one_judgment_take_back_that_judgment_only(db):
+    campaign = make_campaign("Double click", pairs=2, overlap=1)
+    user = make_user("clicker")
+    for _ in range(2):
+        assignment = assignment_next(campaign=campaign, annotator=user)
+        last = judgment_submit(comparison=assignment.comparison, annotator=user, choice=Choice.LEFT).judgment
+    start = threading.Barrier(6)
+    fresh = []
+
+    def undo():
+        start.wait()
+        fresh.append(judgment_undo(campaign=campaign, annotator=user, judgment_id=last.pk).created)
+
+    run_in_threads(undo, [() for _ in range(6)])
+    assert sorted(fresh) == [False] * 5 + [True]
+    assert list(WithdrawnJudgment.objects.values_list("pk", flat=True)) == [last.pk]
+    assert Judgment.objects.filter(annotator=user).count() == 1
+    assert sorted(campaign.prompts.values_list("comparisons__human_votes", flat=True)) == [0, 1]

@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from annotator.models import Assignment, Choice, Judgment, Side, Verdict
+from annotator.models import Assignment, Choice, Judgment, Side, Verdict, WithdrawalReason, WithdrawnJudgment
 from annotator.selectors import annotator_waiting_for, campaign_progress_for
 from annotator.services import (
     AiVerdict,
@@ -12,7 +12,8 @@ from annotator.services import (
     assignment_next,
     campaign_create,
     judgment_submit,
-    judgment_undo_last,
+    judgment_undo,
+    judgments_delete,
 )
 from core.errors import ConflictError, InputError
 from tests.factories import make_campaign, make_user
@@ -124,6 +125,7 @@ def test_late_submit_after_lease_expired_and_pair_filled_is_refused_and_records_
     with pytest.raises(ConflictError, match="expired and other annotators have judged it"):
         judgment_submit(comparison=lease.comparison, annotator=slow, choice=Choice.LEFT)
     assert Judgment.objects.filter(annotator=slow).count() == 0
+    assert not Assignment.objects.filter(annotator=slow).exists(), "the stale lease is removed, not rolled back"
 
 
 def test_late_submit_after_lease_expired_is_accepted_while_a_slot_is_free(db):
@@ -177,20 +179,94 @@ def test_a_refused_option_names_the_options_the_campaign_offers(db, options, cho
     assert refused.value.message == f"Campaign 'Strict' {message}"
 
 
-def test_undo_removes_last_judgment_and_hands_the_same_pair_back_with_same_sides(campaign, annotator):
+def test_undo_withdraws_the_judgment_and_hands_the_same_pair_back_with_same_sides(campaign, annotator):
     first = judge_next(campaign, annotator)
-    second = judge_next(campaign, annotator)
+    second = judge_next(campaign, annotator, Choice.RIGHT)
     now_showing = assignment_next(campaign=campaign, annotator=annotator)
-    undone = judgment_undo_last(campaign=campaign, annotator=annotator)
-    assert undone.comparison_id == second.comparison_id
+    result = judgment_undo(campaign=campaign, annotator=annotator, judgment_id=second.pk)
+    assert result.created
     assert list(Judgment.objects.values_list("pk", flat=True)) == [first.pk]
+    withdrawn = WithdrawnJudgment.objects.get()
+    assert withdrawn == result.withdrawn
+    assert (withdrawn.pk, withdrawn.choice, withdrawn.reason) == (second.pk, Choice.RIGHT, WithdrawalReason.UNDO)
+    assert withdrawn.withdrawn_by == annotator and withdrawn.withdrawn_at >= second.created_at
     again = assignment_next(campaign=campaign, annotator=annotator)
     assert (again.comparison_id, again.shown_left) == (second.comparison_id, second.shown_left)
     assert now_showing.comparison_id != again.comparison_id
 
 
-def test_undo_with_nothing_to_undo_returns_none(campaign, annotator):
-    assert judgment_undo_last(campaign=campaign, annotator=annotator) is None
+def test_a_withdrawn_judgment_keeps_every_field_the_judgment_had(campaign, annotator):
+    lease = assignment_next(campaign=campaign, annotator=annotator)
+    judgment = judgment_submit(
+        comparison=lease.comparison, annotator=annotator, choice=Choice.TIE, rationale="same", duration_ms=1234
+    ).judgment
+    withdrawn = judgment_undo(campaign=campaign, annotator=annotator, judgment_id=judgment.pk).withdrawn
+    withdrawn.refresh_from_db()
+    for field in Judgment._meta.concrete_fields:
+        assert getattr(withdrawn, field.attname) == getattr(judgment, field.attname), field.name
+
+
+def test_undoing_the_same_judgment_again_returns_it_and_undoes_nothing_more(campaign, annotator):
+    first = judge_next(campaign, annotator)
+    second = judge_next(campaign, annotator)
+    undone = judgment_undo(campaign=campaign, annotator=annotator, judgment_id=second.pk)
+    repeat = judgment_undo(campaign=campaign, annotator=annotator, judgment_id=second.pk)
+    assert not repeat.created
+    assert repeat.withdrawn == undone.withdrawn
+    assert list(Judgment.objects.values_list("pk", flat=True)) == [first.pk], "the judgment before stays"
+    assert WithdrawnJudgment.objects.count() == 1
+
+
+def test_a_repeated_undo_after_judging_the_pair_again_leaves_the_new_judgment(campaign, annotator):
+    judgment = judge_next(campaign, annotator, Choice.LEFT)
+    judgment_undo(campaign=campaign, annotator=annotator, judgment_id=judgment.pk)
+    rejudged = judge_next(campaign, annotator, Choice.RIGHT)
+    assert rejudged.comparison_id == judgment.comparison_id and rejudged.pk != judgment.pk
+    assert not judgment_undo(campaign=campaign, annotator=annotator, judgment_id=judgment.pk).created
+    assert list(Judgment.objects.values_list("pk", "verdict")) == [(rejudged.pk, rejudged.verdict)]
+
+
+def test_only_the_latest_judgment_can_be_undone(campaign, annotator):
+    first = judge_next(campaign, annotator)
+    second = judge_next(campaign, annotator)
+    with pytest.raises(ConflictError) as refused:
+        judgment_undo(campaign=campaign, annotator=annotator, judgment_id=first.pk)
+    assert refused.value.message == (
+        f"Judgment {first.pk} is not your latest in campaign 'Helpfulness': only your latest judgment "
+        f"({second.pk}) can be undone; nothing was undone."
+    )
+    assert Judgment.objects.count() == 2 and not WithdrawnJudgment.objects.exists()
+
+
+def test_undo_is_refused_once_its_window_has_passed(campaign, annotator, settings):
+    settings.ANNOTATION_UNDO_SECONDS = 120
+    judgment = judge_next(campaign, annotator)
+    Judgment.objects.filter(pk=judgment.pk).update(created_at=timezone.now() - timedelta(seconds=121))
+    with pytest.raises(ConflictError) as refused:
+        judgment_undo(campaign=campaign, annotator=annotator, judgment_id=judgment.pk)
+    assert refused.value.message == (
+        f"Judgment {judgment.pk} was recorded more than 2 minutes ago: a judgment can be undone only within "
+        "2 minutes of recording it; nothing was undone."
+    )
+    assert Judgment.objects.filter(pk=judgment.pk).exists() and not WithdrawnJudgment.objects.exists()
+
+
+def test_undo_of_a_judgment_that_is_not_yours_is_refused(campaign, annotator, other_annotator):
+    theirs = judge_next(campaign, other_annotator)
+    with pytest.raises(ConflictError, match=f"You have no judgment {theirs.pk} in campaign 'Helpfulness'"):
+        judgment_undo(campaign=campaign, annotator=annotator, judgment_id=theirs.pk)
+    judgment_undo(campaign=campaign, annotator=other_annotator, judgment_id=theirs.pk)
+    with pytest.raises(ConflictError, match="You have no judgment"):
+        judgment_undo(campaign=campaign, annotator=annotator, judgment_id=theirs.pk)
+    assert WithdrawnJudgment.objects.get().withdrawn_by == other_annotator
+
+
+def test_undo_of_a_judgment_staff_deleted_is_refused(campaign, annotator, staff):
+    judgment = judge_next(campaign, annotator)
+    judgments_delete(judgments=Judgment.objects.filter(pk=judgment.pk), deleted_by=staff)
+    with pytest.raises(ConflictError) as refused:
+        judgment_undo(campaign=campaign, annotator=annotator, judgment_id=judgment.pk)
+    assert refused.value.message == f"Judgment {judgment.pk} was deleted in the admin: nothing was undone."
 
 
 def test_progress_counts_done_and_what_is_still_open_for_the_annotator(db):
@@ -273,20 +349,46 @@ def test_human_votes_follow_judgments_skips_and_undo(db):
     judge_next(campaign, users[2], Choice.TIE)
     comparison.refresh_from_db()
     assert comparison.human_votes == 2
-    judgment_undo_last(campaign=campaign, annotator=users[2])
-    judgment_undo_last(campaign=campaign, annotator=users[1])
+    for user in (users[2], users[1]):
+        judgment_undo(campaign=campaign, annotator=user, judgment_id=Judgment.objects.get(annotator=user).pk)
     comparison.refresh_from_db()
     assert comparison.human_votes == 1
 
 
-def test_deleting_judgments_reopens_their_pairs(db):
-    from annotator.services import judgments_delete
-
+def test_deleting_judgments_keeps_them_as_withdrawn_and_reopens_their_pairs(db):
     campaign = make_campaign("Spam", pairs=2, overlap=1)
-    spammer, honest = make_user("spammer"), make_user("honest")
-    judge_next(campaign, spammer)
-    judge_next(campaign, spammer)
+    spammer, honest, staff = make_user("spammer"), make_user("honest"), make_user("boss", staff=True)
+    judged = [judge_next(campaign, spammer).pk, judge_next(campaign, spammer).pk]
     assert assignment_next(campaign=campaign, annotator=honest) is None
-    assert judgments_delete(judgments=Judgment.objects.filter(annotator=spammer)) == 2
+    assert judgments_delete(judgments=Judgment.objects.filter(annotator=spammer), deleted_by=staff) == 2
     assert set(campaign.prompts.values_list("comparisons__human_votes", flat=True)) == {0}
     assert assignment_next(campaign=campaign, annotator=honest) is not None
+    assert list(WithdrawnJudgment.objects.values_list("pk", "annotator", "withdrawn_by", "reason")) == [
+        (pk, spammer.pk, staff.pk, WithdrawalReason.DELETED) for pk in judged
+    ]
+
+
+def test_judged_content_cannot_be_edited(campaign, annotator):
+    judged = judge_next(campaign, annotator).comparison
+    prompt, candidate = judged.prompt, judged.candidate_a
+    prompt.messages = [{"role": "user", "content": "Something else?"}]
+    with pytest.raises(ConflictError) as refused:
+        prompt.save()
+    assert refused.value.message == (
+        f"Prompt {prompt.pk} has judgments, so its messages can no longer change (the judgments are of it as it "
+        "was): add a new prompt instead."
+    )
+    candidate.text = "Edited"
+    with pytest.raises(ConflictError, match=f"Candidate {candidate.pk} has judgments, so its text can no longer"):
+        candidate.save()
+    judged.candidate_b = judged.candidate_a
+    with pytest.raises(ConflictError, match=f"Comparison {judged.pk} has judgments, so its candidate_b can no"):
+        judged.save()
+    judged.refresh_from_db()
+    judged.metadata = {"note": "fine"}
+    judged.save()
+    open_pair = campaign.prompts.exclude(pk=prompt.pk).first()
+    open_pair.system = "Be brief."
+    open_pair.save()
+    open_pair.refresh_from_db()
+    assert open_pair.system == "Be brief.", "content nobody judged yet can still be fixed"

@@ -1,10 +1,11 @@
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from annotator.models import Candidate, Judgment, Side, Verdict
+from annotator.models import Candidate, Judgment, Side, Verdict, WithdrawnJudgment
 from annotator.services import assignment_next
 from tests.factories import add_pair, make_campaign, make_user
 
@@ -149,15 +150,59 @@ def test_disabled_options_are_not_offered(annotator_client):
     assert 'value="left"' in html and 'value="skip"' in html
 
 
+def undo_offered(response) -> str | None:
+    """The judgment id the page's undo form sends, None when it offers no undo (button disabled)."""
+    form = re.search(r'<form[^>]*action="[^"]*/undo/".*?</form>', response.content.decode(), re.S).group(0)
+    found = re.search(r'name="judgment" value="(\d+)"', form)
+    assert (found is None) == ('id="undo" class="link" disabled' in form)
+    return found and found.group(1)
+
+
 def test_undo_brings_back_the_last_pair(annotator_client, annotator, campaign):
     first = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk]))
-    annotator_client.post(
-        reverse("annotator:judge", args=[campaign.pk]), {"comparison": shown_comparison(first), "choice": "left"}
+    assert undo_offered(first) is None
+    judged = annotator_client.post(
+        reverse("annotator:judge", args=[campaign.pk]), {"comparison": shown_comparison(first), "choice": "left"}, **HX
     )
-    response = annotator_client.post(reverse("annotator:undo", args=[campaign.pk]), **HX)
+    judgment = Judgment.objects.get(annotator=annotator)
+    assert undo_offered(judged) == str(judgment.pk)
+    response = annotator_client.post(reverse("annotator:undo", args=[campaign.pk]), {"judgment": judgment.pk}, **HX)
     assert "Undone: that pair is back" in response.content.decode()
     assert shown_comparison(response) == shown_comparison(first)
     assert Judgment.objects.filter(annotator=annotator).count() == 0
+    assert WithdrawnJudgment.objects.get().pk == judgment.pk
+    assert undo_offered(response) is None
+
+
+def test_a_double_clicked_undo_takes_back_one_judgment(annotator_client, annotator, campaign):
+    for _ in range(2):
+        page = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk]))
+        annotator_client.post(
+            reverse("annotator:judge", args=[campaign.pk]), {"comparison": shown_comparison(page), "choice": "right"}
+        )
+    offered = undo_offered(annotator_client.get(reverse("annotator:annotate", args=[campaign.pk])))
+    for _ in range(2):
+        annotator_client.post(reverse("annotator:undo", args=[campaign.pk]), {"judgment": offered})
+    assert Judgment.objects.filter(annotator=annotator).count() == 1
+    assert list(WithdrawnJudgment.objects.values_list("pk", flat=True)) == [int(offered)]
+
+
+def test_a_refused_undo_says_why_on_the_page(annotator_client, annotator, campaign, settings):
+    page = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk]))
+    annotator_client.post(
+        reverse("annotator:judge", args=[campaign.pk]), {"comparison": shown_comparison(page), "choice": "left"}
+    )
+    judgment = Judgment.objects.get(annotator=annotator)
+    offered = undo_offered(annotator_client.get(reverse("annotator:annotate", args=[campaign.pk])))
+    settings.ANNOTATION_UNDO_SECONDS = 60
+    Judgment.objects.filter(pk=judgment.pk).update(created_at=judgment.created_at - timedelta(seconds=61))
+    response = annotator_client.post(reverse("annotator:undo", args=[campaign.pk]), {"judgment": offered}, **HX)
+    assert (
+        f"Judgment {judgment.pk} was recorded more than 1 minute ago: a judgment can be undone only within 1 minute "
+        "of recording it; nothing was undone."
+    ) in response.content.decode()
+    assert undo_offered(response) is None, "past its window, the page no longer offers the undo"
+    assert Judgment.objects.filter(pk=judgment.pk).exists()
 
 
 def test_undo_without_javascript_redirects(annotator_client, campaign):
