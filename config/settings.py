@@ -1,8 +1,9 @@
 """Django settings for Preference Studio.
 
 Every setting that differs between machines comes from the environment (see `.env.example`), with
-working defaults for local use: SQLite in `var/`, DEBUG off, a development secret key that
-`manage.py check --deploy` flags.
+working defaults for local use: SQLite in `var/`, DEBUG off, plain HTTP, a development secret key.
+The web app refuses to serve on that key with DEBUG off (`core/checks.py`): production sets
+DJANGO_SECRET_KEY and the HTTPS switches below, and `manage.py check --deploy` is then clean.
 """
 
 import os
@@ -39,10 +40,23 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-local-development-key-change-me-in-production")
+# Unset or empty: the development key, which only DEBUG lets the app serve on.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-local-development-key-change-me-in-production"
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# HTTPS, for production (all off by default: local use is plain HTTP). Behind a proxy that terminates TLS,
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 trusts its X-Forwarded-Proto: the proxy must set it and drop the client's.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
 
 # Where the app keeps its own files: the default SQLite database, exports, training runs.
 DATA_DIR = Path(os.environ.get("PREFSTUDIO_DATA_DIR", BASE_DIR / "var")).resolve()
