@@ -177,6 +177,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotate pairs of LLM responses, export preference data, follow training runs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint, staff ones included: for signed-in users (session or token) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # One name for a choice set that several fields share (a round's labellers and its evaluation's).
     "ENUM_NAME_OVERRIDES": {"LabellerEnum": "rounds.options.LABELLERS"},
 }
