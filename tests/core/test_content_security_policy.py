@@ -34,8 +34,8 @@ def directives(header: str) -> dict[str, str]:
     return dict(part.strip().split(" ", 1) for part in header.split(";"))
 
 
-# What the policy would refuse in a template: a style attribute, an inline script, an event handler attribute.
-INLINE = re.compile(r"""\sstyle=|<script(?![^>]*\ssrc=)[^>]*>|\son[a-z]+=|\shx-on""", re.IGNORECASE)
+# What the policy would refuse in a template: a style element or attribute, an inline script, an event handler.
+INLINE = re.compile(r"""<style\b|\sstyle=|<script(?![^>]*\ssrc=)[^>]*>|\son[a-z]+=|\shx-on""", re.IGNORECASE)
 
 
 @pytest.mark.django_db
