@@ -28,14 +28,17 @@ smollm2: $(STAMP)
 	$(BIN)/python manage.py prepare_smollm2
 
 # Start the product on its embedded defaults: SQLite in var/, the demo campaign, a background worker.
+# DEBUG on: the demo's logins have published passwords (load_demo refuses them otherwise), and the server runs on
+# the development secret key (refused with DEBUG off).
+demo: export DJANGO_DEBUG = 1
 demo: $(STAMP) smollm2
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_demo
 	$(BIN)/python manage.py load_demo_round
 	@echo "Preference Studio on http://$(HOST):$(PORT)/  (Ctrl-C stops it)"
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	DJANGO_DEBUG=1 $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
-	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 browser:

@@ -1,23 +1,20 @@
 """REST API for annotators (and scripts) and staff: thin adapters over the same services as the pages."""
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotator.importing import pairs_import_file
-from annotator.models import Comparison
 from annotator.selectors import (
     annotator_waiting_for,
-    campaign_is_open_to,
     campaign_open_or_404,
     campaign_progress_for,
     campaigns_with_judged_count_for,
     comparison_as_shown,
+    comparison_open_or_404,
 )
 from annotator.serializers import (
     CampaignSerializer,
@@ -111,9 +108,7 @@ class JudgmentCreateApi(APIView):
         },
     )
     def post(self, request: Request, pk: int) -> Response:
-        comparison = get_object_or_404(Comparison.objects.select_related("prompt__campaign"), pk=pk)
-        if not campaign_is_open_to(campaign=comparison.prompt.campaign, user=request.user):
-            raise NotFound("No such comparison for you.")
+        comparison = comparison_open_or_404(pk=pk, user=request.user)
         data = JudgmentInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = judgment_submit(comparison=comparison, annotator=request.user, **data.validated_data)

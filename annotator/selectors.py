@@ -9,7 +9,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Side
@@ -37,13 +36,26 @@ def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
     return not member_ids or user.pk in member_ids
 
 
+# One answer for "does not exist" and "exists but not yours", on pages and in the API, so that campaigns and
+# pairs someone is not part of don't reveal that they exist.
+CAMPAIGN_NOT_FOUND = "No campaign with this id is open to you."
+COMPARISON_NOT_FOUND = "No pair with this id is open to you."
+
+
 def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
-    """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON), so
-    campaigns someone is not part of don't reveal that they exist."""
-    campaign = get_object_or_404(Campaign, pk=pk)
-    if not campaign_is_open_to(campaign=campaign, user=user):
-        raise Http404("No such campaign for you.")
+    """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON)."""
+    campaign = Campaign.objects.filter(pk=pk).first()
+    if campaign is None or not campaign_is_open_to(campaign=campaign, user=user):
+        raise Http404(CAMPAIGN_NOT_FOUND)
     return campaign
+
+
+def comparison_open_or_404(*, pk: int, user: AbstractBaseUser) -> Comparison:
+    """The pair, with its prompt and campaign, for a user who may annotate its campaign; a 404 otherwise."""
+    comparison = Comparison.objects.select_related("prompt__campaign").filter(pk=pk).first()
+    if comparison is None or not campaign_is_open_to(campaign=comparison.prompt.campaign, user=user):
+        raise Http404(COMPARISON_NOT_FOUND)
+    return comparison
 
 
 def campaigns_with_judged_count_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:

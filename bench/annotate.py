@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import statistics
@@ -234,6 +235,7 @@ def bench(db: str, args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="prefstudio-bench-"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "PREFSTUDIO_DATA_DIR": str(workdir)}
     env["DJANGO_ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # gunicorn refuses the development key
     if db == "postgres":
         recreate_postgres_database(args.postgres_url)
         env["DATABASE_URL"] = args.postgres_url

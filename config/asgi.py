@@ -4,3 +4,7 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 application = get_asgi_application()
+
+from core.checks import serving_refuse_if_unsafe  # noqa: E402 - after Django is set up
+
+serving_refuse_if_unsafe()

@@ -1,14 +1,17 @@
 """Django settings for Preference Studio.
 
 Every setting that differs between machines comes from the environment (see `.env.example`), with
-working defaults for local use: SQLite in `var/`, DEBUG off, a development secret key that
-`manage.py check --deploy` flags.
+working defaults for local use: SQLite in `var/`, DEBUG off, plain HTTP, a development secret key.
+The web app refuses to serve on that key with DEBUG off (`core/checks.py`): production sets
+DJANGO_SECRET_KEY and the HTTPS switches below, and `manage.py check --deploy` is then clean.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,10 +42,23 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "django-insecure-local-development-key-change-me-in-production")
+# Unset or empty: the development key, which only DEBUG lets the app serve on.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-local-development-key-change-me-in-production"
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# HTTPS, for production (all off by default: local use is plain HTTP). Behind a proxy that terminates TLS,
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 trusts its X-Forwarded-Proto: the proxy must set it and drop the client's.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+)
 
 # Where the app keeps its own files: the default SQLite database, exports, training runs.
 DATA_DIR = Path(os.environ.get("PREFSTUDIO_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -60,6 +76,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "template_partials",
+    "csp",
     "core",  # before django_tasks_db: its db_worker marks jobs whose process died before it starts
     "django_tasks",
     "django_tasks_db",
@@ -70,10 +87,12 @@ INSTALLED_APPS = [
     "training",
     "quality",
     "rounds",
+    "axes",  # last, as its documentation asks
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lock-out page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -130,6 +150,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# A Content-Security-Policy on every response, behind the markdown sanitiser (annotator/rendering.py): scripts,
+# styles, images and fonts from the app's own static files only; no inline script, style element or style
+# attribute; no plugins, no framing, forms post to the app only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# Logins are rate-limited by django-axes: after PREFSTUDIO_LOGIN_FAILURE_LIMIT failed attempts for one username
+# from one address (the login page, the admin's), that pair is locked out for PREFSTUDIO_LOGIN_COOLOFF_MINUTES,
+# the right password included. Staff see the attempts, and unlock one by deleting it, in the admin (Axes).
+# The API takes tokens and sessions, no passwords, so it has no logins of its own to count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("PREFSTUDIO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PREFSTUDIO_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a successful login forgets the failures before it
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
@@ -163,6 +215,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Annotate pairs of LLM responses, export preference data, follow training runs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema maps every endpoint, staff ones included: for signed-in users (session or token) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # One name for a choice set that several fields share (a round's labellers and its evaluation's).
     "ENUM_NAME_OVERRIDES": {"LabellerEnum": "rounds.options.LABELLERS"},
 }
@@ -193,5 +247,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes says at INFO that it started (every process) and what it does; failed logins and lock-outs are warnings.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

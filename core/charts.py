@@ -20,9 +20,10 @@ TEXT = f'font-size="11" fill="{MUTED}"'
 
 
 def _svg(title: str, width: int, height: int, parts: list[str]) -> SafeString:
-    """The chart's elements in an <svg> that scales down to its container and names itself to screen readers."""
+    """The chart's elements in an <svg> that names itself to screen readers; app.css scales it down to its
+    container (no style attribute: the Content-Security-Policy forbids inline styles)."""
     head = (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" style="max-width:{width}px" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-size="12" '
         'font-family="system-ui, sans-serif">'
     )

@@ -38,3 +38,10 @@ def test_code_fences_are_highlighted_and_unknown_languages_are_escaped():
     assert '<span class="k">SELECT</span>' in render_markdown("```sql\nSELECT 1\n```")
     plain = render_markdown("```klingon\n<b>qapla'</b>\n```")
     assert "&lt;b&gt;" in plain and "<b>" not in plain
+
+
+def test_table_alignment_is_a_class_not_a_style_attribute_the_csp_would_refuse():
+    html = render_markdown("| a | b | c | d |\n|:--|:-:|--:|---|\n| 1 | 2 | 3 | 4 |")
+    assert '<th class="align-left">a</th>' in html and '<td class="align-center">2</td>' in html
+    assert '<td class="align-right">3</td>' in html and "<td>4</td>" in html
+    assert "style" not in html

@@ -1,7 +1,8 @@
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from annotator.importing import ImportResult, pairs_import_file
@@ -9,7 +10,7 @@ from annotator.models import Campaign
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_CAMPAIGN = "Demo: assistant style"
-# Local demo accounts only; their passwords are printed on purpose.
+# Local demo accounts only; their passwords are printed (and in the README) on purpose, hence the DEBUG guard.
 DEMO_USERS = [
     ("admin", "admin-demo", True),
     ("alice", "alice-demo", False),
@@ -22,8 +23,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--overlap", type=int, default=2, help="Annotators per pair in the demo campaign.")
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="Load it with DEBUG off too (a throwaway server): anyone can log in as admin / admin-demo.",
+        )
 
-    def handle(self, *args, overlap: int, **options) -> None:
+    def handle(self, *args, overlap: int, allow_without_debug: bool, **options) -> None:
+        if not (settings.DEBUG or allow_without_debug):
+            raise CommandError(
+                "load_demo creates the superuser admin with the published password admin-demo, so it runs only with "
+                "DEBUG on: DJANGO_DEBUG=1 manage.py load_demo (make demo sets it). On a throwaway server with DEBUG "
+                "off, pass --allow-without-debug."
+            )
         with transaction.atomic():
             result = self._load(overlap)
         self.stdout.write(self.style.SUCCESS(f"Demo campaign {DEMO_CAMPAIGN!r}: {result.imported} new pair(s)."))
