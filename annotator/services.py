@@ -52,6 +52,9 @@ def campaign_create(
     name = name.strip()
     if not name:
         raise InputError("A campaign needs a name.")
+    longest = Campaign._meta.get_field("name").max_length
+    if len(name) > longest:
+        raise InputError(f"The campaign name is {len(name)} characters long: keep it to {longest}.")
     if overlap < 1:
         raise InputError(f"overlap is {overlap}: each pair needs at least 1 annotator.")
     if Campaign.objects.filter(name=name).exists():

@@ -179,6 +179,17 @@ JOB_STALE_SECONDS = env_int("PREFSTUDIO_JOB_STALE_SECONDS", 300)
 # How long an annotator holds a pair they were shown before its slot goes back to the pool.
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)
 
+# How much one request or file may bring; beyond it, a 400 (or an import error) that names the limit.
+# A file upload to the API (the pair import), checked before it is read. Other bodies (JSON, forms) stop at
+# Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB; files do not count); an upload over FILE_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB) is spooled to a temporary file rather than held in memory.
+MAX_UPLOAD_BYTES = env_int("PREFSTUDIO_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
+# Rows per imported file (pairs, generation's prompts).
+MAX_IMPORT_ROWS = env_int("PREFSTUDIO_MAX_IMPORT_ROWS", 100_000)
+# Characters of an imported prompt (its messages and system message together) and of a response.
+MAX_PROMPT_CHARS = env_int("PREFSTUDIO_MAX_PROMPT_CHARS", 100_000)
+MAX_RESPONSE_CHARS = env_int("PREFSTUDIO_MAX_RESPONSE_CHARS", 100_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
