@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import (
+    DURATION_MS_MAX,
     Assignment,
     Campaign,
     Candidate,
@@ -247,8 +248,8 @@ def judgment_submit(
     """
     campaign = comparison.prompt.campaign
     _check_choice_offered(campaign=campaign, choice=choice)
-    if duration_ms is not None and duration_ms < 0:
-        raise InputError(f"duration_ms is {duration_ms}: it must be 0 or more milliseconds.")
+    if duration_ms is not None and not 0 <= duration_ms <= DURATION_MS_MAX:
+        raise InputError(f"duration_ms is {duration_ms}: it must be 0 to {DURATION_MS_MAX} milliseconds (a day).")
     with transaction.atomic():
         list(Comparison.objects.select_for_update().filter(pk=comparison.pk).values_list("pk", flat=True))
         existing = Judgment.objects.filter(comparison=comparison, annotator=annotator).first()
