@@ -61,8 +61,8 @@ def _records_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
 
 
 def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
-    """(where, record) per row, read one row group at a time: a group that cannot be read (a corrupt page, a
-    type with no Python value) is an InputError naming it, its rows and the column at fault."""
+    """(where, record) per row, read one row group at a time: a group that cannot be read (a corrupt page, text
+    that is not UTF-8, a date beyond Python's) is an InputError naming it, its rows and the column at fault."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -72,16 +72,17 @@ def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
         raise InputError(f"{name}: not a readable Parquet file ({error}).") from None
     number = 0
     for group in range(parquet.num_row_groups):
+        first = number + 1
         batches = parquet.iter_batches(batch_size=1024, row_groups=[group])
         while True:
             try:
                 batch = next(batches, None)
                 records = None if batch is None else batch.to_pylist()
-            except (pa.ArrowException, OSError) as error:
-                rows = parquet.metadata.row_group(group).num_rows
+            except (pa.ArrowException, OSError, ValueError, OverflowError) as error:
+                last = first - 1 + parquet.metadata.row_group(group).num_rows
                 column = _parquet_unreadable_column(parquet, group)
                 raise InputError(
-                    f"{name}, row group {group + 1} (rows {number + 1}-{number + rows})"
+                    f"{name}, row group {group + 1} (rows {first}-{last})"
                     + (f", column {column!r}" if column else "")
                     + f": cannot be read ({error}): write the file again."
                 ) from None
@@ -99,7 +100,7 @@ def _parquet_unreadable_column(parquet: Any, group: int) -> str | None:
     for column in parquet.schema_arrow.names:
         try:
             parquet.read_row_group(group, columns=[column]).to_pylist()
-        except (pa.ArrowException, OSError):
+        except (pa.ArrowException, OSError, ValueError, OverflowError):
             return column
     return None
 

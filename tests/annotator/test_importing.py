@@ -315,3 +315,19 @@ def test_a_parquet_uuid_column_names_row_and_field(tmp_path):
         tmp_path / "pairs.parquet",
         "pairs.parquet, row 1: field 'id' holds a UUID, which cannot be kept as JSON: cast the column to a string",
     )
+
+
+def test_parquet_values_python_cannot_hold_name_row_group_and_column(tmp_path):
+    import struct
+
+    offsets, data = pa.py_buffer(struct.pack("<ii", 0, 2)), pa.py_buffer(b"\xc2(")
+    not_utf8 = pa.Array.from_buffers(pa.string(), 1, [None, offsets, data])  # Arrow checks nothing here
+    table = pa.table({"prompt": ["q"], "response_a": not_utf8, "response_b": ["b"]})
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert_refused(
+        tmp_path / "pairs.parquet",
+        "pairs.parquet, row group 1 (rows 1-1), column 'response_a': cannot be read ('utf-8' codec can't decode",
+    )
+    table = pa.Table.from_pylist([GOOD]).append_column("day", pa.array([2**31 - 1], type=pa.date32()))
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert_refused(tmp_path / "pairs.parquet", "row group 1 (rows 1-1), column 'day': cannot be read (days=2147483647")
