@@ -2,7 +2,8 @@
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,6 +30,7 @@ from annotator.serializers import (
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo
 from core.conversations import conversation_with_system
+from core.parsers import MultiPartParser
 from core.permissions import IsStaff
 
 

@@ -2,13 +2,16 @@
 
 A row holds `prompt` (a string or a list of role/content messages), `response_a`, `response_b`, an
 optional `system` and `metadata`; every other field is kept in the comparison's metadata. Optional
-provenance per side: `model_a`/`model_b` (or a `models` list of two).
+provenance per side: `model_a`/`model_b` (or a `models` list of two). Every value must fit where it is
+stored: prompts and responses within settings.MAX_PROMPT_CHARS and MAX_RESPONSE_CHARS, model names within
+their column, no text the database cannot store (core.records checks that for every field).
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -16,9 +19,11 @@ from annotator.models import Campaign, Candidate, Comparison, Prompt, PromptForm
 from annotator.services import campaign_get_or_create
 from core.conversations import Message, conversation_hash, conversation_normalize
 from core.errors import InputError
+from core.limits import length_check
 from core.records import records_parse
 
 KNOWN_FIELDS = {"prompt", "system", "response_a", "response_b", "metadata", "model_a", "model_b"}
+MODEL_NAME_MAX_CHARS = Candidate._meta.get_field("model_name").max_length
 
 
 @dataclass(frozen=True)
@@ -50,29 +55,44 @@ def _parse_row(_where: str, record: dict[str, Any]) -> PairRow:
         if required not in record or record[required] is None:
             raise ValueError(f"field '{required}' is missing")
     messages, system = conversation_normalize(record["prompt"], record.get("system"))
+    length_check(
+        len(system) + sum(len(message["content"]) for message in messages),
+        what="field 'prompt'" + (" (with 'system')" if system else ""),
+        max_chars=settings.MAX_PROMPT_CHARS,
+        limit_name="PREFSTUDIO_MAX_PROMPT_CHARS",
+    )
     for side in ("response_a", "response_b"):
         value = record[side]
         if not isinstance(value, str):
             raise ValueError(f"field '{side}' must be a string, not {type(value).__name__}")
         if not value.strip():
             raise ValueError(f"field '{side}' is empty")
+        length_check(
+            len(value),
+            what=f"field '{side}'",
+            max_chars=settings.MAX_RESPONSE_CHARS,
+            limit_name="PREFSTUDIO_MAX_RESPONSE_CHARS",
+        )
     if record["response_a"] == record["response_b"]:
         raise ValueError("'response_a' and 'response_b' are the same text: a pair needs two different responses")
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ValueError("field 'metadata' must be an object")
     metadata = {**{k: v for k, v in record.items() if k not in KNOWN_FIELDS}, **metadata}
-    model_a, model_b = record.get("model_a") or "", record.get("model_b") or ""
-    models = record.get("models")
-    if not (model_a or model_b) and isinstance(models, list) and len(models) == 2:
-        model_a, model_b = (str(m) for m in models)
+    models = {"model_a": str(record.get("model_a") or ""), "model_b": str(record.get("model_b") or "")}
+    listed = record.get("models")
+    if not any(models.values()) and isinstance(listed, list) and len(listed) == 2:
+        models = {"models[0]": str(listed[0]), "models[1]": str(listed[1])}
+    for where, model in models.items():
+        length_check(len(model), what=f"field '{where}'", max_chars=MODEL_NAME_MAX_CHARS)
+    model_a, model_b = models.values()
     return PairRow(
         messages=messages,
         system=system,
         response_a=record["response_a"],
         response_b=record["response_b"],
-        model_a=str(model_a),
-        model_b=str(model_b),
+        model_a=model_a,
+        model_b=model_b,
         metadata=metadata,
     )
 

@@ -266,6 +266,13 @@ class Assignment(models.Model):
         return f"{self.comparison} for {self.annotator} until {self.expires_at:%H:%M:%S}"
 
 
+# What a judgment may carry, on every surface (the page's form, the API, the services). Time on task is
+# measured in the browser (or on the server): more than a day is a broken clock, not work, and it keeps
+# duration_ms far inside PostgreSQL's integer column.
+DURATION_MS_MAX = 24 * 3600 * 1000
+RATIONALE_MAX_CHARS = 5000
+
+
 class Judgment(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")

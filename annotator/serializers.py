@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from annotator.models import Choice
+from annotator.models import DURATION_MS_MAX, RATIONALE_MAX_CHARS, Campaign, Choice
 
 
 class CampaignSerializer(serializers.Serializer):
@@ -43,8 +43,10 @@ class NextComparisonSerializer(serializers.Serializer):
 
 class JudgmentInputSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=Choice.choices)
-    rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
-    duration_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0, default=None)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=RATIONALE_MAX_CHARS, default="")
+    duration_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=DURATION_MS_MAX, default=None
+    )
 
 
 class JudgmentSerializer(serializers.Serializer):
@@ -74,7 +76,10 @@ class WithdrawnJudgmentSerializer(JudgmentSerializer):
 
 class ImportInputSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="JSONL or Parquet with prompt, response_a, response_b per row.")
-    campaign = serializers.CharField(max_length=200, help_text="Campaign name; created if it does not exist.")
+    campaign = serializers.CharField(
+        max_length=Campaign._meta.get_field("name").max_length,
+        help_text="Campaign name; created if it does not exist.",
+    )
     format = serializers.ChoiceField(
         choices=["jsonl", "parquet"], required=False, help_text="Default: from the file name."
     )

@@ -19,6 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotator.models import (
+    DURATION_MS_MAX,
     Assignment,
     Campaign,
     Candidate,
@@ -59,6 +60,9 @@ def campaign_create(
     name = name.strip()
     if not name:
         raise InputError("A campaign needs a name.")
+    longest = Campaign._meta.get_field("name").max_length
+    if len(name) > longest:
+        raise InputError(f"The campaign name is {len(name)} characters long: keep it to {longest}.")
     if overlap < 1:
         raise InputError(f"overlap is {overlap}: each pair needs at least 1 annotator.")
     if Campaign.objects.filter(name=name).exists():
@@ -251,8 +255,8 @@ def judgment_submit(
     """
     campaign = comparison.prompt.campaign
     _check_choice_offered(campaign=campaign, choice=choice)
-    if duration_ms is not None and duration_ms < 0:
-        raise InputError(f"duration_ms is {duration_ms}: it must be 0 or more milliseconds.")
+    if duration_ms is not None and not 0 <= duration_ms <= DURATION_MS_MAX:
+        raise InputError(f"duration_ms is {duration_ms}: it must be 0 to {DURATION_MS_MAX} milliseconds (a day).")
     with transaction.atomic():
         list(Comparison.objects.select_for_update().filter(pk=comparison.pk).values_list("pk", flat=True))
         existing = Judgment.objects.filter(comparison=comparison, annotator=annotator).first()

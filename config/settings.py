@@ -206,6 +206,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's parsers, refusing JSON nested too deep and uploads over MAX_UPLOAD_BYTES.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "core.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
 }
@@ -240,6 +246,17 @@ OPENAI_BASE_URLS = env_list("PREFSTUDIO_OPENAI_BASE_URLS", "")
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)
 # How long after recording a judgment its annotator may still undo it (their latest one only).
 ANNOTATION_UNDO_SECONDS = env_int("PREFSTUDIO_UNDO_SECONDS", 300)
+
+# How much one request or file may bring; beyond it, a 400 (or an import error) that names the limit.
+# A file upload to the API (the pair import), checked before it is read. Other bodies (JSON, forms) stop at
+# Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB; files do not count); an upload over FILE_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB) is spooled to a temporary file rather than held in memory.
+MAX_UPLOAD_BYTES = env_int("PREFSTUDIO_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
+# Rows per imported file (pairs, generation's prompts).
+MAX_IMPORT_ROWS = env_int("PREFSTUDIO_MAX_IMPORT_ROWS", 100_000)
+# Characters of an imported prompt (its messages and system message together) and of a response.
+MAX_PROMPT_CHARS = env_int("PREFSTUDIO_MAX_PROMPT_CHARS", 100_000)
+MAX_RESPONSE_CHARS = env_int("PREFSTUDIO_MAX_RESPONSE_CHARS", 100_000)
 
 LOGGING = {
     "version": 1,

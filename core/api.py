@@ -1,10 +1,14 @@
 """One mapping from the project's errors to API responses: DRF's EXCEPTION_HANDLER (settings.REST_FRAMEWORK).
 
 API views let services raise; a refusal becomes {"detail": message} with its status, like DRF's own errors.
+So does a request over Django's limits on what it reads (DATA_UPLOAD_MAX_MEMORY_SIZE and the number of
+fields and files), which Django alone would answer with a bare 400 page.
 """
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -16,4 +20,10 @@ def exception_handler(error: Exception, context: dict[str, Any]) -> Response | N
     if isinstance(error, StudioError):
         code = status.HTTP_409_CONFLICT if isinstance(error, ConflictError) else status.HTTP_400_BAD_REQUEST
         return Response({"detail": error.message}, status=code)
+    if isinstance(error, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is over {limit:,} bytes, the most this server takes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        return Response({"detail": message}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(error, TooManyFieldsSent | TooManyFilesSent):
+        return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(error, context)

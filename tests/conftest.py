@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import TINY_MODEL, make_campaign, make_user
+
+# Property-based tests (Hypothesis): fast by default; HYPOTHESIS_PROFILE=fuzz for a long hunt. Examples share a
+# test's fixtures (the fuzz tests roll each example back themselves); examples that hit the database take time.
+_HYPOTHESIS_SHARED = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+hypothesis_settings.register_profile("prefstudio", max_examples=60, **_HYPOTHESIS_SHARED)
+hypothesis_settings.register_profile("fuzz", max_examples=2000, **_HYPOTHESIS_SHARED)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "prefstudio"))
 
 
 @pytest.fixture

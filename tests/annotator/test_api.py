@@ -302,3 +302,72 @@ def test_two_annotators_get_different_pairs_when_overlap_is_one(campaign):
         clients.append(client)
     ids = {c.get(next_url(campaign)).json()["id"] for c in clients}
     assert len(ids) == 2
+
+
+def _table_counts() -> dict[str, int]:
+    from annotator.models import Assignment, Comparison, Prompt
+
+    return {
+        model.__name__: model.objects.count()
+        for model in (Campaign, Prompt, Candidate, Comparison, Judgment, Assignment)
+    }
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_deeply_nested_json_body_is_a_400_saying_so_and_records_nothing(api, campaign, depth):
+    pair = api.get(next_url(campaign)).json()
+    before = _table_counts()
+    body = '{"choice": "left", "rationale": ' + "[" * depth + "]" * depth + "}"
+    response = api.post(judge_url(pair["id"]), body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "JSON parse error - the body is nested more than 64 levels deep: flatten it."
+    assert _table_counts() == before
+
+
+def test_a_json_body_over_django_s_upload_limit_is_a_400(api, campaign, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    pair = api.get(next_url(campaign)).json()
+    response = api.post(judge_url(pair["id"]), {"choice": "left", "rationale": "x" * 1000}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "The request body is over 1,000 bytes, the most this server takes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+    )
+    assert not Judgment.objects.exists()
+
+
+@pytest.mark.parametrize("duration_ms", [10**30, 2**40, 24 * 3600 * 1000 + 1])
+def test_a_duration_over_a_day_is_a_400_like_on_the_web_form(api, campaign, duration_ms):
+    pair = api.get(next_url(campaign)).json()
+    response = api.post(judge_url(pair["id"]), {"choice": "left", "duration_ms": duration_ms}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"duration_ms": ["Ensure this value is less than or equal to 86400000."]}
+    assert not Judgment.objects.exists()
+    response = api.post(judge_url(pair["id"]), {"choice": "left", "duration_ms": 24 * 3600 * 1000}, format="json")
+    assert response.status_code == 201 and response.json()["duration_ms"] == 86_400_000
+
+
+def test_nul_characters_and_lone_surrogates_in_a_rationale_are_a_400(api, campaign):
+    pair = api.get(next_url(campaign)).json()
+    for rationale, message in [
+        ("clear\x00er", "Null characters are not allowed."),
+        ("clear\ud800er", "Surrogate characters are not allowed: U+D800."),
+    ]:
+        body = json.dumps({"choice": "left", "rationale": rationale})
+        response = api.post(judge_url(pair["id"]), body, content_type="application/json")
+        assert response.status_code == 400
+        assert response.json() == {"rationale": [message]}
+    assert not Judgment.objects.exists()
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(staff_api, settings):
+    settings.MAX_UPLOAD_BYTES = 2000
+    rows = [{"prompt": f"q{i}", "response_a": "a" * 50, "response_b": "b"} for i in range(40)]
+    response = staff_api.post(
+        reverse("api-pairs-import"), {"file": _jsonl(rows), "campaign": "Big"}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The upload is ")
+    assert response.json()["detail"].endswith(
+        " bytes, over the limit of 2,000 bytes (PREFSTUDIO_MAX_UPLOAD_BYTES): split the file."
+    )
+    assert not Campaign.objects.filter(name="Big").exists()

@@ -211,3 +211,123 @@ def test_values_json_cannot_hold_are_bad_rows_naming_the_field(tmp_path):
     pq.write_table(pa.Table.from_pylist([GOOD | {"blob": b"\x00\x01"}]), tmp_path / "pairs.parquet")
     with pytest.raises(CommandError, match=r"row 1: field 'blob' holds binary data"):
         run_import(tmp_path / "pairs.parquet")
+
+
+def _nothing_written() -> bool:
+    return not (Campaign.objects.exists() or Prompt.objects.exists() or Candidate.objects.exists())
+
+
+def assert_refused(path: Path, *messages: str, campaign: str = "Imported") -> str:
+    with pytest.raises(CommandError) as error:
+        run_import(path, campaign=campaign)
+    for message in messages:
+        assert message in str(error.value)
+    assert _nothing_written()
+    return str(error.value)
+
+
+def test_a_row_nested_900_levels_deep_names_line_and_field(tmp_path):
+    deep = "[" * 900 + "]" * 900
+    path = write_jsonl(
+        tmp_path / "pairs.jsonl", [GOOD, '{"prompt": "q", "response_a": "a", "response_b": "b", "x": ' + deep + "}"]
+    )
+    assert_refused(path, "pairs.jsonl, line 2: field 'x' is nested more than 64 levels deep: flatten it")
+    path = write_jsonl(tmp_path / "deeper.jsonl", [GOOD, "[" * 100_000 + "]" * 100_000])
+    assert_refused(path, "deeper.jsonl, line 2: not valid JSON (nested more than 64 levels deep)")
+
+
+def test_a_number_python_cannot_read_is_a_bad_line(tmp_path):
+    path = write_jsonl(
+        tmp_path / "pairs.jsonl", ['{"prompt": "q", "response_a": "a", "response_b": "b", "n": ' + "9" * 5000 + "}"]
+    )
+    assert_refused(path, "pairs.jsonl, line 1: not valid JSON (Exceeds the limit (4300 digits)")
+
+
+def test_a_model_name_longer_than_its_column_names_row_and_field(tmp_path):
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD | {"model_a": "m" * 5000}])
+    assert_refused(path, "pairs.jsonl, line 1: field 'model_a' is 5,000 characters long, over the limit of 500")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (GOOD | {"response_a": "fo\x00ur"}, "field 'response_a' holds a NUL character (at character 3)"),
+        (GOOD | {"prompt": [{"role": "user", "content": "\x00"}]}, "field 'prompt[0].content' holds a NUL character"),
+        (GOOD | {"system": "Be\x00"}, "field 'system' holds a NUL character (at character 3)"),
+        (GOOD | {"metadata": {"note": ["ok", "\x00"]}}, "field 'metadata.note[1]' holds a NUL character"),
+        (GOOD | {"no\x00te": 1}, "the name of field 'no\\x00te' holds a NUL character"),
+        (GOOD | {"model_b": "m\x00"}, "field 'model_b' holds a NUL character"),
+        (GOOD | {"response_b": "half \ud83d"}, "field 'response_b' holds a lone surrogate (U+D83D at character 6)"),
+    ],
+)
+def test_nul_characters_and_lone_surrogates_name_line_and_field(tmp_path, row, message):
+    assert_refused(write_jsonl(tmp_path / "pairs.jsonl", [row]), f"pairs.jsonl, line 1: {message}")
+
+
+def test_responses_prompts_and_rows_over_their_limits_are_refused(tmp_path, settings):
+    settings.MAX_RESPONSE_CHARS, settings.MAX_PROMPT_CHARS, settings.MAX_IMPORT_ROWS = 20, 20, 3
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD | {"response_b": "b" * 21}])
+    assert_refused(
+        path, "line 1: field 'response_b' is 21 characters long, over the limit of 20 (PREFSTUDIO_MAX_RESPONSE_CHARS)"
+    )
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD | {"prompt": "q" * 15, "system": "s" * 6}])
+    assert_refused(
+        path,
+        "line 1: field 'prompt' (with 'system') is 21 characters long, over the limit of 20 "
+        "(PREFSTUDIO_MAX_PROMPT_CHARS)",
+    )
+    path = write_jsonl(tmp_path / "pairs.jsonl", [GOOD | {"prompt": f"q{i}"} for i in range(4)])
+    assert_refused(path, "pairs.jsonl holds more than 3 rows, the most one import takes (PREFSTUDIO_MAX_IMPORT_ROWS)")
+    write_jsonl(path, [GOOD | {"prompt": f"q{i}"} for i in range(3)])
+    assert "3 pair(s) imported" in run_import(path)
+
+
+def test_a_campaign_name_longer_than_its_column_is_refused(tmp_path):
+    assert_refused(
+        write_jsonl(tmp_path / "pairs.jsonl", [GOOD]),
+        "The campaign name is 201 characters long: keep it to 200.",
+        campaign="c" * 201,
+    )
+
+
+def _corrupt_page_header(path: Path, *, row_group: int, column: int) -> None:
+    data = bytearray(path.read_bytes())
+    offset = pq.ParquetFile(path).metadata.row_group(row_group).column(column).data_page_offset
+    data[offset : offset + 30] = bytes(b ^ 0x5A for b in data[offset : offset + 30])
+    path.write_bytes(bytes(data))
+
+
+def test_a_parquet_file_with_a_corrupt_data_page_names_row_group_and_column(tmp_path):
+    rows = [GOOD | {"response_b": f"Four, said row {i}."} for i in range(30)]
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=10, use_dictionary=False)
+    _corrupt_page_header(path, row_group=1, column=2)
+    message = assert_refused(path, "pairs.parquet, row group 2 (rows 11-20), column 'response_b': cannot be read (")
+    assert message.endswith("): write the file again.")
+
+
+def test_a_parquet_uuid_column_names_row_and_field(tmp_path):
+    import uuid
+
+    table = pa.Table.from_pylist([GOOD]).append_column("id", pa.array([uuid.uuid4().bytes], type=pa.uuid()))
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert_refused(
+        tmp_path / "pairs.parquet",
+        "pairs.parquet, row 1: field 'id' holds a UUID, which cannot be kept as JSON: cast the column to a string",
+    )
+
+
+def test_parquet_values_python_cannot_hold_name_row_group_and_column(tmp_path):
+    import struct
+
+    offsets, data = pa.py_buffer(struct.pack("<ii", 0, 2)), pa.py_buffer(b"\xc2(")
+    not_utf8 = pa.Array.from_buffers(pa.string(), 1, [None, offsets, data])  # Arrow checks nothing here
+    table = pa.table({"prompt": ["q"], "response_a": not_utf8, "response_b": ["b"]})
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert_refused(
+        tmp_path / "pairs.parquet",
+        "pairs.parquet, row group 1 (rows 1-1), column 'response_a': cannot be read ('utf-8' codec can't decode",
+    )
+    table = pa.Table.from_pylist([GOOD]).append_column("day", pa.array([2**31 - 1], type=pa.date32()))
+    pq.write_table(table, tmp_path / "pairs.parquet")
+    assert_refused(tmp_path / "pairs.parquet", "row group 1 (rows 1-1), column 'day': cannot be read (days=2147483647")
