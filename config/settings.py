@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "training",
     "quality",
     "rounds",
+    "leaderboard",
 ]
 
 MIDDLEWARE = [
