@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "training",
     "quality",
     "rounds",
+    "leaderboard",
     "axes",  # last, as its documentation asks
 ]
 

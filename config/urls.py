@@ -13,10 +13,12 @@ urlpatterns = [
     path("api/", include("training.api_urls")),
     path("api/", include("quality.api_urls")),
     path("api/", include("rounds.api_urls")),
+    path("api/", include("leaderboard.api_urls")),
     path("generation/", include("generation.urls")),
     path("exports/", include("exports.urls")),
     path("training/", include("training.urls")),
     path("quality/", include("quality.urls")),
     path("rounds/", include("rounds.urls")),
+    path("leaderboard/", include("leaderboard.urls")),
     path("", include("annotator.urls")),
 ]
