@@ -91,6 +91,8 @@ def make_pages_data() -> dict[str, str]:
             reverse("training:run_create"),
             reverse("generation:run_list"),
             reverse("rounds:series_index"),
+            reverse("leaderboard:leaderboard"),
+            reverse("leaderboard:leaderboard") + f"?campaign={campaign.pk}",
             "/admin/",
             "/admin/annotator/campaign/",
             f"/admin/annotator/campaign/{campaign.pk}/change/",
