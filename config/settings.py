@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.db_unavailable.DatabaseUnavailableMiddleware",  # 503 + Retry-After while the database is out of reach
 ]
 
 ROOT_URLCONF = "config.urls"
