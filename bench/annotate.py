@@ -104,8 +104,11 @@ print(json.dumps(tokens))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start_server(env: dict, port: int, workers: int, threads: int, log: IO | None = None) -> subprocess.Popen:
-    """Start gunicorn (its output to `log`, if given) and return once it answers."""
+def start_server(
+    env: dict, port: int, workers: int, threads: int, log: IO | None = None, preload: bool = False
+) -> subprocess.Popen:
+    """Start gunicorn (its output to `log`, if given; the app loaded before forking the workers if `preload`)
+    and return once it answers."""
     server = subprocess.Popen(
         [
             str(Path(PYTHON).parent / "gunicorn"),
@@ -116,6 +119,7 @@ def start_server(env: dict, port: int, workers: int, threads: int, log: IO | Non
             "--worker-class=gthread",
             "--keep-alive=75",  # as long as a browser keeps a connection, like nginx's default
             "--log-level=warning",
+            *(["--preload"] if preload else []),
         ],
         cwd=ROOT,
         env=env,

@@ -126,6 +126,7 @@ class Run:
     answers: list[tuple[str, Answer]] = field(default_factory=list)  # ("next" or "submit", its answer)
     served: list[tuple[int, int, float]] = field(default_factory=list)  # annotator, comparison, when
     acks: list[tuple[int, int, int, int]] = field(default_factory=list)  # annotator, comparison, judgment, tries
+    left: list[tuple[int, int]] = field(default_factory=list)  # annotator, the comparison they held when they left
 
     def record(self, what: str, answer: Answer) -> Answer:
         with self.lock:
@@ -170,6 +171,8 @@ def submit(run: Run, client: Client, index: int, pair: int, rng: random.Random) 
     tries = 0
     while True:
         if index in run.leavers and run.fault_started.is_set():
+            with run.lock:
+                run.left.append((index, pair))
             return False
         answer = run.record("submit", client.call("POST", f"/api/comparisons/{pair}/judgments/", {"choice": choice}))
         tries += 1
@@ -253,7 +256,7 @@ def database_fresh(db: dict, template: dict) -> dict:
 def check_database(env: dict, run: Run, overlap: int) -> dict:
     """What the database holds against what the clients were told."""
     facts = Path(tempfile.mkstemp(prefix="prefstudio-faults-", suffix=".json")[1])
-    facts.write_text(json.dumps({"acks": run.acks, "leavers": sorted(run.leavers), "overlap": overlap}))
+    facts.write_text(json.dumps({"acks": run.acks, "left": run.left, "overlap": overlap}))
     script = f"""
 import json
 from django.db.models import Count
@@ -271,12 +274,11 @@ over = (
     Judgment.objects.exclude(verdict="skip").values("comparison").annotate(n=Count("id"))
     .filter(n__gt=facts["overlap"]).count()
 )
-leavers = [f"bench{{i}}" for i in facts["leavers"]]
-abandoned = [
-    (comparison, expires_at.timestamp())
-    for username, comparison, expires_at in Assignment.objects.filter(annotator__username__in=leavers)
-    .values_list("annotator__username", "comparison_id", "expires_at")
-    if (int(username.removeprefix("bench")), comparison) not in stored
+abandoned = [  # the leases the leavers held when they left (a submit sent just before may have been recorded)
+    (comparison, lease.expires_at.timestamp())
+    for index, comparison in facts["left"]
+    if (index, comparison) not in stored
+    for lease in Assignment.objects.filter(annotator__username=f"bench{{index}}", comparison_id=comparison)
 ]
 print(json.dumps({{
     "lost": lost,
@@ -295,18 +297,16 @@ print(json.dumps({{
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def lease_returns(run: Run, abandoned: list[tuple[int, float]], overlap: int, back: float) -> list[float | None]:
-    """For each abandoned lease, seconds from its expiry (or from the server's return, if it expired while the
-    server was down) until another annotator was handed the slot it held (the pair's overlap-th annotator
-    besides the one who left), or None if nobody was."""
-    first_served: dict[int, dict[int, float]] = collections.defaultdict(dict)
-    for index, pair, when in run.served:
-        if index not in run.leavers:
-            first_served[pair].setdefault(index, when)
-    returns = []
+def lease_returns(run: Run, abandoned: list[tuple[int, float]], back: float) -> dict[str, list[float]]:
+    """For each abandoned lease that expired while the server was up, seconds from its expiry until its pair was
+    next handed to an annotator; for one that expired while the server was down, seconds from the server's
+    return. A pair never handed out again (judgments sent before the lease expired filled it) counts in neither.
+    """
+    returns: dict[str, list[float]] = {"up": [], "down": []}
     for pair, expires_at in abandoned:
-        times = sorted(first_served[pair].values())
-        returns.append(times[overlap - 1] - max(expires_at, back) if len(times) >= overlap else None)
+        after = [when for _, served, when in run.served if served == pair and when >= expires_at]
+        if after:
+            returns["up" if expires_at >= back else "down"].append(min(after) - max(expires_at, back))
     return returns
 
 
@@ -341,7 +341,7 @@ def fault_run(db: dict, template: dict, fault: str, args: argparse.Namespace) ->
             what: collections.Counter(str(answer.status) for kind, answer in run.answers if kind == what)
             for what in ("next", "submit")
         },
-        returns=lease_returns(run, result["abandoned"], args.overlap, min(back, default=began)),
+        returns=lease_returns(run, result["abandoned"], min(back, default=began)),
         seconds=max(answer.answered for answer in answers) - min(answer.sent for answer in answers),
     )
     return result
@@ -352,10 +352,12 @@ def annotators_through_fault(
 ) -> tuple[Run, float, float]:
     """Start gunicorn and the annotators, inject the fault, wait for the annotators to finish."""
     port = free_port()
-    server = start_server(env, port, args.workers, args.threads, log)
+    server = start_server(env, port, args.workers, args.threads, log, args.preload)
     try:
         probe = Client(port, tokens[0])
-        campaign_id = json.loads(probe.call("GET", "/api/campaigns/").body)[0]["id"]
+        while not (answer := probe.call("GET", "/api/campaigns/")).ok:  # a worker may still be starting
+            time.sleep(0.2)
+        campaign_id = json.loads(answer.body)[0]["id"]
         probe.close()
         leases = fault == "leases"
         started = time.time()
@@ -378,7 +380,7 @@ def annotators_through_fault(
             run.fault_started.set()
             began = gunicorn_kill(server)
             over = time.time()  # started again at once; how long it takes to serve is the service's part
-            server = start_server(env, port, args.workers, args.threads, log)
+            server = start_server(env, port, args.workers, args.threads, log, args.preload)
         if not leases:
             run.stop_at = max(run.stop_at, over + args.after)
         for thread in threads:
@@ -433,6 +435,10 @@ FAULT_WORDS = {
 }
 
 
+def median_max(values: list[float]) -> str:
+    return f"{len(values)}: {statistics.median(values):.2f} / {max(values):.2f}" if values else "0"
+
+
 def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
@@ -447,17 +453,18 @@ def main() -> None:
     parser.add_argument("--fault", choices=[*FAULTS, "all"], default="all")
     parser.add_argument("--annotators", type=int, default=50)
     parser.add_argument("--overlap", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=20, help="length of a kill or db-down run")
-    parser.add_argument("--fault-at", type=float, default=6, help="seconds into the run")
+    parser.add_argument("--seconds", type=float, default=15, help="length of a kill or db-down run")
+    parser.add_argument("--fault-at", type=float, default=5, help="seconds into the run")
     parser.add_argument("--down-seconds", type=float, default=5, help="how long the database stays down")
     parser.add_argument("--after", type=float, default=5, help="run at least this long after the fault")
     parser.add_argument("--pairs", type=int, default=5000, help="pairs in the campaign (kill, db-down)")
-    parser.add_argument("--lease-pairs", type=int, default=200, help="pairs in the campaign (leases)")
+    parser.add_argument("--lease-pairs", type=int, default=150, help="pairs in the campaign (leases)")
     parser.add_argument("--lease-seconds", type=int, default=5, help="PREFSTUDIO_LEASE_SECONDS (leases)")
     parser.add_argument("--leavers", type=int, default=10, help="annotators who leave at the kill (leases)")
     parser.add_argument("--think-ms", type=float, default=1000, help="mean think time between next and submit")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker")
+    parser.add_argument("--preload", action="store_true", help="gunicorn --preload: import the app once, then fork")
     parser.add_argument("--postgres-url", default="postgres://prefstudio:prefstudio@127.0.0.1:5432/prefstudio_faults")
     parser.add_argument("--postgres-cluster", default="15 main", help="version and name, for pg_ctlcluster")
     args = parser.parse_args()
@@ -490,13 +497,14 @@ def main() -> None:
                     ]
                 )
                 if fault == "leases":
-                    returned = [r for r in result["returns"] if r is not None]
+                    returns = result["returns"]
                     lease_rows.append(
                         [
                             engine,
                             str(len(result["abandoned"])),
-                            str(len(returned)),
-                            f"{statistics.median(returned):.1f} / {max(returned):.1f}" if returned else "-",
+                            str(len(returns["up"]) + len(returns["down"])),
+                            median_max(returns["up"]),
+                            median_max(returns["down"]),
                             str(result["unjudged"]),
                             f"{result['seconds']:.0f}",
                         ]
@@ -506,8 +514,8 @@ def main() -> None:
 
     print(
         f"\n{args.annotators} annotators, overlap {args.overlap}, think time {args.think_ms:.0f} ms, gunicorn "
-        f"{args.workers} workers x {args.threads} threads, fault {args.fault_at:g} s into a {args.seconds:g} s run, "
-        f"{os.cpu_count()} CPUs\n"
+        f"{args.workers} workers x {args.threads} threads{' --preload' if args.preload else ''}, "
+        f"fault {args.fault_at:g} s into a {args.seconds:g} s run, {os.cpu_count()} CPUs\n"
     )
     header = ["db", "fault", "acknowledged", "resent", "lost", "duplicated", "over overlap", "fault over s"]
     print_table([*header, "service back s", "status codes clients saw"], rows)
@@ -519,8 +527,9 @@ def main() -> None:
         header = [
             "db",
             "abandoned leases",
-            "taken by others",
-            "after expiry (or the server's return), median / max s",
+            "handed out again",
+            "expired, server up: n, median / max s after expiry",
+            "expired, server down: n, ... after its return",
             "pairs left unjudged",
             "run s",
         ]
