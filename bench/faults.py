@@ -409,7 +409,11 @@ def template_database(engine: str, args: argparse.Namespace) -> tuple[dict, dict
     folder = Path(tempfile.mkdtemp(prefix="prefstudio-faults-template-"))
     env = {**os.environ, "PREFSTUDIO_DATA_DIR": str(folder)}
     env.pop("DATABASE_URL", None)
-    migrate(env)
+    try:
+        migrate(env)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return {"engine": engine}, {"path": folder / "db.sqlite3", "folder": folder}
 
 
