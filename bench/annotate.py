@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,16 @@ def recreate_postgres_database(url: str) -> None:
 
 def prepare(env: dict, annotators: int, pairs: int, overlap: int) -> list[str]:
     """Migrate a fresh database and create the campaign and annotators; return their API tokens."""
+    migrate(env)
+    return populate(env, annotators, pairs, overlap)
+
+
+def migrate(env: dict) -> None:
     subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def populate(env: dict, annotators: int, pairs: int, overlap: int) -> list[str]:
+    """Create the campaign "Bench" and the annotators bench0, bench1, ...; return their API tokens, in order."""
     script = f"""
 import json
 from django.contrib.auth import get_user_model
@@ -95,7 +105,11 @@ print(json.dumps(tokens))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def start_server(env: dict, port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(
+    env: dict, port: int, workers: int, threads: int, log: IO | None = None, preload: bool = False
+) -> subprocess.Popen:
+    """Start gunicorn (its output to `log`, if given; the app loaded before forking the workers if `preload`)
+    and return once it answers."""
     server = subprocess.Popen(
         [
             str(Path(PYTHON).parent / "gunicorn"),
@@ -106,9 +120,12 @@ def start_server(env: dict, port: int, workers: int, threads: int) -> subprocess
             "--worker-class=gthread",
             "--keep-alive=75",  # as long as a browser keeps a connection, like nginx's default
             "--log-level=warning",
+            *(["--preload"] if preload else []),
         ],
         cwd=ROOT,
         env=env,
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

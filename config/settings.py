@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.db_unavailable.DatabaseUnavailableMiddleware",  # 503 + Retry-After while the database is out of reach
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lock-out page
 ]
 

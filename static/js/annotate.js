@@ -1,5 +1,6 @@
-// Keyboard shortcuts and time-on-task for the comparison page. The page works without this file:
-// every control is a plain form button; this only clicks them for you and measures time spent.
+// Keyboard shortcuts, time-on-task and resending for the comparison page. The page works without this file:
+// every control is a plain form button; this only clicks them for you, measures time spent, and sends a
+// choice again when the server could not take it.
 (function () {
   "use strict";
 
@@ -30,13 +31,79 @@
     }
   });
 
+  // A choice the server could not take for now is sent again (same pair, same choice, same time on task)
+  // until it goes through: while the database is out of reach (503, after the pause its Retry-After asks
+  // for) or the server is unreachable or restarting (no answer, or a proxy's 502/504: pauses of 1, 2, 4 ...
+  // up to 16 s). The server records a choice sent twice once, so resending one that did arrive is harmless.
+  const RESEND_STATUSES = new Set([0, 502, 503, 504]);
+  let pending = null;  // the choice being sent: {choice, label, durationMs, attempt}
+  let resending = false;
+
   // Fill in duration_ms just before the judgment form is sent (capture phase: before htmx reads it).
   document.addEventListener("submit", function (event) {
     const form = event.target;
-    if (form.id === "judge-form" && form.elements.duration_ms) {
-      form.elements.duration_ms.value = String(elapsedMs());
+    if (form.id !== "judge-form") return;
+    if (resending) {
+      resending = false;
+      form.elements.duration_ms.value = String(pending.durationMs);
+      return;
     }
+    const durationMs = elapsedMs();
+    form.elements.duration_ms.value = String(durationMs);
+    const button = event.submitter;
+    pending = button && button.name === "choice" ? {
+      choice: button.value,
+      label: button.textContent.trim(),
+      durationMs: durationMs,
+      attempt: 0,
+    } : null;
   }, true);
+
+  function notice(text, kind) {
+    const pair = document.getElementById("pair");
+    let note = document.getElementById("connection-notice");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "connection-notice";
+      note.setAttribute("role", "status");
+      pair.prepend(note);  // inside #pair: the next pair, swapped in, takes it away
+    }
+    note.className = "msg " + kind;
+    note.textContent = text;
+  }
+
+  // While a choice waits to be sent again, nothing else can be: no other choice, no undo.
+  function lockButtons(locked) {
+    document.querySelectorAll("#pair button").forEach(function (button) {
+      if (locked && !button.disabled) {
+        button.disabled = true;
+        button.dataset.lockedForResend = "1";
+      } else if (!locked && button.dataset.lockedForResend) {
+        button.disabled = false;
+        delete button.dataset.lockedForResend;
+      }
+    });
+  }
+
+  function resendLater(xhr) {
+    const asked = parseInt(xhr.getResponseHeader("Retry-After"), 10);
+    const seconds = asked >= 0 ? asked : Math.min(2 ** pending.attempt, 16);
+    const delayMs = 1000 * seconds * (1 + 0.25 * Math.random());  // spread out: pages don't all come back at once
+    pending.attempt += 1;
+    lockButtons(true);
+    notice("Connection lost, retrying: your choice (" + pending.label + ") is kept and will be sent again in "
+      + Math.ceil(delayMs / 1000) + " s.", "warning");
+    setTimeout(resend, delayMs);
+  }
+
+  function resend() {
+    lockButtons(false);
+    // The same form (nothing is swapped in on an error, and the buttons were locked), the same button.
+    const button = document.querySelector('#judge-form button[name="choice"][value="' + pending.choice + '"]');
+    notice("Connection lost, retrying: sending your choice (" + pending.label + ") again…", "warning");
+    resending = true;
+    button.click();
+  }
 
   // From a request until the next pair has settled, the new buttons are not wired to htmx yet: a key
   // pressed then would post the old-fashioned way (a full page load), and no one can have read the new
@@ -49,11 +116,23 @@
   }
   document.addEventListener("htmx:beforeRequest", function () { busy = true; });
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (!event.detail.successful) busy = false;  // an error swaps nothing: keys work again
+    if (event.detail.successful) return;  // (the form is gone by then: the next pair replaced it)
+    const status = event.detail.xhr.status;
+    if (event.detail.elt.id === "judge-form" && pending) {
+      if (RESEND_STATUSES.has(status)) {
+        resendLater(event.detail.xhr);  // keys stay ignored until it went through
+        return;
+      }
+      pending = null;
+    }
+    // An error swaps nothing: say so, and keys work again.
+    notice("That did not go through (" + (status === 0 ? "the server could not be reached"
+      : "the server answered " + status) + "): try again.", "error");
+    busy = false;
   });
   document.addEventListener("DOMContentLoaded", function () { startClock(); ready(); });
   document.addEventListener("htmx:afterSettle", function (event) {
-    if (event.target.id === "pair") { startClock(); ready(); }
+    if (event.target.id === "pair") { pending = null; startClock(); ready(); }
   });
 
   function typing(target) {
