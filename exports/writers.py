@@ -27,8 +27,9 @@ MANAGED_FILES = (*DATA_FILES, CARD_FILE)
 MARKER_FILE = ".preference-studio-export"  # lets a later export replace the files here
 FLUSH_ROWS = 2048
 
-_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-_TIME = pa.timestamp("us", tz="UTC")
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGES = pa.list_(MESSAGE)
+UTC_TIME = pa.timestamp("us", tz="UTC")
 
 
 def _field(name: str, kind: pa.DataType, description: str, *, nullable: bool = False) -> pa.Field:
@@ -39,9 +40,9 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
     """The columns of a TRL export, with their descriptions (kept in the file and shown in the card)."""
     if conversational:
         texts = [
-            _field("prompt", _MESSAGES, "The conversation, {role, content} messages, system message first if any."),
-            _field("chosen", _MESSAGES, "The preferred response: one assistant message."),
-            _field("rejected", _MESSAGES, "The other response: one assistant message."),
+            _field("prompt", MESSAGES, "The conversation, {role, content} messages, system message first if any."),
+            _field("chosen", MESSAGES, "The preferred response: one assistant message."),
+            _field("rejected", MESSAGES, "The other response: one assistant message."),
         ]
     else:
         texts = [
@@ -78,8 +79,8 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
                 pa.list_(pa.string()),
                 "Each judge's vote, aligned with annotator_ids: chosen, rejected, tie or both_bad.",
             ),
-            _field("judged_at", pa.list_(_TIME), "When each counted vote was cast, aligned with annotator_ids."),
-            _field("pair_created_at", _TIME, "When the pair was created."),
+            _field("judged_at", pa.list_(UTC_TIME), "When each counted vote was cast, aligned with annotator_ids."),
+            _field("pair_created_at", UTC_TIME, "When the pair was created."),
         ]
     )
 
@@ -182,7 +183,8 @@ class AtomicFileSet:
 
 
 class SplitWriter:
-    """Streams rows of one split to a temporary file, opened on the first row (an empty split writes none)."""
+    """Streams batches of rows of one split to a temporary file, opened on the first row (an empty split writes
+    none)."""
 
     def __init__(self, files: AtomicFileSet, name: str) -> None:
         self.files = files
@@ -193,7 +195,7 @@ class SplitWriter:
     def path(self) -> Path | None:
         return self.files.final(self.name) if self.rows else None
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, batch: Any) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -206,18 +208,24 @@ class SplitWriter:
 
 
 class ParquetSplitWriter(SplitWriter):
-    """Buffers FLUSH_ROWS rows, then writes them as a row group with the fixed schema (same types every batch)."""
+    """Buffers tables until they hold FLUSH_ROWS rows, then writes them as row groups with the fixed schema (same
+    types in every batch)."""
 
     def __init__(self, files: AtomicFileSet, name: str, schema: pa.Schema) -> None:
         super().__init__(files, name)
         self.schema = schema
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
         self._writer: pq.ParquetWriter | None = None
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        self.rows += 1
-        if len(self._buffer) >= FLUSH_ROWS:
+    def write(self, batch: pa.Table) -> None:
+        """Write a table of rows with this writer's schema."""
+        if not batch.num_rows:
+            return
+        self._buffer.append(batch)
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
+        if self._buffered >= FLUSH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -225,15 +233,15 @@ class ParquetSplitWriter(SplitWriter):
             return
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.files.temporary(self.name), self.schema, compression="zstd")
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
-        self._buffer = []
+        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=self._buffered)
+        self._buffer, self._buffered = [], 0
 
     def close(self) -> None:
         self._flush()
         self.discard()
 
     def discard(self) -> None:
-        self._buffer = []
+        self._buffer, self._buffered = [], 0
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -244,11 +252,14 @@ class JsonlSplitWriter(SplitWriter):
         super().__init__(files, name)
         self._handle = None
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, batch: list[dict[str, Any]]) -> None:
+        """Write rows, each a JSON object on its own line."""
+        if not batch:
+            return
         if self._handle is None:
             self._handle = self.files.temporary(self.name).open("w", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.rows += 1
+        self._handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in batch)
+        self.rows += len(batch)
 
     def close(self) -> None:
         self.discard()
