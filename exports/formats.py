@@ -19,6 +19,7 @@ A row gives the model the context it wrote the responses in (`Candidate.prompt_f
 """
 
 import hashlib
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -70,11 +71,16 @@ REFUSAL_HELP = {
 }
 
 
+def split_draws(prompt_hashes: Iterable[str], *, seed: int) -> list[float]:
+    """Per prompt, a uniform number in [0, 1): the first 8 bytes of sha256(seed:prompt hash) as a big-endian
+    number over 2^64. A prompt whose draw is below val_fraction goes to validation."""
+    prefix, sha256 = f"{seed}:".encode(), hashlib.sha256
+    return [int.from_bytes(sha256(prefix + h.encode()).digest()[:8], "big") / 2**64 for h in prompt_hashes]
+
+
 def split_of(prompt_hash: str, *, seed: int, val_fraction: float) -> str:
-    """train or validation, from a uniform number in [0, 1) drawn from sha256(seed:prompt hash)."""
-    digest = hashlib.sha256(f"{seed}:{prompt_hash}".encode()).digest()
-    draw = int.from_bytes(digest[:8], "big") / 2**64
-    return VALIDATION if draw < val_fraction else TRAIN
+    """train or validation, from the prompt's draw."""
+    return VALIDATION if split_draws([prompt_hash], seed=seed)[0] < val_fraction else TRAIN
 
 
 def openai_row(trl_conversational_row: dict[str, Any]) -> dict[str, Any]:

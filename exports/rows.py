@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from annotator.models import FINISH_LENGTH, PromptFormat, Role, Verdict
-from exports.formats import MIXED, OPENAI, PROMPT_SEPARATOR, STRING, VALIDATION, Refusal, split_of
+from exports.formats import MIXED, OPENAI, PROMPT_SEPARATOR, STRING, Refusal, split_draws
 from exports.writers import MESSAGE, MESSAGES, UTC_TIME
 
 _CANDIDATE = (
@@ -48,12 +48,9 @@ REFUSALS = tuple(Refusal)
 ACCEPTED = len(REFUSALS)  # the code of a pair that is written, in `Checks.refused`
 
 
-def in_validation(prompt_hashes: pa.Array, *, seed: int, val_fraction: float) -> np.ndarray:
-    """Per row, whether `split_of` puts its prompt in validation."""
-    return np.array(
-        [split_of(h, seed=seed, val_fraction=val_fraction) == VALIDATION for h in prompt_hashes.to_pylist()],
-        dtype=bool,
-    )
+def in_validation(prompt_hashes: pa.Array | pa.ChunkedArray, *, seed: int, val_fraction: float) -> np.ndarray:
+    """Per row, whether its prompt goes to validation (`formats.split_of`)."""
+    return np.array(split_draws(prompt_hashes.to_pylist(), seed=seed)) < val_fraction
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,14 @@ def campaign_tallies(*, campaign: Campaign, judges: str, chunk_size: int) -> Ite
     the counted (non-skip) votes themselves, each field joined into one text, read only for exported rows.
     """
     sources = SOURCES_FOR_JUDGES[judges]
+    by_source = len(sources) > 1  # else the WHERE clause holds the one source
     counts = {
-        f"n_{source}_{verdict}": Count("id", filter=Q(source=source, verdict=verdict))
+        f"n_{source}_{verdict}": Count("id", filter=Q(verdict=verdict, **({"source": source} if by_source else {})))
         for source in sources
         for verdict in VERDICTS
     }
     cast = ~Q(verdict=Verdict.SKIP)
-    fields = [*_VOTE_FIELDS, "source"] if len(sources) > 1 else list(_VOTE_FIELDS)
+    fields = [*_VOTE_FIELDS, "source"] if by_source else list(_VOTE_FIELDS)
     lists = {f"all_{field}": _Joined(field, filter=cast) for field in fields}
     grouped = (
         Judgment.objects.filter(
@@ -77,7 +78,10 @@ def campaign_tallies(*, campaign: Campaign, judges: str, chunk_size: int) -> Ite
             comparison_ids=np.array(columns[0], dtype=np.int64),
             counts=np.array(columns[1 : 1 + len(counts)], dtype=np.int64).T.reshape(len(batch), *shape),
             sources=sources,
-            joined=dict(zip(fields, columns[1 + len(counts) :], strict=True)),
+            joined={
+                field: pa.array(values, pa.string())
+                for field, values in zip(fields, columns[1 + len(counts) :], strict=True)
+            },
         )
 
 
@@ -104,7 +108,7 @@ class Tallies:
     comparison_ids: np.ndarray
     counts: np.ndarray  # (pairs, sources, verdicts): counted votes per source and VERDICTS
     sources: tuple[str, ...]  # SOURCES_FOR_JUDGES[judges]
-    joined: dict[str, tuple[str | None, ...]]  # field -> per pair, its counted votes' values joined by commas
+    joined: dict[str, pa.Array]  # field -> per pair, its counted votes' values joined by commas (null: none)
 
     def __len__(self) -> int:
         return len(self.comparison_ids)
@@ -112,10 +116,8 @@ class Tallies:
     def votes(self, rows: np.ndarray, source: np.ndarray) -> CountedVotes:
         """The counted votes of the pairs at `rows` (indices into this batch), those of `source[i]` (an index
         into `sources`) for the i-th, in the order they were cast (by judgment id)."""
-        split = {
-            field: pc.split_pattern(pa.array([values[row] for row in rows], pa.string()), ",")
-            for field, values in self.joined.items()
-        }
+        taken = pa.array(rows)
+        split = {field: pc.split_pattern(values.take(taken), ",") for field, values in self.joined.items()}
         offsets = split["id"].offsets.to_numpy()
         owner = np.repeat(np.arange(len(rows)), np.diff(offsets))  # the pair of each vote
         keep = np.ones(len(owner), dtype=bool)
@@ -123,7 +125,9 @@ class Tallies:
             wanted = np.array(self.sources, dtype=object)[source][owner]
             keep = split["source"].flatten().to_numpy(zero_copy_only=False) == wanted
         ids = split["id"].flatten().cast(pa.int64()).to_numpy()
-        order = np.lexsort((ids, owner))  # judgment id within each pair (the database promises no order)
+        order = np.arange(len(ids))
+        if not ((np.diff(ids) > 0) | (np.diff(owner) > 0)).all():  # the database promises no order
+            order = np.lexsort((ids, owner))
         order = order[keep[order]]
         kept_offsets = pa.array(np.concatenate([[0], np.cumsum(np.bincount(owner[order], minlength=len(rows)))]),
                                 pa.int32())  # fmt: skip
@@ -156,7 +160,7 @@ def _messages(texts: pa.Array) -> pa.ListArray:
     payload = lines.buffers()[2][: ends[-1]]  # one JSON object per line
     parsed = pj.read_json(
         pa.BufferReader(payload),
-        read_options=pj.ReadOptions(block_size=max(len(payload), 1 << 20)),
+        read_options=pj.ReadOptions(block_size=max(len(payload), 1 << 20), use_threads=False),
         parse_options=pj.ParseOptions(explicit_schema=pa.schema([("v", MESSAGES)]), unexpected_field_behavior="ignore"),
     )
     return parsed.column("v").combine_chunks()

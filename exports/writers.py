@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -208,8 +209,14 @@ class SplitWriter:
 
 
 class ParquetSplitWriter(SplitWriter):
-    """Buffers tables until they hold FLUSH_ROWS rows, then writes them as row groups with the fixed schema (same
-    types in every batch)."""
+    """Buffers tables until they hold FLUSH_ROWS rows, then writes them as one row group with the fixed schema
+    (same types in every batch).
+
+    Encoding and compressing a row group is most of the cost of writing it, and Arrow does it without holding
+    Python's lock: it runs on a thread of its own while the export reads and shapes the next batch. One row group
+    is written at a time (the next waits for it), so memory stays bounded, and its errors surface at the next
+    write or at close.
+    """
 
     def __init__(self, files: AtomicFileSet, name: str, schema: pa.Schema) -> None:
         super().__init__(files, name)
@@ -217,6 +224,8 @@ class ParquetSplitWriter(SplitWriter):
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._writer: pq.ParquetWriter | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
     def write(self, batch: pa.Table) -> None:
         """Write a table of rows with this writer's schema."""
@@ -231,17 +240,31 @@ class ParquetSplitWriter(SplitWriter):
     def _flush(self) -> None:
         if not self._buffer:
             return
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.files.temporary(self.name), self.schema, compression="zstd")
-        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=self._buffered)
+        table = pa.concat_tables(self._buffer)
         self._buffer, self._buffered = [], 0
+        self._wait()
+        if self._thread is None:
+            self._writer = pq.ParquetWriter(self.files.temporary(self.name), self.schema, compression="zstd")
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{self.name}")
+        self._pending = self._thread.submit(self._writer.write_table, table, row_group_size=table.num_rows)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
-        self._flush()
-        self.discard()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self.discard()
 
     def discard(self) -> None:
         self._buffer, self._buffered = [], 0
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)  # the row group being written, if any, finishes first
+            self._thread, self._pending = None, None
         if self._writer is not None:
             self._writer.close()
             self._writer = None

@@ -4,13 +4,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotator.models import Candidate, Comparison, JudgeSource, Judgment, Side
 from exports.aggregation import VERDICTS
-from exports.streams import campaign_tallies, pair_texts_for
+from exports.streams import Tallies, campaign_tallies, pair_texts_for
 from tests.factories import add_pair, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +98,26 @@ def test_pair_texts_are_decoded_a_batch_at_a_time_as_they_are_stored():
     assert json.loads(rows[0]["a_sampling_params"]) == {"top_p": 0.9, "n": [1, None]}
     assert rows[0]["pair_created_at"] == Comparison.objects.get(pk=first.pk).created_at
     assert pair_texts_for(comparison_ids=[]).num_rows == 0
+
+
+def test_counted_votes_are_put_in_recorded_order_whatever_order_the_database_joined_them_in():
+    joined = {
+        "id": ["9,4,7", "3"],
+        "annotator_id": ["1,2,3", "4"],
+        "verdict": ["a,b,tie", "b"],
+        "created_at": ["2026-01-01 00:00:09,2026-01-01 00:00:04.5,2026-01-01 00:00:07", "2026-01-01 00:00:03"],
+    }
+    tallies = Tallies(
+        comparison_ids=np.array([1, 2]),
+        counts=np.zeros((2, 1, len(VERDICTS)), dtype=np.int64),
+        sources=("human",),
+        joined={field: pa.array(values) for field, values in joined.items()},
+    )
+    votes = tallies.votes(np.array([0, 1]), source=np.array([0, 0]))
+    assert votes.annotator_ids.to_pylist() == [[2, 3, 1], [4]]  # judgments 4, 7, 9
+    assert votes.verdicts.to_pylist() == [["b", "tie", "a"], ["b"]]
+    assert votes.judged_at.to_pylist()[0] == [
+        datetime(2026, 1, 1, 0, 0, 4, 500000, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 0, 7, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC),
+    ]
