@@ -8,7 +8,7 @@ split writers, which flush every few thousand rows. Only counters outlive a batc
 
 import gc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,13 +22,13 @@ import pyarrow.compute as pc
 from annotator.models import Campaign, PromptFormat
 from core.checksums import file_sha256
 from core.errors import InputError
-from exports.aggregation import DROP_HELP, DROPS, KEPT, Drop, pairs_decide
+from exports.aggregation import DROP_HELP, DROPS, KEPT, Decisions, Drop, pairs_decide
 from exports.card import dataset_card, format_reason
 from exports.formats import CONVERSATIONAL, MIXED, OPENAI, REFUSAL_HELP, STRING, TRAIN, VALIDATION, Refusal, openai_row
 from exports.options import ExportOptions
 from exports.rows import ACCEPTED, REFUSALS, in_validation, pairs_check, trl_table
-from exports.selectors import CampaignShape, campaign_shape
-from exports.streams import Tallies, campaign_tallies, pair_texts_for
+from exports.selectors import CampaignShape, campaign_conversations, campaign_shape
+from exports.streams import Tallies, campaign_tallies, pair_texts_for, read_ahead
 from exports.writers import (
     CARD_FILE,
     AtomicFileSet,
@@ -144,9 +144,9 @@ def output_kind(requested: str, shape: CampaignShape, campaign: Campaign) -> str
                 + ". Next time, keep each model's generations in a campaign of its own."
             )
         return STRING if text else CONVERSATIONAL
-    if requested == STRING and shape.conversations:
+    if requested == STRING and (conversations_held := campaign_conversations(campaign=campaign)):
         raise InputError(
-            f"The string format cannot hold the {shape.conversations} prompt(s) of campaign {name!r} that "
+            f"The string format cannot hold the {conversations_held} prompt(s) of campaign {name!r} that "
             "are conversations (earlier turns or a system message): use format conversational (or auto)."
         )
     fits = text + shape.count(PromptFormat.UNKNOWN) if requested == STRING else conversations
@@ -227,21 +227,27 @@ class _Exporter:
         )
 
     def run(self, chunk_size: int) -> None:
-        with _cycle_collection_paused():
-            for tallies in campaign_tallies(campaign=self.campaign, judges=self.options.judges, chunk_size=chunk_size):
-                self._batch(tallies)
+        with _cycle_collection_paused(), read_ahead(self._reads(chunk_size)) as batches:
+            for tallies, decisions, kept, pairs in batches:
+                self._batch(tallies, decisions, kept, pairs)
 
-    def _batch(self, tallies: Tallies) -> None:
+    def _reads(self, chunk_size: int) -> Generator[tuple[Tallies, Decisions, np.ndarray, pa.Table], None, None]:
+        """Per batch of pairs: their tallies, decisions, which are kept, and the texts of those."""
+        options = self.options
+        for tallies in campaign_tallies(campaign=self.campaign, judges=options.judges, chunk_size=chunk_size):
+            decisions = pairs_decide(
+                tallies.counts, judges=options.judges, min_votes=options.min_votes, min_agreement=options.min_agreement
+            )
+            kept = np.flatnonzero(decisions.kept)
+            pairs = pair_texts_for(comparison_ids=tallies.comparison_ids[kept].tolist()) if kept.size else None
+            yield tallies, decisions, kept, pairs
+
+    def _batch(self, tallies: Tallies, decisions: Decisions, kept: np.ndarray, pairs: pa.Table | None) -> None:
         options, stats = self.options, self.stats
         stats.judged += len(tallies)
-        decisions = pairs_decide(
-            tallies.counts, judges=options.judges, min_votes=options.min_votes, min_agreement=options.min_agreement
-        )
         stats.dropped.update(_in_order_seen(decisions.dropped, DROPS, skip=KEPT))
-        kept = np.flatnonzero(decisions.kept)
-        if not kept.size:
+        if pairs is None:
             return
-        pairs = pair_texts_for(comparison_ids=tallies.comparison_ids[kept].tolist())
         kept = kept[np.isin(tallies.comparison_ids[kept], pairs["comparison_id"].to_numpy())]  # deleted meanwhile
         checks = pairs_check(pairs, kind=self.kind, keep_truncated=options.keep_truncated)
         stats.truncated += int(checks.truncated.sum())

@@ -18,15 +18,13 @@ from exports.models import DatasetExport
 class CampaignShape:
     pairs: int
     sampled: dict[str, int]  # pairs by how their two responses were sampled: a PromptFormat value, or MIXED
-    conversations: int  # prompts of imported pairs with more than one message or a system message
 
     def count(self, *sampled: str) -> int:
         return sum(self.sampled.get(key, 0) for key in sampled)
 
 
 def campaign_shape(*, campaign: Campaign) -> CampaignShape:
-    """How many pairs, how their responses were sampled, and how many imported prompts a plain string could not
-    hold: what decides and checks the export's format."""
+    """How many pairs, and how their responses were sampled: what decides the export's format."""
     comparisons = Comparison.objects.filter(prompt__campaign=campaign)
     sampled: dict[str, int] = {}
     combinations = (
@@ -37,14 +35,16 @@ def campaign_shape(*, campaign: Campaign) -> CampaignShape:
     for format_a, format_b, n in combinations:
         key = format_a if format_a == format_b else MIXED
         sampled[key] = sampled.get(key, 0) + n
+    return CampaignShape(pairs=sum(sampled.values()), sampled={key: n for key, n in sampled.items() if n})
+
+
+def campaign_conversations(*, campaign: Campaign) -> int:
+    """How many prompts of imported pairs are conversations (earlier turns or a system message), which a plain
+    string cannot hold: what the string format checks."""
     imported = Prompt.objects.filter(
         campaign=campaign, comparisons__candidate_a__prompt_format=PromptFormat.UNKNOWN
     ).distinct()
-    return CampaignShape(
-        pairs=sum(sampled.values()),
-        sampled={key: n for key, n in sampled.items() if n},
-        conversations=imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count(),
-    )
+    return imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count()
 
 
 def campaign_get(*, pk: int) -> Campaign | None:

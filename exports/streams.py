@@ -8,15 +8,18 @@ batch at a time, so no Python object is made per value beyond what the driver ha
 """
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Aggregate, Count, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
@@ -25,6 +28,65 @@ from annotator.models import Campaign, Comparison, Judgment, Verdict
 from exports.aggregation import SOURCES_FOR_JUDGES, VERDICTS
 from exports.rows import CANDIDATE_FIELDS, PAIRS, CountedVotes
 from exports.writers import MESSAGES, UTC_TIME
+
+T = TypeVar("T")
+
+
+@contextmanager
+def read_ahead(batches: Generator[T, None, None]) -> Iterator[Iterator[T]]:
+    """`batches`, produced one ahead on a thread of its own: the database works without Python's lock (SQLite
+    steps, PostgreSQL answers) while the caller shapes the batch before.
+
+    The thread reads through the caller's database connection, which Django lets it share, so it sees what the
+    caller sees (the same transaction); the caller must not use the connection until the iteration ends. An
+    error in the thread is raised in the caller; leaving the block early stops the thread after its batch.
+    """
+    shared = connections[DEFAULT_DB_ALIAS]
+    handed: Queue = Queue(maxsize=1)
+    stop = threading.Event()
+    end = object()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handed.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        connections[DEFAULT_DB_ALIAS] = shared  # this thread's connection is the caller's
+        try:
+            for batch in batches:
+                if not hand(batch):
+                    return
+            hand(end)
+        except BaseException as error:
+            hand(_Failed(error))
+        finally:
+            batches.close()
+
+    def consume() -> Iterator[T]:
+        while (item := handed.get()) is not end:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    shared.inc_thread_sharing()
+    thread = threading.Thread(target=produce, name="export-reads", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+        shared.dec_thread_sharing()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
 
 
 def _fetched(queryset: QuerySet) -> list[tuple]:
