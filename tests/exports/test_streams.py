@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from annotator.models import Candidate, Comparison, JudgeSource, Judgment, Side
 from exports.aggregation import VERDICTS
-from exports.streams import Tallies, campaign_tallies, pair_texts_for
+from exports.streams import Tallies, campaign_tallies, pair_texts_for, read_ahead
 from tests.factories import add_pair, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -105,8 +105,12 @@ def test_counted_votes_are_put_in_recorded_order_whatever_order_the_database_joi
         "id": ["9,4,7", "3"],
         "annotator_id": ["1,2,3", "4"],
         "verdict": ["a,b,tie", "b"],
-        "created_at": ["2026-01-01 00:00:09,2026-01-01 00:00:04.5,2026-01-01 00:00:07", "2026-01-01 00:00:03"],
+        "created_at": ["00:00:09,00:00:04.5,00:00:07", "00:00:03"],
     }
+    offset = "+00" if connection.features.supports_timezones else ""  # as each database writes times as text
+    joined["created_at"] = [
+        ",".join(f"2026-01-01 {time}{offset}" for time in times.split(",")) for times in joined["created_at"]
+    ]
     tallies = Tallies(
         comparison_ids=np.array([1, 2]),
         counts=np.zeros((2, 1, len(VERDICTS)), dtype=np.int64),
@@ -121,3 +125,38 @@ def test_counted_votes_are_put_in_recorded_order_whatever_order_the_database_joi
         datetime(2026, 1, 1, 0, 0, 7, tzinfo=UTC),
         datetime(2026, 1, 1, 0, 0, 9, tzinfo=UTC),
     ]
+
+
+def test_reads_ahead_see_the_callers_transaction_and_hand_over_every_batch_in_order():
+    campaign = make_campaign("Ahead", pairs=3)  # made in this test's transaction, not committed
+
+    def batches():
+        for comparison in Comparison.objects.filter(prompt__campaign=campaign).order_by("id"):
+            yield comparison.pk
+
+    with read_ahead(batches()) as handed:
+        assert list(handed) == sorted(Comparison.objects.filter(prompt__campaign=campaign).values_list("pk", flat=True))
+
+
+def test_an_error_while_reading_ahead_is_raised_in_the_caller():
+    def batches():
+        yield 1
+        raise ValueError("disk on fire")
+
+    with pytest.raises(ValueError, match="disk on fire"), read_ahead(batches()) as handed:
+        assert next(handed) == 1
+        next(handed)
+
+
+def test_leaving_early_stops_the_reads_and_closes_them():
+    closed = []
+
+    def batches():
+        try:
+            yield from range(10**9)
+        finally:
+            closed.append(True)
+
+    with read_ahead(batches()) as handed:
+        assert [next(handed), next(handed)] == [0, 1]
+    assert closed == [True]
