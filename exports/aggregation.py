@@ -1,31 +1,31 @@
-"""From the judgments of one pair to one decision: which candidate the judges preferred, and how surely.
+"""From the vote counts of pairs to decisions: which candidate the judges preferred, and how surely.
 
-Pure functions over small values (no database): the export streams votes through `pair_decide`.
+Pure functions over arrays (no database): the database counts each pair's votes in one grouped query
+(`selectors.campaign_tallies`), and `pairs_decide` decides a whole batch of pairs at once, one entry per pair.
 
-- Which votes count (`votes_counted`): skips never count; `judges` picks human votes, AI votes, or both,
+- Which votes count (`counted_sources`): skips never count; `judges` picks human votes, AI votes, or both,
   where "both" means the AI votes only for a pair that has no human vote (the judge where humans are absent).
-- Majority (`pair_decide`): the verdict with the most counted votes, if no other verdict has as many
-  (a plurality); tie and both_bad are verdicts like a and b, so [a, a, tie] is "a" with agreement 2/3.
+- Majority: the verdict with the most counted votes, if no other verdict has as many (a plurality); tie and
+  both_bad are verdicts like a and b, so [a, a, tie] is "a" with agreement 2/3.
 - Agreement: the share of counted votes that agree with the majority.
 - A pair is exported when its majority is a or b and it passes min_votes and min_agreement; otherwise it is
   dropped for the first reason that applies, in the order of `Drop`.
 """
 
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
+
+import numpy as np
 
 from annotator.models import JudgeSource, Verdict
 
-
-@dataclass(frozen=True, slots=True)
-class Vote:
-    verdict: str  # a Verdict value, on the fixed candidates a/b
-    source: str  # a JudgeSource value
-    annotator_id: int
-    created_at: datetime
+# The verdicts that count, in the column order of a tally (skips are never counted).
+VERDICTS = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)
+SOURCES_FOR_JUDGES = {
+    "humans": (JudgeSource.HUMAN,),
+    "ai": (JudgeSource.AI,),
+    "both": (JudgeSource.HUMAN, JudgeSource.AI),
+}
 
 
 class Drop(StrEnum):
@@ -39,6 +39,9 @@ class Drop(StrEnum):
     LOW_AGREEMENT = "low_agreement"  # the majority's share is under min_agreement
 
 
+DROPS = tuple(Drop)
+KEPT = len(DROPS)  # the code of an exported pair in `Decisions.dropped`
+
 DROP_HELP = {
     Drop.NO_VOTES: "have no vote from the selected judges (not judged yet, only skipped, or judged by others)",
     Drop.TOO_FEW_VOTES: "have fewer votes than min_votes",
@@ -49,52 +52,55 @@ DROP_HELP = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    votes: tuple[Vote, ...]  # the counted votes, in the order given
-    majority: str | None  # the plurality verdict, None without a unique one
-    agreement: float  # share of counted votes equal to the majority; 0.0 without a majority
-    dropped: Drop | None
+@dataclass(frozen=True)
+class Decisions:
+    """The decisions on a batch of pairs, one entry per pair in each array."""
+
+    source: np.ndarray  # index into SOURCES_FOR_JUDGES[judges]: whose votes counted
+    votes: np.ndarray  # counted votes
+    majority: np.ndarray  # index into VERDICTS of the plurality verdict, -1 without a unique one
+    agreement: np.ndarray  # share of counted votes equal to the majority; 0.0 without a majority
+    dropped: np.ndarray  # index into DROPS of the reason, KEPT when the pair is exported
 
     @property
-    def winner(self) -> str | None:
-        """'a' or 'b' when the pair is exported, else None."""
-        return None if self.dropped else self.majority
+    def kept(self) -> np.ndarray:
+        """Which pairs are exported: their majority is a or b and they pass the filters."""
+        return self.dropped == KEPT
 
 
-def votes_counted(votes: Sequence[Vote], *, judges: str) -> list[Vote]:
-    """The votes that count for `judges` (humans, ai or both), skips left out."""
-    cast = [vote for vote in votes if vote.verdict != Verdict.SKIP]
-    human = [vote for vote in cast if vote.source == JudgeSource.HUMAN]
-    ai = [vote for vote in cast if vote.source == JudgeSource.AI]
-    if judges == "humans":
-        return human
-    if judges == "ai":
-        return ai
-    if judges == "both":
-        return human or ai
-    raise ValueError(f"judges is {judges!r}: use humans, ai or both")
+def counted_sources(tallies: np.ndarray, *, judges: str) -> np.ndarray:
+    """Whose votes count per pair, as an index into SOURCES_FOR_JUDGES[judges]: the only source for humans or ai;
+    for both, the humans where they cast a (non-skip) vote, else the AI.
+
+    `tallies` has shape (pairs, len(sources), len(VERDICTS)): the counted votes per source and verdict."""
+    if judges not in SOURCES_FOR_JUDGES:
+        raise ValueError(f"judges is {judges!r}: use humans, ai or both")
+    if judges != "both":
+        return np.zeros(len(tallies), dtype=np.intp)
+    return np.where(tallies[:, 0].sum(axis=1) > 0, 0, 1)
 
 
-def pair_decide(votes: Sequence[Vote], *, judges: str, min_votes: int = 1, min_agreement: float = 0.0) -> Decision:
-    counted = tuple(votes_counted(votes, judges=judges))
-    if not counted:
-        return Decision(counted, None, 0.0, Drop.NO_VOTES)
-    tally = Counter(vote.verdict for vote in counted).most_common()
-    top_verdict, top_count = tally[0]
-    unique = len(tally) == 1 or tally[1][1] < top_count
-    majority = top_verdict if unique else None
-    agreement = top_count / len(counted) if unique else 0.0
-    if len(counted) < min_votes:
-        dropped: Drop | None = Drop.TOO_FEW_VOTES
-    elif majority is None:
-        dropped = Drop.NO_MAJORITY
-    elif majority == Verdict.TIE:
-        dropped = Drop.TIE
-    elif majority == Verdict.BOTH_BAD:
-        dropped = Drop.BOTH_BAD
-    elif agreement < min_agreement:
-        dropped = Drop.LOW_AGREEMENT
-    else:
-        dropped = None
-    return Decision(counted, majority, agreement, dropped)
+def pairs_decide(tallies: np.ndarray, *, judges: str, min_votes: int = 1, min_agreement: float = 0.0) -> Decisions:
+    """Decide every pair of a batch from its tally (see `counted_sources` for the shape)."""
+    source = counted_sources(tallies, judges=judges)
+    counts = tallies[np.arange(len(tallies)), source]  # (pairs, verdicts): the votes that count
+    votes = counts.sum(axis=1)
+    ranked = np.sort(counts, axis=1)
+    top, runner_up = ranked[:, -1], ranked[:, -2]
+    unique = top > runner_up
+    majority = np.where(unique, counts.argmax(axis=1), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        agreement = np.where(unique, top / np.maximum(votes, 1), 0.0)
+    dropped = np.select(
+        [
+            votes == 0,
+            votes < min_votes,
+            ~unique,
+            majority == VERDICTS.index(Verdict.TIE),
+            majority == VERDICTS.index(Verdict.BOTH_BAD),
+            agreement < min_agreement,
+        ],
+        range(len(DROPS)),
+        default=KEPT,
+    )
+    return Decisions(source=source, votes=votes, majority=majority, agreement=agreement, dropped=dropped)

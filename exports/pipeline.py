@@ -1,42 +1,34 @@
-"""Stream a campaign's judgments into export files: decide, shape, check, measure, split, write, describe.
+"""Stream a campaign's votes into export files: decide, check, shape, measure, split, write, describe.
 
-Memory stays flat: votes come from one ordered query read in chunks, pairs are decided `chunk_size` at a
-time, the texts of the decided pairs of a chunk come in one more query, and rows go to the split writers,
-which flush every few thousand rows. Only counters outlive a chunk.
+Memory stays flat and the work is done a batch at a time in the database and in Arrow: one grouped query
+counts the votes of every pair and is read `chunk_size` pairs at a time, each batch is decided at once, the
+texts of the pairs it exports come in one more query, and its rows are shaped into Arrow tables for the
+split writers, which flush every few thousand rows. Only counters outlive a batch.
 """
 
+import gc
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from annotator.models import Campaign, PromptFormat
 from core.checksums import file_sha256
 from core.errors import InputError
-from exports.aggregation import DROP_HELP, Decision, Drop, Vote, pair_decide
+from exports.aggregation import DROP_HELP, DROPS, KEPT, Decisions, Drop, pairs_decide
 from exports.card import dataset_card, format_reason
-from exports.formats import (
-    CONVERSATIONAL,
-    MIXED,
-    OPENAI,
-    REFUSAL_HELP,
-    STRING,
-    TRAIN,
-    VALIDATION,
-    PairTexts,
-    Refusal,
-    openai_problem,
-    openai_row,
-    pair_problem,
-    sampled_problem,
-    split_of,
-    trl_row,
-)
+from exports.formats import CONVERSATIONAL, MIXED, OPENAI, REFUSAL_HELP, STRING, TRAIN, VALIDATION, Refusal, openai_row
 from exports.options import ExportOptions
-from exports.selectors import CampaignShape, campaign_shape, campaign_votes_stream, pair_texts_for
+from exports.rows import ACCEPTED, REFUSALS, in_validation, pairs_check, trl_table
+from exports.selectors import CampaignShape, campaign_conversations, campaign_shape
+from exports.streams import Tallies, campaign_tallies, pair_texts_for, read_ahead
 from exports.writers import (
     CARD_FILE,
     AtomicFileSet,
@@ -47,7 +39,7 @@ from exports.writers import (
 )
 from llm.lengths import LengthMeter
 
-CHUNK_PAIRS = 1000
+CHUNK_PAIRS = 4096
 SPLITS = (TRAIN, VALIDATION)
 
 
@@ -73,15 +65,23 @@ class ExportStats:
     def exported(self) -> int:
         return sum(self.rows.values())
 
-    def count_row(self, split: str, decision: Decision, row: dict[str, Any]) -> None:
-        self.rows[split] += 1
-        self.votes_per_row[len(decision.votes)] += 1
-        self.votes_by_source.update(vote.source for vote in decision.votes)
-        self.judges.update(vote.annotator_id for vote in decision.votes)
-        self.agreement_sum += decision.agreement
-        self.unanimous += decision.agreement == 1.0
-        self.chosen_models[row["chosen_model"]] += 1
-        self.rejected_models[row["rejected_model"]] += 1
+    def count_rows(self, rows: pa.Table, validation: np.ndarray) -> None:
+        """Count a batch of written rows, in the order they are written, `validation` per row."""
+        in_validation = int(validation.sum())
+        self.rows[TRAIN] += rows.num_rows - in_validation
+        self.rows[VALIDATION] += in_validation
+        votes = rows["votes"].to_numpy()
+        values, counts = np.unique(votes, return_counts=True)
+        self.votes_per_row.update(dict(zip(values.tolist(), counts.tolist(), strict=True)))
+        sources = rows["judge_source"].to_numpy()
+        for source in np.unique(sources):
+            self.votes_by_source[source] += int(votes[sources == source].sum())
+        self.judges.update(np.unique(rows["annotator_ids"].combine_chunks().flatten()).tolist())
+        agreement = rows["agreement"].to_numpy()
+        self.agreement_sum = float(np.cumsum(np.concatenate([[self.agreement_sum], agreement]))[-1])  # in order
+        self.unanimous += int((agreement == 1.0).sum())
+        for column, counter in (("chosen_model", self.chosen_models), ("rejected_model", self.rejected_models)):
+            counter.update(_first_seen_counts(rows[column]))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: what the DatasetExport keeps and the dataset card shows."""
@@ -144,9 +144,9 @@ def output_kind(requested: str, shape: CampaignShape, campaign: Campaign) -> str
                 + ". Next time, keep each model's generations in a campaign of its own."
             )
         return STRING if text else CONVERSATIONAL
-    if requested == STRING and shape.conversations:
+    if requested == STRING and (conversations_held := campaign_conversations(campaign=campaign)):
         raise InputError(
-            f"The string format cannot hold the {shape.conversations} prompt(s) of campaign {name!r} that "
+            f"The string format cannot hold the {conversations_held} prompt(s) of campaign {name!r} that "
             "are conversations (earlier turns or a system message): use format conversational (or auto)."
         )
     fits = text + shape.count(PromptFormat.UNKNOWN) if requested == STRING else conversations
@@ -178,10 +178,31 @@ def _sampled_counts(shape: CampaignShape) -> str:
     return ", ".join(f"{shape.count(key)} pair(s) {how}" for key, how in _SAMPLED_WORDS.items() if shape.count(key))
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+def _first_seen_counts(values: pa.ChunkedArray) -> dict[str, int]:
+    """How often each value occurs, in the order each is first seen (ties in Counter.most_common keep it)."""
+    counted = pc.value_counts(values).to_pylist()
+    return {entry["values"]: entry["counts"] for entry in counted}
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Batches come as millions of short-lived tuples and strings, freed by reference counting as each batch
+    ends; meanwhile Python's cycle collector would walk every live object again and again (a fifth of the
+    export's time on SQLite). Paused for the export, as it makes no reference cycles that need it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _in_order_seen(codes: np.ndarray, reasons: tuple, *, skip: int) -> dict:
+    """How many of each reason `codes` (indices into `reasons`) holds, in the order each is first seen (the
+    order the messages list them), `skip` left out."""
+    found, first, counts = np.unique(codes, return_index=True, return_counts=True)
+    return {reasons[code]: int(n) for _, code, n in sorted(zip(first, found, counts, strict=True)) if code != skip}
 
 
 def _split_writers(files: AtomicFileSet, kind: str) -> dict[str, SplitWriter]:
@@ -200,61 +221,72 @@ class _Exporter:
         self.kind = kind
         self.writers = writers
         self.stats = ExportStats()
+        self.schema = parquet_schema(conversational=kind != STRING)
         self.meter = (
             LengthMeter(tokenizer=options.tokenizer, conversational=kind != STRING) if options.checks_length else None
         )
 
     def run(self, chunk_size: int) -> None:
-        votes = campaign_votes_stream(campaign=self.campaign, judges=self.options.judges)
-        for chunk in _chunks(votes, chunk_size):
-            self._chunk(chunk)
+        with _cycle_collection_paused(), read_ahead(self._reads(chunk_size)) as batches:
+            for tallies, decisions, kept, pairs in batches:
+                self._batch(tallies, decisions, kept, pairs)
 
-    def _chunk(self, chunk: list[tuple[int, list[Vote]]]) -> None:
+    def _reads(self, chunk_size: int) -> Generator[tuple[Tallies, Decisions, np.ndarray, pa.Table], None, None]:
+        """Per batch of pairs: their tallies, decisions, which are kept, and the texts of those."""
         options = self.options
-        self.stats.judged += len(chunk)
-        decided: dict[int, Decision] = {}
-        for comparison_id, votes in chunk:
-            decision = pair_decide(
-                votes, judges=options.judges, min_votes=options.min_votes, min_agreement=options.min_agreement
+        for tallies in campaign_tallies(campaign=self.campaign, judges=options.judges, chunk_size=chunk_size):
+            decisions = pairs_decide(
+                tallies.counts, judges=options.judges, min_votes=options.min_votes, min_agreement=options.min_agreement
             )
-            if decision.dropped:
-                self.stats.dropped[decision.dropped] += 1
-            else:
-                decided[comparison_id] = decision
-        rows: list[tuple[PairTexts, Decision, dict[str, Any]]] = []
-        for pair in pair_texts_for(comparison_ids=list(decided)):
-            problem = (
-                pair_problem(pair)
-                or sampled_problem(pair, self.kind)
-                or (openai_problem(pair) if self.kind == OPENAI else None)
-            )
-            if not problem and pair.truncated:
-                self.stats.truncated += 1
-                problem = None if options.keep_truncated else Refusal.TRUNCATED
-            if problem:
-                self.stats.refused[problem] += 1
-                continue
-            decision = decided[pair.comparison_id]
-            rows.append((pair, decision, trl_row(pair, decision, conversational=self.kind != STRING)))
+            kept = np.flatnonzero(decisions.kept)
+            pairs = pair_texts_for(comparison_ids=tallies.comparison_ids[kept].tolist()) if kept.size else None
+            yield tallies, decisions, kept, pairs
+
+    def _batch(self, tallies: Tallies, decisions: Decisions, kept: np.ndarray, pairs: pa.Table | None) -> None:
+        options, stats = self.options, self.stats
+        stats.judged += len(tallies)
+        stats.dropped.update(_in_order_seen(decisions.dropped, DROPS, skip=KEPT))
+        if pairs is None:
+            return
+        kept = kept[np.isin(tallies.comparison_ids[kept], pairs["comparison_id"].to_numpy())]  # deleted meanwhile
+        checks = pairs_check(pairs, kind=self.kind, keep_truncated=options.keep_truncated)
+        stats.truncated += int(checks.truncated.sum())
+        stats.refused.update(_in_order_seen(checks.refused, REFUSALS, skip=ACCEPTED))
+        written = checks.refused == ACCEPTED
+        pairs, kept = pairs.filter(pa.array(written)), kept[written]
+        if not kept.size:
+            return
+        source = decisions.source[kept]
+        rows = trl_table(
+            pairs,
+            a_won=decisions.majority[kept] == 0,
+            votes=decisions.votes[kept],
+            agreement=decisions.agreement[kept],
+            judge_source=np.array(tallies.sources)[source],
+            counted=tallies.votes(kept, source),
+            conversational=self.kind != STRING,
+            schema=self.schema,
+        )
         if self.meter is not None:
             rows = self._measured(rows)
-        for pair, decision, row in rows:
-            split = split_of(pair.prompt_hash, seed=options.seed, val_fraction=options.val_fraction)
-            self.writers[split].write(openai_row(row) if self.kind == OPENAI else row)
-            self.stats.count_row(split, decision, row)
+        validation = in_validation(rows["prompt_hash"], seed=options.seed, val_fraction=options.val_fraction)
+        stats.count_rows(rows, validation)
+        for split, mask in ((TRAIN, ~validation), (VALIDATION, validation)):
+            part = rows.filter(pa.array(mask))
+            self.writers[split].write([openai_row(row) for row in part.to_pylist()] if self.kind == OPENAI else part)
 
-    def _measured(self, rows: list[tuple[PairTexts, Decision, dict[str, Any]]]) -> list:
+    def _measured(self, rows: pa.Table) -> pa.Table:
         max_length = self.options.max_length
-        kept = []
-        for item, length in zip(rows, self.meter.measure([row for _, _, row in rows]), strict=True):
-            if length.overlong(max_length):
-                self.stats.overlong += 1
-                self.stats.prompt_fills += length.prompt_fills(max_length)
-                if self.options.drop_overlong:
-                    self.stats.refused[Refusal.OVERLONG] += 1
-                    continue
-            kept.append(item)
-        return kept
+        lengths = self.meter.measure(rows.select(["prompt", "chosen", "rejected"]).to_pylist())
+        overlong = np.array([length.overlong(max_length) for length in lengths], dtype=bool)
+        self.stats.overlong += int(overlong.sum())
+        self.stats.prompt_fills += sum(
+            length.prompt_fills(max_length) for length in lengths if length.overlong(max_length)
+        )
+        if not self.options.drop_overlong:
+            return rows
+        self.stats.refused[Refusal.OVERLONG] += int(overlong.sum())
+        return rows.filter(pa.array(~overlong))
 
 
 def campaign_export(
@@ -280,12 +312,12 @@ def campaign_export(
         stats.pairs = shape.pairs
         try:
             exporter.run(chunk_size)
+            for writer in writers.values():
+                writer.close()
         except BaseException:
             for writer in writers.values():
                 writer.discard()
             raise
-        for writer in writers.values():
-            writer.close()
         stats.dropped[Drop.NO_VOTES] += max(0, shape.pairs - stats.judged)
         if not stats.exported:
             raise InputError(stats.why_empty(campaign=campaign, options=options))

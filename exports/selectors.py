@@ -1,80 +1,30 @@
-"""Reads for exports: the vote stream of a campaign, the texts of decided pairs, the export records."""
+"""Reads for exports: how a campaign's pairs were sampled, the export records and their files.
 
-from collections.abc import Iterator
+The reads of an export run itself (vote tallies and texts, in Arrow batches) are in `streams.py`.
+"""
+
 from dataclasses import dataclass
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 
 from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Prompt, PromptFormat
+from annotator.models import Campaign, Comparison, Prompt, PromptFormat
 from core.checksums import file_sha256
-from exports.aggregation import Vote
-from exports.formats import MIXED, CandidateTexts, PairTexts
+from exports.formats import MIXED
 from exports.models import DatasetExport
-
-_SOURCES_FOR_JUDGES = {
-    "humans": [JudgeSource.HUMAN],
-    "ai": [JudgeSource.AI],
-    "both": [JudgeSource.HUMAN, JudgeSource.AI],
-}
-
-
-def campaign_votes_stream(
-    *, campaign: Campaign, judges: str, chunk_size: int = 5000
-) -> Iterator[tuple[int, list[Vote]]]:
-    """(comparison id, its votes) for every pair with a judgment from `judges`, by comparison id.
-
-    One query, read in chunks of `chunk_size` rows and grouped as it goes: memory holds one pair's votes.
-    """
-    rows = (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign, source__in=_SOURCES_FOR_JUDGES[judges])
-        .order_by("comparison_id", "id")
-        .values_list("comparison_id", "verdict", "source", "annotator_id", "created_at")
-        .iterator(chunk_size=chunk_size)
-    )
-    for comparison_id, group in groupby(rows, key=itemgetter(0)):
-        yield comparison_id, [Vote(verdict, source, annotator, at) for _, verdict, source, annotator, at in group]
-
-
-_CANDIDATE_FIELDS = (
-    "id", "prompt_id", "text", "model_name", "sampling_params", "seed", "prompt_format", "prompt_text", "finish_reason",
-)  # fmt: skip
-
-
-def pair_texts_for(*, comparison_ids: list[int]) -> list[PairTexts]:
-    """Prompt and both candidates of the given comparisons, in one query, ordered by comparison id."""
-    candidate_columns = [f"candidate_{side}__{name}" for side in "ab" for name in _CANDIDATE_FIELDS]
-    rows = (
-        Comparison.objects.filter(pk__in=comparison_ids)
-        .order_by("id")
-        .values_list(
-            "id", "created_at", "prompt_id", "prompt__content_hash", "prompt__messages", "prompt__system",
-            *candidate_columns,
-        )
-    )  # fmt: skip
-    width = len(_CANDIDATE_FIELDS)
-    pairs = []
-    for row in rows:
-        a, b = row[6 : 6 + width], row[6 + width :]
-        pairs.append(PairTexts(*row[:6], a=CandidateTexts(*a), b=CandidateTexts(*b)))
-    return pairs
 
 
 @dataclass(frozen=True)
 class CampaignShape:
     pairs: int
     sampled: dict[str, int]  # pairs by how their two responses were sampled: a PromptFormat value, or MIXED
-    conversations: int  # prompts of imported pairs with more than one message or a system message
 
     def count(self, *sampled: str) -> int:
         return sum(self.sampled.get(key, 0) for key in sampled)
 
 
 def campaign_shape(*, campaign: Campaign) -> CampaignShape:
-    """How many pairs, how their responses were sampled, and how many imported prompts a plain string could not
-    hold: what decides and checks the export's format."""
+    """How many pairs, and how their responses were sampled: what decides the export's format."""
     comparisons = Comparison.objects.filter(prompt__campaign=campaign)
     sampled: dict[str, int] = {}
     combinations = (
@@ -85,14 +35,16 @@ def campaign_shape(*, campaign: Campaign) -> CampaignShape:
     for format_a, format_b, n in combinations:
         key = format_a if format_a == format_b else MIXED
         sampled[key] = sampled.get(key, 0) + n
+    return CampaignShape(pairs=sum(sampled.values()), sampled={key: n for key, n in sampled.items() if n})
+
+
+def campaign_conversations(*, campaign: Campaign) -> int:
+    """How many prompts of imported pairs are conversations (earlier turns or a system message), which a plain
+    string cannot hold: what the string format checks."""
     imported = Prompt.objects.filter(
         campaign=campaign, comparisons__candidate_a__prompt_format=PromptFormat.UNKNOWN
     ).distinct()
-    return CampaignShape(
-        pairs=sum(sampled.values()),
-        sampled={key: n for key, n in sampled.items() if n},
-        conversations=imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count(),
-    )
+    return imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count()
 
 
 def campaign_get(*, pk: int) -> Campaign | None:

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,10 +26,11 @@ DATA_FILES = ("train.parquet", "validation.parquet", "train.jsonl", "validation.
 CARD_FILE = "README.md"
 MANAGED_FILES = (*DATA_FILES, CARD_FILE)
 MARKER_FILE = ".preference-studio-export"  # lets a later export replace the files here
-FLUSH_ROWS = 2048
+FLUSH_ROWS = 8192  # rows per row group, at least: fewer, larger groups encode faster and compress better
 
-_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-_TIME = pa.timestamp("us", tz="UTC")
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+MESSAGES = pa.list_(MESSAGE)
+UTC_TIME = pa.timestamp("us", tz="UTC")
 
 
 def _field(name: str, kind: pa.DataType, description: str, *, nullable: bool = False) -> pa.Field:
@@ -39,9 +41,9 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
     """The columns of a TRL export, with their descriptions (kept in the file and shown in the card)."""
     if conversational:
         texts = [
-            _field("prompt", _MESSAGES, "The conversation, {role, content} messages, system message first if any."),
-            _field("chosen", _MESSAGES, "The preferred response: one assistant message."),
-            _field("rejected", _MESSAGES, "The other response: one assistant message."),
+            _field("prompt", MESSAGES, "The conversation, {role, content} messages, system message first if any."),
+            _field("chosen", MESSAGES, "The preferred response: one assistant message."),
+            _field("rejected", MESSAGES, "The other response: one assistant message."),
         ]
     else:
         texts = [
@@ -78,8 +80,8 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
                 pa.list_(pa.string()),
                 "Each judge's vote, aligned with annotator_ids: chosen, rejected, tie or both_bad.",
             ),
-            _field("judged_at", pa.list_(_TIME), "When each counted vote was cast, aligned with annotator_ids."),
-            _field("pair_created_at", _TIME, "When the pair was created."),
+            _field("judged_at", pa.list_(UTC_TIME), "When each counted vote was cast, aligned with annotator_ids."),
+            _field("pair_created_at", UTC_TIME, "When the pair was created."),
         ]
     )
 
@@ -182,7 +184,8 @@ class AtomicFileSet:
 
 
 class SplitWriter:
-    """Streams rows of one split to a temporary file, opened on the first row (an empty split writes none)."""
+    """Streams batches of rows of one split to a temporary file, opened on the first row (an empty split writes
+    none)."""
 
     def __init__(self, files: AtomicFileSet, name: str) -> None:
         self.files = files
@@ -193,7 +196,7 @@ class SplitWriter:
     def path(self) -> Path | None:
         return self.files.final(self.name) if self.rows else None
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, batch: Any) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -206,34 +209,62 @@ class SplitWriter:
 
 
 class ParquetSplitWriter(SplitWriter):
-    """Buffers FLUSH_ROWS rows, then writes them as a row group with the fixed schema (same types every batch)."""
+    """Buffers tables until they hold FLUSH_ROWS rows, then writes them as one row group with the fixed schema
+    (same types in every batch).
+
+    Encoding and compressing a row group is most of the cost of writing it, and Arrow does it without holding
+    Python's lock: it runs on a thread of its own while the export reads and shapes the next batch. One row group
+    is written at a time (the next waits for it), so memory stays bounded, and its errors surface at the next
+    write or at close.
+    """
 
     def __init__(self, files: AtomicFileSet, name: str, schema: pa.Schema) -> None:
         super().__init__(files, name)
         self.schema = schema
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
         self._writer: pq.ParquetWriter | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
 
-    def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        self.rows += 1
-        if len(self._buffer) >= FLUSH_ROWS:
+    def write(self, batch: pa.Table) -> None:
+        """Write a table of rows with this writer's schema."""
+        if not batch.num_rows:
+            return
+        self._buffer.append(batch)
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
+        if self._buffered >= FLUSH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         if not self._buffer:
             return
-        if self._writer is None:
+        table = pa.concat_tables(self._buffer)
+        self._buffer, self._buffered = [], 0
+        self._wait()
+        if self._thread is None:
             self._writer = pq.ParquetWriter(self.files.temporary(self.name), self.schema, compression="zstd")
-        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
-        self._buffer = []
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{self.name}")
+        self._pending = self._thread.submit(self._writer.write_table, table, row_group_size=table.num_rows)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
-        self._flush()
-        self.discard()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self.discard()
 
     def discard(self) -> None:
-        self._buffer = []
+        self._buffer, self._buffered = [], 0
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)  # the row group being written, if any, finishes first
+            self._thread, self._pending = None, None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -244,11 +275,14 @@ class JsonlSplitWriter(SplitWriter):
         super().__init__(files, name)
         self._handle = None
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, batch: list[dict[str, Any]]) -> None:
+        """Write rows, each a JSON object on its own line."""
+        if not batch:
+            return
         if self._handle is None:
             self._handle = self.files.temporary(self.name).open("w", encoding="utf-8")
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.rows += 1
+        self._handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in batch)
+        self.rows += len(batch)
 
     def close(self) -> None:
         self.discard()

@@ -1,4 +1,4 @@
-"""Run `export_preferences` in its own process, slowed down after its first row group is on disk.
+"""Run `export_preferences` in its own process, a few pairs per batch, slowed down after each row group.
 
 For the tests that interrupt a real export with a signal: they wait until a temporary file exists, then
 send SIGTERM or SIGKILL. Usage: python tests/exports/interruptible_export.py <export_preferences args>
@@ -19,8 +19,9 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from exports import writers  # noqa: E402
+from exports import pipeline, writers  # noqa: E402
 
+pipeline.CHUNK_PAIRS = 4  # a campaign of 40 pairs comes in 10 batches, each flushed: the export takes seconds
 writers.FLUSH_ROWS = 2
 real_flush = writers.ParquetSplitWriter._flush
 

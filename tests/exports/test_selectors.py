@@ -38,7 +38,7 @@ def test_a_file_the_export_did_not_write_has_no_path(export):
 
 def test_the_campaign_shape_counts_pairs_by_how_their_responses_were_sampled(db):
     from annotator.models import Candidate
-    from exports.selectors import campaign_shape
+    from exports.selectors import campaign_conversations, campaign_shape
     from tests.factories import add_pair
 
     campaign = make_campaign("Shape", pairs=2, sampled="chat")
@@ -49,5 +49,5 @@ def test_the_campaign_shape_counts_pairs_by_how_their_responses_were_sampled(db)
     Candidate.objects.filter(pk=two_ways.candidate_b_id).update(prompt_format="text", prompt_text="Hello")
     shape = campaign_shape(campaign=campaign)
     assert (shape.pairs, shape.sampled) == (5, {"chat": 2, "text": 1, "": 1, "mixed": 1})
-    assert shape.conversations == 1  # the imported multi-turn prompt: no plain string holds it
+    assert campaign_conversations(campaign=campaign) == 1  # the imported multi-turn prompt: no string holds it
     assert shape.count("chat", "") == 3

@@ -419,16 +419,16 @@ def test_an_export_interrupted_midway_leaves_no_file_and_is_marked_failed(tmp_pa
     monkeypatch.setattr("exports.writers.FLUSH_ROWS", 5)
     import exports.pipeline
 
-    real_row, written = exports.pipeline.trl_row, []
+    real_table, batches = exports.pipeline.trl_table, []
 
-    def crash_after_25_rows(*args, **kwargs):
-        if len(written) == 25:
+    def crash_on_the_third_batch(*args, **kwargs):
+        if len(batches) == 2:
             assert any(name.startswith(".train.parquet.tmp-") for name in os.listdir(tmp_path))
             raise OSError("disk on fire")
-        written.append(1)
-        return real_row(*args, **kwargs)
+        batches.append(1)
+        return real_table(*args, **kwargs)
 
-    monkeypatch.setattr(exports.pipeline, "trl_row", crash_after_25_rows)
+    monkeypatch.setattr(exports.pipeline, "trl_table", crash_on_the_third_batch)
     export = dataset_export_create(campaign=campaign, options={"val_fraction": 0.2}, out_dir=tmp_path)
     with pytest.raises(OSError, match="disk on fire"):
         dataset_export_run(export=export, chunk_size=10)

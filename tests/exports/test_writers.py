@@ -1,6 +1,7 @@
 import os
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -42,18 +43,18 @@ def listing(directory) -> list[str]:
 def test_files_appear_under_their_final_names_only_on_commit(tmp_path):
     with AtomicFileSet(tmp_path) as files:
         writer = JsonlSplitWriter(files, "train.jsonl")
-        writer.write({"a": 1})
+        writer.write([{"a": 1}, {"b": "é"}])
         writer.close()
         assert listing(tmp_path)[0].startswith(".train.jsonl.tmp-")
         assert not (tmp_path / "train.jsonl").exists()
         files.commit()
     assert listing(tmp_path) == ["train.jsonl"]
-    assert (tmp_path / "train.jsonl").read_text() == '{"a": 1}\n'
+    assert (tmp_path / "train.jsonl").read_text() == '{"a": 1}\n{"b": "é"}\n'
 
 
 def test_an_exception_before_commit_removes_every_temporary_file(tmp_path):
     with pytest.raises(RuntimeError), AtomicFileSet(tmp_path) as files:
-        JsonlSplitWriter(files, "train.jsonl").write({"a": 1})
+        JsonlSplitWriter(files, "train.jsonl").write([{"a": 1}])
         files.temporary("README.md").write_text("card")
         raise RuntimeError("crash")
     assert listing(tmp_path) == []
@@ -114,14 +115,15 @@ def test_parquet_writer_streams_row_groups_with_one_schema_and_writes_nothing_fo
     with AtomicFileSet(tmp_path) as files:
         train = ParquetSplitWriter(files, "train.parquet", schema)
         empty = ParquetSplitWriter(files, "validation.parquet", schema)
-        for i in range(5):
-            train.write({**ROW, "comparison_id": i})
+        for ids in ([0], [1, 2], [], [3], [4]):  # batches as the pipeline hands them over, some empty
+            train.write(pa.Table.from_pylist([{**ROW, "comparison_id": i} for i in ids], schema=schema))
+        empty.write(pa.Table.from_pylist([], schema=schema))
         train.close()
         empty.close()
         files.commit()
     assert listing(tmp_path) == ["train.parquet"]
     parquet = pq.ParquetFile(tmp_path / "train.parquet")
-    assert parquet.metadata.num_row_groups == 3
+    assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.metadata.num_row_groups)] == [3, 2]
     assert parquet.schema_arrow == schema
     assert parquet.read().column("comparison_id").to_pylist() == [0, 1, 2, 3, 4]
     assert len(file_sha256(tmp_path / "train.parquet")) == 64
