@@ -67,8 +67,10 @@ def _literal(verdict: str) -> str:
     return f"'{verdict}'"
 
 
-def _judgments(campaign: Campaign, source: str) -> QuerySet:
-    return Judgment.objects.filter(comparison__prompt__campaign=campaign, source=source)
+def _judgments(campaign: Campaign) -> QuerySet:
+    """The judgments of the campaign's pairs, filtered as `comparison_id IN (...)`: SQLite then reads them in
+    the order of the pairs, so grouping them by pair needs no sort."""
+    return Judgment.objects.filter(comparison__in=Comparison.objects.filter(prompt__campaign=campaign))
 
 
 def _tally_columns(prefix: str) -> list[str]:
@@ -108,7 +110,7 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
     """The campaign's pairs, judged or not, grouped by their votes' counts, the longer side and the models."""
     human, ai = Q(source=JudgeSource.HUMAN), Q(source=JudgeSource.AI)
     votes = (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign)
+        _judgments(campaign)
         .values("comparison_id")
         .annotate(
             **{f"human_{verdict}": Count("id", filter=human & Q(verdict=verdict)) for verdict in COUNTED},
@@ -176,7 +178,8 @@ def campaign_first_votes(*, campaign: Campaign, votes: int) -> list[tuple[Tally,
         for column, verdict in zip(_tally_columns("first"), COUNTED, strict=True)
     }
     ranked = (
-        _judgments(campaign, JudgeSource.HUMAN)
+        _judgments(campaign)
+        .filter(source=JudgeSource.HUMAN)
         .exclude(verdict=Verdict.SKIP)
         .annotate(rank=Window(RowNumber(), partition_by=pair, order_by=oldest_first), **running)
         .filter(rank=votes)  # the vote whose running counts are those of the first `votes`
@@ -237,16 +240,20 @@ def campaign_annotator_days(*, campaign: Campaign) -> list[AnnotatorDay]:
         column: Window(Count("id", filter=Q(verdict=verdict)), partition_by=pair)
         for column, verdict in zip(_tally_columns("pair"), COUNTED, strict=True)
     }
-    votes = _judgments(campaign, JudgeSource.HUMAN).values(
-        "annotator_id",
-        "verdict",
-        username=F("annotator__username"),
-        day=Cast("created_at", DateField()),  # the connection's time zone: UTC
-        counted=one_if(~Q(verdict=Verdict.SKIP)),
-        skipped=one_if(Q(verdict=Verdict.SKIP)),
-        decisive=one_if(decisive),
-        left_win=one_if(decisive & Q(verdict=F("shown_left"))),
-        **counts,
+    votes = (
+        _judgments(campaign)
+        .filter(source=JudgeSource.HUMAN)
+        .values(
+            "annotator_id",
+            "verdict",
+            username=F("annotator__username"),
+            day=Cast("created_at", DateField()),  # the connection's time zone: UTC
+            counted=one_if(~Q(verdict=Verdict.SKIP)),
+            skipped=one_if(Q(verdict=Verdict.SKIP)),
+            decisive=one_if(decisive),
+            left_win=one_if(decisive & Q(verdict=F("shown_left"))),
+            **counts,
+        )
     )
     agrees, with_majority = _leave_one_out(dict(zip(COUNTED, counts, strict=True)))
     totals = [_name(c) for c in ("counted", "skipped", "decisive", "left_win")] + [agrees, with_majority]
@@ -267,9 +274,9 @@ def campaign_median_durations(*, campaign: Campaign) -> tuple[dict[int, float], 
         return Q(**{rank: (F(n) + 1) / 2}) | Q(**{rank: (F(n) + 2) / 2})
 
     rows = (
-        _judgments(campaign, JudgeSource.HUMAN)
+        _judgments(campaign)
+        .filter(source=JudgeSource.HUMAN, duration_ms__isnull=False)
         .exclude(verdict=Verdict.SKIP)
-        .filter(duration_ms__isnull=False)
         .annotate(
             rank=Window(RowNumber(), partition_by=by_annotator, order_by=shortest_first),
             n=Window(Count("id"), partition_by=by_annotator),
