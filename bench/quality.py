@@ -23,7 +23,7 @@ timed).
     .venv/bin/python bench/quality.py --db postgres --postgres-url postgres://.../prefstudio_bench_quality
 
 PostgreSQL: the database at --postgres-url is dropped and created again for each size (the role needs
-CREATEDB).
+CREATEDB), and analysed once filled.
 """
 
 import argparse
@@ -90,6 +90,7 @@ def generate(data_dir: Path, database_url: str | None, judgments: int, seed: int
     django_setup(data_dir, database_url)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db import connection
 
     from annotator.models import Campaign, Candidate, Comparison, Judgment, Prompt
 
@@ -163,6 +164,9 @@ def generate(data_dir: Path, database_url: str | None, judgments: int, seed: int
                 )
             )  # fmt: skip
         Judgment.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # the statistics autovacuum would gather after such a load
     return {
         "campaign": campaign.pk,
         "pairs": pairs,

@@ -268,7 +268,7 @@ def campaign_annotator_days(*, campaign: Campaign) -> list[AnnotatorDay]:
 def campaign_median_durations(*, campaign: Campaign) -> tuple[dict[int, float], float | None]:
     """The median time on task (ms) of each annotator's votes that count, and of everyone's: from the middle
     one or two durations of each, as the database sorts them."""
-    by_annotator, shortest_first = [F("annotator_id")], F("duration_ms").asc()
+    by_annotator, shortest_first, whole = [F("annotator_id")], F("duration_ms").asc(), RowRange(None, None)
 
     def middle(rank: str, n: str) -> Q:  # the middle one of n, or the middle two
         return Q(**{rank: (F(n) + 1) / 2}) | Q(**{rank: (F(n) + 2) / 2})
@@ -278,12 +278,14 @@ def campaign_median_durations(*, campaign: Campaign) -> tuple[dict[int, float], 
         .filter(source=JudgeSource.HUMAN, duration_ms__isnull=False)
         .exclude(verdict=Verdict.SKIP)
         .annotate(
+            # Each count over the same ordering as its rank, so the database sorts the durations once for each.
             rank=Window(RowNumber(), partition_by=by_annotator, order_by=shortest_first),
-            n=Window(Count("id"), partition_by=by_annotator),
+            n=Window(Count("id"), partition_by=by_annotator, order_by=shortest_first, frame=whole),
             rank_all=Window(RowNumber(), order_by=shortest_first),
-            n_all=Window(Count("id")),
+            n_all=Window(Count("id"), order_by=shortest_first, frame=whole),
         )
         .filter(middle("rank", "n") | middle("rank_all", "n_all"))
+        .order_by()
         .values_list("annotator_id", "duration_ms", "rank", "n", "rank_all", "n_all")
     )
     per_annotator: dict[int, list[int]] = {}
