@@ -1,7 +1,9 @@
 """REST API for annotators (and scripts) and staff: thin adapters over the same services as the pages."""
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,11 +35,11 @@ from core.parsers import MultiPartParser
 from core.permissions import IsStaff
 
 
-class CampaignListApi(APIView):
-    @extend_schema(responses=CampaignSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        campaigns = campaigns_with_judged_count_for(user=request.user)
-        return Response(CampaignSerializer(campaigns, many=True).data)
+class CampaignListApi(ListAPIView):
+    serializer_class = CampaignSerializer
+
+    def get_queryset(self) -> QuerySet:
+        return campaigns_with_judged_count_for(user=self.request.user)
 
 
 class CampaignProgressApi(APIView):

@@ -168,7 +168,7 @@ class ApiClient:
 
 def run_annotators(port: int, tokens: list[str], seconds: float, think_ms: float) -> dict:
     probe = ApiClient(port, tokens[0])
-    campaign_id = json.loads(probe.request("GET", "/api/campaigns/")[1])[0]["id"]
+    campaign_id = json.loads(probe.request("GET", "/api/campaigns/")[1])["results"][0]["id"]
     probe.close()
     next_ms: list[float] = []
     submit_ms: list[float] = []

@@ -1,11 +1,13 @@
 """Staff API for exports: start one for a campaign (202, it runs in the background), list, read, download."""
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.generics import ListAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,12 +46,12 @@ class CampaignExportCreateApi(APIView):
         return Response(DatasetExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
 
-class ExportListApi(APIView):
+class ExportListApi(ListAPIView):
     permission_classes = [IsStaff]
+    serializer_class = DatasetExportSerializer
 
-    @extend_schema(responses=DatasetExportSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(DatasetExportSerializer(dataset_exports_list()[:200], many=True).data)
+    def get_queryset(self) -> QuerySet:
+        return dataset_exports_list()
 
 
 class ExportDetailApi(APIView):

@@ -1,15 +1,24 @@
 """The data-quality report of a campaign: agreement, judge reliability, position and length bias,
 per-annotator figures, and model win rates. Plain dicts, so the page and the API show the same numbers.
 
-Computed from the rows quality/selectors.py reads, with the statistics of quality/stats.py."""
+Computed from the counts quality/selectors.py reads (the database does the counting: what comes back is a
+few rows per kind of pair, per annotator and per day, however many judgments there are), with the
+statistics of quality/stats.py."""
 
 import statistics
-from collections import defaultdict
-from datetime import date
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from annotator.models import Campaign, Verdict
-from quality.selectors import Vote, campaign_comparison_rows, campaign_votes
+from quality.selectors import (
+    AnnotatorDay,
+    PairGroup,
+    campaign_annotator_days,
+    campaign_first_votes,
+    campaign_median_durations,
+    campaign_pair_groups,
+)
 from quality.stats import (
     Proportion,
     cohen_kappa,
@@ -21,186 +30,198 @@ from quality.stats import (
 )
 
 MIN_JUDGMENTS_TO_FLAG = 10
-DECISIVE = (Verdict.A, Verdict.B)
 
 
 def _proportion(p: Proportion) -> dict[str, Any]:
     return {"successes": p.successes, "n": p.n, "rate": p.value, "ci95": p.ci95}
 
 
-def _agreement(votes_by_item: dict[int, list[Vote]], overlap: int) -> dict[str, Any]:
-    items = [[v.verdict for v in votes if v.verdict != Verdict.SKIP] for votes in votes_by_item.values()]
-    multi = [item for item in items if len(item) >= 2]
-    full = [item[:overlap] for item in multi if len(item) >= overlap] if overlap >= 2 else []
+def _votes(group: PairGroup) -> int:
+    return sum(group.human.values())
+
+
+def _progress(groups: list[PairGroup], overlap: int) -> dict[str, int]:
     return {
-        "items_with_2_or_more_votes": len(multi),
-        "percent_agreement": pairwise_agreement(multi),
-        "krippendorff_alpha": krippendorff_alpha_nominal(multi),
-        "fleiss_kappa": fleiss_kappa(full) if full else None,
-        "fleiss_items": len(full),
+        "comparisons": sum(g.pairs for g in groups),
+        "complete": sum(g.pairs for g in groups if _votes(g) >= overlap),
+        "human_judgments": sum(g.pairs * _votes(g) for g in groups),
+        "skips": sum(g.pairs * g.human_skips for g in groups),
+        "ai_judgments": sum(g.pairs * g.ai_judgments for g in groups),
     }
 
 
-def _leave_one_out(votes_by_item: dict[int, list[Vote]]) -> list[tuple[Vote, bool]]:
-    """Each vote paired with whether it matches the majority of the other votes on its item."""
-    out = []
-    for votes in votes_by_item.values():
-        counted = [v for v in votes if v.verdict != Verdict.SKIP]
-        for vote in counted:
-            others = majority([o.verdict for o in counted if o is not vote])
-            if others is not None:
-                out.append((vote, vote.verdict == others))
-    return out
+def _agreement(campaign: Campaign, groups: list[PairGroup]) -> dict[str, Any]:
+    multi = [(g.human, g.pairs) for g in groups if _votes(g) >= 2]
+    # Fleiss' kappa needs as many votes on every pair: each pair's first `overlap` votes. They are all its
+    # votes unless the overlap was lowered after some pairs were judged.
+    overlap = campaign.overlap
+    if overlap < 2:
+        full = []
+    elif any(_votes(g) > overlap for g in groups):
+        full = campaign_first_votes(campaign=campaign, votes=overlap)
+    else:
+        full = [(g.human, g.pairs) for g in groups if _votes(g) == overlap]
+    return {
+        "items_with_2_or_more_votes": sum(pairs for _, pairs in multi),
+        "percent_agreement": pairwise_agreement(multi),
+        "krippendorff_alpha": krippendorff_alpha_nominal(multi),
+        "fleiss_kappa": fleiss_kappa(full) if full else None,
+        "fleiss_items": sum(pairs for _, pairs in full),
+    }
 
 
-def _annotators(votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
-    per: dict[int, dict[str, Any]] = {}
-    for votes in votes_by_item.values():
-        for vote in votes:
-            entry = per.setdefault(
-                vote.annotator_id,
-                {"id": vote.annotator_id, "username": vote.username, "judgments": 0, "skips": 0, "durations": [],
-                 "left": Proportion(0, 0), "agree": Proportion(0, 0)},
-            )  # fmt: skip
-            if vote.verdict == Verdict.SKIP:
-                entry["skips"] += 1
-                continue
-            entry["judgments"] += 1
-            if vote.duration_ms is not None:
-                entry["durations"].append(vote.duration_ms)
-            if vote.verdict in DECISIVE:
-                left = entry["left"]
-                entry["left"] = Proportion(left.successes + (vote.verdict == vote.shown_left), left.n + 1)
-    for vote, agrees in _leave_one_out(votes_by_item):
-        agree = per[vote.annotator_id]["agree"]
-        per[vote.annotator_id]["agree"] = Proportion(agree.successes + agrees, agree.n + 1)
+@dataclass
+class _Annotator:
+    """One annotator's days added up."""
 
-    all_durations = [d for e in per.values() for d in e["durations"]]
-    overall_median = statistics.median(all_durations) if all_durations else None
-    agreements = [e["agree"].value for e in per.values() if e["agree"].n >= MIN_JUDGMENTS_TO_FLAG]
+    id: int
+    username: str
+    judgments: int = 0
+    skips: int = 0
+    left_wins: int = 0
+    decisive: int = 0
+    agrees: int = 0
+    with_majority: int = 0
+
+    @property
+    def left(self) -> Proportion:
+        return Proportion(self.left_wins, self.decisive)
+
+    @property
+    def agree(self) -> Proportion:
+        return Proportion(self.agrees, self.with_majority)
+
+
+def _per_annotator(days: list[AnnotatorDay]) -> list[_Annotator]:
+    per: dict[int, _Annotator] = {}
+    for day in days:
+        entry = per.setdefault(day.annotator_id, _Annotator(day.annotator_id, day.username))
+        entry.judgments += day.judgments
+        entry.skips += day.skips
+        entry.left_wins += day.left_wins
+        entry.decisive += day.decisive
+        entry.agrees += day.agrees
+        entry.with_majority += day.with_majority
+    return sorted(per.values(), key=lambda a: a.username)
+
+
+def _annotators(annotators: list[_Annotator], medians: tuple[dict[int, float], float | None]) -> list[dict[str, Any]]:
+    median_of, overall_median = medians
+    agreements = [a.agree.value for a in annotators if a.agree.n >= MIN_JUDGMENTS_TO_FLAG]
     typical_agreement = statistics.median(agreements) if agreements else None
     rows = []
-    for entry in sorted(per.values(), key=lambda e: e["username"]):
-        median_ms = statistics.median(entry["durations"]) if entry["durations"] else None
+    for annotator in annotators:
+        median_ms = median_of.get(annotator.id)
+        left, agree = annotator.left, annotator.agree
         flags = []
-        if entry["left"].n >= MIN_JUDGMENTS_TO_FLAG and entry["left"].excludes(0.5):
-            side = "left" if entry["left"].value > 0.5 else "right"
-            flags.append(f"picks the {side} side {entry['left'].value:.0%} of the time (95% CI excludes 50%)")
-        agree = entry["agree"]
+        if left.n >= MIN_JUDGMENTS_TO_FLAG and left.excludes(0.5):
+            side = "left" if left.value > 0.5 else "right"
+            flags.append(f"picks the {side} side {left.value:.0%} of the time (95% CI excludes 50%)")
         if agree.n >= MIN_JUDGMENTS_TO_FLAG and typical_agreement is not None and agree.value < typical_agreement - 0.2:
             flags.append(f"agrees with the others {agree.value:.0%} of the time (typical: {typical_agreement:.0%})")
         fast = median_ms is not None and overall_median and median_ms < overall_median / 3
-        if fast and entry["judgments"] >= MIN_JUDGMENTS_TO_FLAG:
+        if fast and annotator.judgments >= MIN_JUDGMENTS_TO_FLAG:
             flags.append(f"very fast: median {median_ms / 1000:.1f} s vs {overall_median / 1000:.1f} s overall")
         rows.append(
             {
-                "id": entry["id"],
-                "username": entry["username"],
-                "judgments": entry["judgments"],
-                "skips": entry["skips"],
+                "id": annotator.id,
+                "username": annotator.username,
+                "judgments": annotator.judgments,
+                "skips": annotator.skips,
                 "median_seconds": median_ms / 1000 if median_ms is not None else None,
                 "agreement_with_majority": _proportion(agree),
-                "left_wins": _proportion(entry["left"]),
+                "left_wins": _proportion(left),
                 "flags": flags,
             }
         )
     return rows
 
 
-def _position_bias(votes_by_item: dict[int, list[Vote]]) -> dict[str, Any]:
-    decisive = [v for votes in votes_by_item.values() for v in votes if v.verdict in DECISIVE]
-    return _proportion(Proportion(sum(v.verdict == v.shown_left for v in decisive), len(decisive)))
+def _position_bias(annotators: list[_Annotator]) -> dict[str, Any]:
+    """How often the response shown on the left wins, over everyone's decisive votes."""
+    return _proportion(Proportion(sum(a.left_wins for a in annotators), sum(a.decisive for a in annotators)))
 
 
-def _length_bias(comparisons: dict[int, dict], votes_by_item: dict[int, list[Vote]]) -> dict[str, Any]:
-    wins = n = 0
-    for comparison_id, votes in votes_by_item.items():
-        row = comparisons[comparison_id]
-        len_a, len_b = len(row["candidate_a__text"]), len(row["candidate_b__text"])
-        if len_a == len_b:
-            continue
-        longer = Verdict.A if len_a > len_b else Verdict.B
-        for vote in votes:
-            if vote.verdict in DECISIVE:
-                n += 1
-                wins += vote.verdict == longer
+def _length_bias(groups: list[PairGroup]) -> dict[str, Any]:
+    """How often the longer response wins, over people's decisive votes on pairs of unequal lengths."""
+    unequal = [g for g in groups if g.longer is not None]
+    wins = sum(g.pairs * g.human[g.longer] for g in unequal)
+    n = sum(g.pairs * (g.human[Verdict.A] + g.human[Verdict.B]) for g in unequal)
     return _proportion(Proportion(wins, n))
 
 
-def _agreement_over_time(votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
-    by_day: dict[date, list[bool]] = defaultdict(list)
-    for vote, agrees in _leave_one_out(votes_by_item):
-        by_day[vote.day].append(agrees)
+def _agreement_over_time(days: list[AnnotatorDay]) -> list[dict[str, Any]]:
+    agrees: Counter = Counter()
+    judged: Counter = Counter()
+    for row in days:
+        agrees[row.day] += row.agrees
+        judged[row.day] += row.with_majority
     return [
-        {"date": day.isoformat(), "agreement": sum(values) / len(values), "n": len(values)}
-        for day, values in sorted(by_day.items())
+        {"date": day.isoformat(), "agreement": agrees[day] / judged[day], "n": judged[day]}
+        for day in sorted(judged)
+        if judged[day]
     ]
 
 
-def _ai_verdict(votes: list[Vote]) -> str | None:
-    counted = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
-    return counted[0] if counted else None
-
-
-def _judge(human: dict[int, list[Vote]], ai: dict[int, list[Vote]]) -> dict[str, Any] | None:
-    if not ai:
+def _judge(groups: list[PairGroup]) -> dict[str, Any] | None:
+    judged = [g for g in groups if g.ai_judgments]
+    if not judged:
         return None
-    pairs = []
-    for comparison_id, votes in ai.items():
-        judge_verdict = _ai_verdict(votes)
-        human_majority = majority([v.verdict for v in human.get(comparison_id, []) if v.verdict != Verdict.SKIP])
-        if judge_verdict is not None and human_majority is not None:
-            pairs.append((judge_verdict, human_majority))
-    judged = [v for votes in ai.values() for v in votes]
-    consistent = [v.details["consistent"] for v in judged if v.details.get("consistent") is not None]
+    # The earliest AI verdict of each pair against the majority of its human votes, where both exist.
+    pairs: Counter = Counter()
+    for group in judged:
+        human_majority = majority(group.human)
+        if group.ai_first is not None and human_majority is not None:
+            pairs[(group.ai_first, human_majority)] += group.pairs
+    n = sum(pairs.values())
+    consistent = sum(g.ai_consistent for g in judged)
+    with_consistency = consistent + sum(g.ai_inconsistent for g in judged)
     return {
-        "pairs_judged": len(ai),
-        "pairs_with_human_majority": len(pairs),
-        "agreement_with_humans": sum(j == h for j, h in pairs) / len(pairs) if pairs else None,
+        "pairs_judged": sum(g.pairs for g in judged),
+        "pairs_with_human_majority": n,
+        "agreement_with_humans": sum(c for (j, h), c in pairs.items() if j == h) / n if n else None,
         "kappa_with_humans": cohen_kappa(pairs),
-        "consistency_rate": sum(consistent) / len(consistent) if consistent else None,
-        "unparseable": sum(v.details.get("unparseable", 0) for v in judged),
+        "consistency_rate": consistent / with_consistency if with_consistency else None,
+        "unparseable": sum(g.ai_unparseable for g in judged),
     }
 
 
 _SCORE = {Verdict.A: 1.0, Verdict.B: 0.0, Verdict.TIE: 0.5, Verdict.BOTH_BAD: 0.5}
 
 
-def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list[Vote]]) -> list[dict[str, Any]]:
+def _model_win_rates(groups: list[PairGroup]) -> list[dict[str, Any]]:
     """Head-to-head results where the two sides come from different models (e.g. tuned vs base).
 
     Each result is told from the side of `generate_pairs --model` (its candidates carry metadata
     model "a"; the other side is `--model-b`), whichever of the pair's candidates a/b it is; for pairs from
     elsewhere, from the side of the model whose name sorts first. Per comparison, the majority verdict of
-    its votes; a split vote, a tie and "both bad" count as half. The interval is a normal approximation on
-    these per-comparison scores.
+    its votes (people's; the AI judges' only where no person's vote counts); a split vote, a tie and "both
+    bad" count as half. The interval is a normal approximation on these per-comparison scores.
     """
-    scores: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for comparison_id, votes in votes_by_item.items():
-        row = comparisons[comparison_id]
-        model_a, model_b = row["candidate_a__model_name"], row["candidate_b__model_name"]
-        verdicts = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
-        if not verdicts or not model_a or not model_b or model_a == model_b:
+    scores: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for group in groups:
+        model_a, model_b = group.model_a, group.model_b
+        votes = group.human if _votes(group) else group.ai
+        if not sum(votes.values()) or not model_a or not model_b or model_a == model_b:
             continue
-        winner = majority(verdicts)
-        score = _SCORE.get(winner, 0.5) if winner is not None else 0.5  # for candidate a
-        side = row["candidate_a__metadata__model"]
-        a_first = side == "a" if side in ("a", "b") else model_a < model_b
+        winner = majority(votes)
+        score = _SCORE[winner] if winner is not None else 0.5  # for candidate a
+        a_first = group.a_side == "a" if group.a_side in ("a", "b") else model_a < model_b
         if a_first:
-            scores[(model_a, model_b)].append(score)
+            scores[(model_a, model_b)][score] += group.pairs
         else:
-            scores[(model_b, model_a)].append(1.0 - score)
+            scores[(model_b, model_a)][1.0 - score] += group.pairs
     results = []
-    for (model_a, model_b), values in sorted(scores.items()):
-        mean, low, high = mean_interval(values)
+    for (model_a, model_b), counts in sorted(scores.items()):
+        mean, low, high = mean_interval(counts)
         results.append(
             {
                 "model": model_a,
                 "opponent": model_b,
-                "comparisons": len(values),
-                "wins": sum(v == 1.0 for v in values),
-                "ties": sum(v == 0.5 for v in values),
-                "losses": sum(v == 0.0 for v in values),
+                "comparisons": sum(counts.values()),
+                "wins": counts[1.0],
+                "ties": counts[0.5],
+                "losses": counts[0.0],
                 "win_rate": mean,
                 "ci95": (low, high),
             }
@@ -209,25 +230,17 @@ def _model_win_rates(comparisons: dict[int, dict], votes_by_item: dict[int, list
 
 
 def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
-    comparisons = campaign_comparison_rows(campaign=campaign)
-    human, ai = campaign_votes(campaign=campaign)
-    human_counted = {cid: [v for v in votes if v.verdict != Verdict.SKIP] for cid, votes in human.items()}
-    complete = sum(1 for votes in human_counted.values() if len(votes) >= campaign.overlap)
+    groups = campaign_pair_groups(campaign=campaign)
+    days = campaign_annotator_days(campaign=campaign)
+    annotators = _per_annotator(days)
     return {
         "campaign": {"id": campaign.pk, "name": campaign.name, "overlap": campaign.overlap},
-        "progress": {
-            "comparisons": len(comparisons),
-            "complete": complete,
-            "human_judgments": sum(len(v) for v in human_counted.values()),
-            "skips": sum(1 for votes in human.values() for v in votes if v.verdict == Verdict.SKIP),
-            "ai_judgments": sum(len(v) for v in ai.values()),
-        },
-        "agreement": _agreement(human, campaign.overlap),
-        "judge": _judge(human, ai),
-        "position_bias": _position_bias(human),
-        "length_bias": _length_bias(comparisons, human),
-        "annotators": _annotators(human),
-        "agreement_over_time": _agreement_over_time(human),
-        # Humans decide a pair they judged; the AI judge's verdict counts only where no human judged it.
-        "model_win_rates": _model_win_rates(comparisons, {**ai, **{c: v for c, v in human_counted.items() if v}}),
+        "progress": _progress(groups, campaign.overlap),
+        "agreement": _agreement(campaign, groups),
+        "judge": _judge(groups),
+        "position_bias": _position_bias(annotators),
+        "length_bias": _length_bias(groups),
+        "annotators": _annotators(annotators, campaign_median_durations(campaign=campaign)),
+        "agreement_over_time": _agreement_over_time(days),
+        "model_win_rates": _model_win_rates(groups),
     }

@@ -10,7 +10,7 @@ Nominal categories throughout (a verdict is "a", "b", "tie" or "both_bad"). Refe
 
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 Z_95 = 1.959963984540054
@@ -45,49 +45,58 @@ def wilson_interval(successes: float, n: int) -> tuple[float, float] | None:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def mean_interval(scores: Sequence[float]) -> tuple[float, float, float] | None:
-    """Mean of per-item scores with a normal-approximation 95% interval: (mean, low, high)."""
-    n = len(scores)
+def mean_interval(scores: Mapping[float, int]) -> tuple[float, float, float] | None:
+    """Mean of per-item scores, given as how many items had each score, with a normal-approximation 95%
+    interval: (mean, low, high)."""
+    n = sum(scores.values())
     if n == 0:
         return None
-    mean = sum(scores) / n
+    mean = sum(score * count for score, count in scores.items()) / n
     if n == 1:
         return mean, 0.0, 1.0
-    variance = sum((s - mean) ** 2 for s in scores) / (n - 1)
+    variance = sum(count * (score - mean) ** 2 for score, count in scores.items()) / (n - 1)
     half = Z_95 * math.sqrt(variance / n)
     return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 
-def cohen_kappa(pairs: Iterable[tuple[Hashable, Hashable]]) -> float | None:
-    """Cohen's kappa for two raters' labels on the same items. None when undefined (no items, or both
-    raters always used one and the same label, so chance agreement is 1)."""
-    pairs = list(pairs)
-    n = len(pairs)
+Tally = Mapping[Hashable, int]
+"""One item's ratings as counts: how many raters chose each category (categories with 0 may be left out)."""
+
+
+def cohen_kappa(table: Mapping[tuple[Hashable, Hashable], int]) -> float | None:
+    """Cohen's kappa for two raters, from how many items got each pair of labels (first rater, second rater).
+    None when undefined (no items, or both raters always used one and the same label, so chance agreement
+    is 1)."""
+    n = sum(table.values())
     if n == 0:
         return None
-    observed = sum(1 for x, y in pairs if x == y) / n
-    first, second = Counter(x for x, _ in pairs), Counter(y for _, y in pairs)
+    observed = sum(count for (x, y), count in table.items() if x == y) / n
+    first, second = Counter(), Counter()
+    for (x, y), count in table.items():
+        first[x] += count
+        second[y] += count
     expected = sum(first[c] * second[c] for c in first) / (n * n)
     if expected == 1:
         return None
     return (observed - expected) / (1 - expected)
 
 
-def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> float | None:
-    """Fleiss' kappa; every item must carry the same number (>= 2) of ratings."""
-    items = [list(item) for item in items]
+def fleiss_kappa(items: Iterable[tuple[Tally, int]]) -> float | None:
+    """Fleiss' kappa over (tally, number of items with that tally); every item must carry the same number
+    (>= 2) of ratings."""
+    items = [(tally, weight) for tally, weight in items if weight]
     if not items:
         return None
-    raters = len(items[0])
-    if raters < 2 or any(len(item) != raters for item in items):
+    raters = {sum(tally.values()) for tally, _ in items}
+    if len(raters) != 1 or (raters := raters.pop()) < 2:
         raise ValueError("Fleiss' kappa needs the same number (>= 2) of ratings for every item")
-    n_items = len(items)
+    n_items = sum(weight for _, weight in items)
     totals: Counter = Counter()
     agreement = 0.0
-    for item in items:
-        counts = Counter(item)
-        totals.update(counts)
-        agreement += (sum(c * c for c in counts.values()) - raters) / (raters * (raters - 1))
+    for tally, weight in items:
+        for category, count in tally.items():
+            totals[category] += count * weight
+        agreement += weight * (sum(c * c for c in tally.values()) - raters) / (raters * (raters - 1))
     p_bar = agreement / n_items
     p_e = sum((total / (n_items * raters)) ** 2 for total in totals.values())
     if p_e == 1:
@@ -95,19 +104,19 @@ def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> float | None:
     return (p_bar - p_e) / (1 - p_e)
 
 
-def krippendorff_alpha_nominal(items: Sequence[Sequence[Hashable]]) -> float | None:
-    """Krippendorff's alpha for nominal data; items with fewer than two ratings are not pairable and
-    are left out. None when there is no disagreement possible (one category in all pairable values)."""
+def krippendorff_alpha_nominal(items: Iterable[tuple[Tally, int]]) -> float | None:
+    """Krippendorff's alpha for nominal data over (tally, number of items with that tally); items with fewer
+    than two ratings are not pairable and are left out. None when there is no disagreement possible (one
+    category in all pairable values)."""
     coincidences: Counter = Counter()
-    for item in items:
-        m = len(item)
+    for tally, weight in items:
+        m = sum(tally.values())
         if m < 2:
             continue
-        counts = Counter(item)
-        for c, n_c in counts.items():
-            for k, n_k in counts.items():
+        for c, n_c in tally.items():
+            for k, n_k in tally.items():
                 pairs = n_c * (n_k - 1) if c == k else n_c * n_k
-                coincidences[(c, k)] += pairs / (m - 1)
+                coincidences[(c, k)] += weight * pairs / (m - 1)
     n_c: Counter = Counter()
     for (c, _k), value in coincidences.items():
         n_c[c] += value
@@ -121,23 +130,22 @@ def krippendorff_alpha_nominal(items: Sequence[Sequence[Hashable]]) -> float | N
     return 1 - observed_disagreement / expected_disagreement
 
 
-def pairwise_agreement(items: Sequence[Sequence[Hashable]]) -> float | None:
-    """Share of agreeing rater pairs, averaged over items with two or more ratings (percent agreement)."""
-    shares = []
-    for item in items:
-        m = len(item)
+def pairwise_agreement(items: Iterable[tuple[Tally, int]]) -> float | None:
+    """Share of agreeing rater pairs, averaged over items with two or more ratings (percent agreement), over
+    (tally, number of items with that tally)."""
+    total = 0.0
+    n_items = 0
+    for tally, weight in items:
+        m = sum(tally.values())
         if m < 2:
             continue
-        counts = Counter(item)
-        shares.append(sum(c * (c - 1) for c in counts.values()) / (m * (m - 1)))
-    return sum(shares) / len(shares) if shares else None
+        total += weight * sum(c * (c - 1) for c in tally.values()) / (m * (m - 1))
+        n_items += weight
+    return total / n_items if n_items else None
 
 
-def majority(labels: Sequence[Hashable]) -> Hashable | None:
-    """The most frequent label, or None on a tie for first place."""
-    if not labels:
-        return None
-    (top, count), *rest = Counter(labels).most_common()
-    if rest and rest[0][1] == count:
-        return None
-    return top
+def majority(tally: Tally) -> Hashable | None:
+    """The most frequent category, or None on a tie for first place (or without ratings)."""
+    top = max(tally.values(), default=0)
+    leaders = [category for category, count in tally.items() if count == top]
+    return leaders[0] if top and len(leaders) == 1 else None

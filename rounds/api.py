@@ -1,10 +1,12 @@
 """Staff API for rounds: start a series (and its first round), read series and rounds, start the next round,
 advance a round (202: its step runs in the background)."""
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.generics import ListAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,13 +34,13 @@ def _object(data: object, example: str) -> dict:
     return data
 
 
-class SeriesListApi(APIView):
+class SeriesListApi(ListAPIView):
     permission_classes = [IsStaff]
     parser_classes = [JSONParser]
+    serializer_class = SeriesSerializer
 
-    @extend_schema(responses=SeriesSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(SeriesSerializer(series_list()[:100], many=True).data)
+    def get_queryset(self) -> QuerySet:
+        return series_list()
 
     @extend_schema(request=SeriesStartSerializer, responses={201: RoundSerializer, 400: REFUSED, 409: REFUSED})
     def post(self, request: Request) -> Response:

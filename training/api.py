@@ -1,8 +1,9 @@
 """Staff API for training runs: list them, read one with its configuration and per-step metrics."""
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
+from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,12 +14,12 @@ from training.selectors import training_runs_list
 from training.serializers import TrainingRunDetailSerializer, TrainingRunSerializer
 
 
-class TrainingRunListApi(APIView):
+class TrainingRunListApi(ListAPIView):
     permission_classes = [IsStaff]
+    serializer_class = TrainingRunSerializer
 
-    @extend_schema(responses=TrainingRunSerializer(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(TrainingRunSerializer(training_runs_list()[:200], many=True).data)
+    def get_queryset(self) -> QuerySet:
+        return training_runs_list()
 
 
 class TrainingRunDetailApi(APIView):

@@ -60,7 +60,7 @@ def test_token_authentication_works(campaign, annotator):
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     response = client.get(reverse("api-campaign-list"))
     assert response.status_code == 200
-    assert [c["name"] for c in response.json()] == ["Helpfulness"]
+    assert [c["name"] for c in response.json()["results"]] == ["Helpfulness"]
 
 
 def test_campaign_list_gives_id_and_name_without_n_plus_one_queries(api, annotator):
@@ -69,10 +69,10 @@ def test_campaign_list_gives_id_and_name_without_n_plus_one_queries(api, annotat
     with CaptureQueriesContext(connection) as queries:
         response = api.get(reverse("api-campaign-list"))
     assert response.status_code == 200
-    assert [(c["id"], c["name"]) for c in response.json()] == [
+    assert [(c["id"], c["name"]) for c in response.json()["results"]] == [
         (c.pk, c.name) for c in Campaign.objects.order_by("name")
     ]
-    assert len(queries) <= 2, [q["sql"] for q in queries]
+    assert len(queries) <= 2, [q["sql"] for q in queries]  # the count, the page
 
 
 def test_campaign_list_counts_the_pairs_the_caller_judged_or_skipped(api, campaign, other_annotator):
@@ -81,10 +81,10 @@ def test_campaign_list_counts_the_pairs_the_caller_judged_or_skipped(api, campai
     other = APIClient()
     other.force_authenticate(other_annotator)
     other.post(judge_url(other.get(next_url(campaign)).json()["id"]), {"choice": "right"})
-    assert [(c["name"], c["judged_by_me"]) for c in api.get(reverse("api-campaign-list")).json()] == [
+    assert [(c["name"], c["judged_by_me"]) for c in api.get(reverse("api-campaign-list")).json()["results"]] == [
         ("Helpfulness", 2)
     ]
-    assert other.get(reverse("api-campaign-list")).json()[0]["judged_by_me"] == 1
+    assert other.get(reverse("api-campaign-list")).json()["results"][0]["judged_by_me"] == 1
 
 
 def test_next_returns_the_documented_shape(api, campaign):
@@ -176,7 +176,7 @@ def test_annotators_cannot_reach_campaigns_they_are_not_part_of(api, other_annot
     comparison = private.prompts.first().comparisons.first()
     assert api.get(next_url(private)).status_code == 404
     assert api.post(judge_url(comparison.pk), {"choice": "left"}).status_code == 404
-    assert api.get(reverse("api-campaign-list")).json() == []
+    assert api.get(reverse("api-campaign-list")).json()["results"] == []
 
 
 def undo_url(campaign: Campaign) -> str:

@@ -213,7 +213,7 @@ def test_api_starts_a_series_and_names_a_bad_setting(staff_client, settings_for,
     assert response.json()["detail"].startswith("Invalid round settings:\n  - beta is 0: it must be > 0 and <= 2")
     response = staff_client.post(url, {"name": "API", "options": settings_for()}, content_type="application/json")
     assert response.status_code == 201 and response.json()["number"] == 1 and response.json()["step"] == "generate"
-    listed = staff_client.get(url).json()
+    listed = staff_client.get(url).json()["results"]
     assert [s["name"] for s in listed] == ["API"] and listed[0]["rounds"][0]["number"] == 1
 
 
@@ -222,6 +222,6 @@ def test_api_lists_series_in_a_constant_number_of_queries(
 ):
     for name in ("One", "Two", "Three"):
         series_start(name=name, options=SeriesOptions.from_mapping(settings_for()))
-    with django_assert_num_queries(4):  # session, user, series (with their creator), their rounds
+    with django_assert_num_queries(5):  # session, user, how many series, the page (with their creator), their rounds
         response = staff_client.get(reverse("api-round-series-list"))
-    assert response.status_code == 200 and len(response.json()) == 3
+    assert response.status_code == 200 and len(response.json()["results"]) == 3

@@ -112,10 +112,10 @@ def test_api_is_staff_only(client, annotator_client, run):
 def test_api_lists_runs_in_a_constant_number_of_queries(staff_client, run, django_assert_num_queries):
     make_run()
     make_run()
-    with django_assert_num_queries(3):  # session, user, runs (with their creator and export)
+    with django_assert_num_queries(4):  # session, user, how many runs, the page (with their creator and export)
         response = staff_client.get(reverse("api-training-run-list"))
     assert response.status_code == 200
-    body = response.json()
+    body = response.json()["results"]
     assert len(body) == 3 and body[-1]["id"] == run.pk
     assert body[-1]["validation_reward_accuracy"] == 0.675 and "metrics" not in body[-1]
 
