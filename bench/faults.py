@@ -357,7 +357,7 @@ def annotators_through_fault(
         probe = Client(port, tokens[0])
         while not (answer := probe.call("GET", "/api/campaigns/")).ok:  # a worker may still be starting
             time.sleep(0.2)
-        campaign_id = json.loads(answer.body)[0]["id"]
+        campaign_id = json.loads(answer.body)["results"][0]["id"]
         probe.close()
         leases = fault == "leases"
         started = time.time()
