@@ -31,11 +31,10 @@ from django.db.models.functions import Cast, Length, RowNumber
 from django.db.models.lookups import GreaterThan
 
 from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Verdict
+from quality.stats import Tally
 
 COUNTED = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)  # every verdict but skip
 DECISIVE = (Verdict.A, Verdict.B)
-
-Tally = dict[str, int]  # votes by verdict (COUNTED)
 
 
 def _sql(rows: QuerySet, alias: str) -> tuple[str, list]:

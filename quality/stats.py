@@ -1,6 +1,8 @@
 """Agreement and bias statistics, written out so they can be read and checked by hand.
 
-Nominal categories throughout (a verdict is "a", "b", "tie" or "both_bad"). References:
+Nominal categories throughout (a verdict is "a", "b", "tie" or "both_bad"). An item's ratings come as a
+tally (how many raters chose each category), and items as (tally, how many items have it): the report
+gets them so from the database, already counted. References:
 - Cohen (1960): kappa = (p_o - p_e) / (1 - p_e) for two raters.
 - Fleiss (1971): kappa for a fixed number of raters per item.
 - Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": alpha = 1 - D_o / D_e from the
