@@ -100,7 +100,7 @@ def test_the_app_serves_again_once_the_database_is_back_without_a_restart():
         assert browser.get(reverse("annotator:campaign_list")).status_code == 503
     listing = api.get(reverse("api-campaign-list"))
     assert listing.status_code == 200
-    assert [row["name"] for row in listing.json()] == ["Helpfulness"]
+    assert [row["name"] for row in listing.json()["results"]] == ["Helpfulness"]
     page = browser.get(reverse("annotator:annotate", args=[campaign.pk]))
     assert page.status_code == 200
     assert b"Helpfulness" in page.content
