@@ -184,6 +184,11 @@ class Comparison(FrozenOnceJudged, models.Model):
         help_text="People's non-skip judgments of this pair, kept by the judgment services under the pair's "
         "row lock, so finding an open pair never has to count judgments.",
     )
+    priority = models.SmallIntegerField(
+        default=0,
+        help_text="Open pairs are handed out highest priority first, then in id order (0 for most pairs; the "
+        "services raise it for pairs that should reach people first, such as a judge's audit sample).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -74,7 +74,7 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     """Comparisons the annotator has not judged (or skipped) and that still have a free slot.
 
     A slot is taken by a person's non-skip judgment or by someone else's unexpired lease (an AI judge's
-    verdict takes none: `overlap` counts human annotators). Ordered by id, so pairs
+    verdict takes none: `overlap` counts human annotators). Ordered by priority, then id, so pairs
     fill up in order and finished pairs accumulate instead of many half-judged ones.
     """
     leases = Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now())
@@ -84,7 +84,7 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
         .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
         .alias(taken=F("human_votes") + taken_by_leases)
         .filter(taken__lt=campaign.overlap)
-        .order_by("id")
+        .order_by("-priority", "id")
     )
 
 

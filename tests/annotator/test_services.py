@@ -4,7 +4,16 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from annotator.models import Assignment, Choice, Judgment, Side, Verdict, WithdrawalReason, WithdrawnJudgment
+from annotator.models import (
+    Assignment,
+    Choice,
+    Comparison,
+    Judgment,
+    Side,
+    Verdict,
+    WithdrawalReason,
+    WithdrawnJudgment,
+)
 from annotator.selectors import annotator_waiting_for, campaign_progress_for
 from annotator.services import (
     AiVerdict,
@@ -35,6 +44,16 @@ def test_next_hands_out_each_pair_once_per_annotator_until_none_left(campaign, a
     assert len(seen) == 3
     assert len(set(seen)) == 3
     assert Judgment.objects.filter(annotator=annotator).count() == 3
+
+
+def test_higher_priority_pairs_are_handed_out_first_then_in_id_order(campaign, annotator):
+    first, second, third = campaign_comparisons = list(Comparison.objects.filter(prompt__campaign=campaign))
+    Comparison.objects.filter(pk=third.pk).update(priority=1)
+    order = []
+    while (assignment := assignment_next(campaign=campaign, annotator=annotator)) is not None:
+        order.append(assignment.comparison_id)
+        judgment_submit(comparison=assignment.comparison, annotator=annotator, choice=Choice.TIE)
+    assert order == [third.pk, first.pk, second.pk], campaign_comparisons
 
 
 def test_next_returns_the_same_pair_and_sides_until_it_is_judged(campaign, annotator):
