@@ -14,7 +14,7 @@ from annotator.models import (
     Verdict,
     WithdrawnJudgment,
 )
-from annotator.services import judgments_delete
+from annotator.services import campaign_overlap_set, judgments_delete
 
 
 class JudgedWorkAdmin(admin.ModelAdmin):
@@ -78,6 +78,7 @@ class CampaignAdmin(JudgedWorkAdmin):
         "name",
         "is_active",
         "overlap",
+        "min_votes",
         "allow_tie",
         "allow_both_bad",
         "n_comparisons",
@@ -102,6 +103,14 @@ class CampaignAdmin(JudgedWorkAdmin):
                 ),
             )
         )
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and {"overlap", "min_votes", "settle_margin"} & set(form.changed_data):
+            # Which pairs are settled depends on the rule: decide again under the new one.
+            campaign_overlap_set(
+                campaign=obj, overlap=obj.overlap, min_votes=obj.min_votes, settle_margin=obj.settle_margin
+            )
 
     @admin.display(description="pairs", ordering="_comparisons")
     def n_comparisons(self, obj: Campaign) -> int:

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q, QuerySet
 
+from annotator.overlap import OverlapRule
 from core.errors import ConflictError
 
 
@@ -46,7 +47,21 @@ class Campaign(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside every pair.")
-    overlap = models.PositiveSmallIntegerField(default=1, help_text="How many distinct annotators judge each pair.")
+    overlap = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="How many distinct annotators judge each pair (with min votes set: at most this many).",
+    )
+    min_votes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Adaptive overlap: ask each pair for this many votes first, and more (up to the overlap) only "
+        "while it is not settled. Empty: every pair gets the overlap.",
+    )
+    settle_margin = models.PositiveSmallIntegerField(
+        default=2,
+        help_text="Adaptive overlap: a pair is settled once its leading verdict has this many votes more than "
+        "any other (2: two agreeing votes settle it, a split asks for a third).",
+    )
     allow_tie = models.BooleanField(default=True, help_text="Offer 'tie' as a verdict.")
     allow_both_bad = models.BooleanField(default=True, help_text="Offer 'both bad' as a verdict.")
     is_active = models.BooleanField(default=True, help_text="Inactive campaigns are hidden from annotators.")
@@ -63,10 +78,27 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_at_least_1")]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="campaign_overlap_at_least_1"),
+            models.CheckConstraint(
+                condition=Q(min_votes__isnull=True) | Q(min_votes__gte=1, min_votes__lte=F("overlap")),
+                name="campaign_min_votes_within_overlap",
+                violation_error_message="Min votes must be 1 to the overlap (the most votes a pair gets), or "
+                "empty for a fixed overlap.",
+            ),
+            models.CheckConstraint(
+                condition=Q(settle_margin__gte=1),
+                name="campaign_settle_margin_at_least_1",
+                violation_error_message="Settle margin must be at least 1 vote.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def overlap_rule(self) -> OverlapRule:
+        return OverlapRule(max_votes=self.overlap, min_votes=self.min_votes, settle_margin=self.settle_margin)
 
     def recorded_judgments(self) -> QuerySet["Judgment"]:
         return Judgment.objects.filter(comparison__prompt__campaign=self)
@@ -183,6 +215,12 @@ class Comparison(FrozenOnceJudged, models.Model):
         editable=False,
         help_text="People's non-skip judgments of this pair, kept by the judgment services under the pair's "
         "row lock, so finding an open pair never has to count judgments.",
+    )
+    settled = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Needs no more votes under the campaign's adaptive overlap (its leading verdict leads by the "
+        "settle margin), kept by the judgment services under the pair's row lock.",
     )
     priority = models.SmallIntegerField(
         default=0,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.http import Http404
 from django.utils import timezone
 
@@ -80,12 +80,26 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     leases = Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now())
     taken_by_leases = _count_subquery(leases.exclude(annotator=annotator), per="comparison")
     return (
-        Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap)
+        comparisons_short_of_votes(campaign=campaign)
         .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
-        .alias(taken=F("human_votes") + taken_by_leases)
-        .filter(taken__lt=campaign.overlap)
+        .alias(taken=F("human_votes") + taken_by_leases, allowed=_votes_allowed(campaign))
+        .filter(taken__lt=F("allowed"))
         .order_by("-priority", "id")
     )
+
+
+def comparisons_short_of_votes(*, campaign: Campaign) -> QuerySet[Comparison]:
+    """The campaign's pairs that still want people's votes: under the overlap and not settled."""
+    return Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap, settled=False)
+
+
+def _votes_allowed(campaign: Campaign) -> Value | Least:
+    """How many people may have judged or hold an unsettled pair at once (`annotator.overlap.slots_open` plus its
+    votes, in SQL): the overlap; adaptive, `min_votes` at first and then one more than its votes."""
+    rule = campaign.overlap_rule
+    if not rule.adaptive:
+        return Value(rule.max_votes)
+    return Least(Value(rule.max_votes), Greatest(Value(rule.min_votes), F("human_votes") + 1))
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ class Waiting:
 
 def annotator_waiting_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Waiting | None:
     """Asked when nothing is open to the annotator: None when nothing can come back to them either."""
-    short = Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap).exclude(
+    short = comparisons_short_of_votes(campaign=campaign).exclude(
         Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator))
     )
     now = timezone.now()

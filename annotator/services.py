@@ -34,6 +34,7 @@ from annotator.models import (
     WithdrawnJudgment,
     verdict_for_choice,
 )
+from annotator.overlap import OverlapRule, pair_settled, slots_open
 from annotator.selectors import (
     campaign_is_open_to,
     comparisons_open_for,
@@ -53,18 +54,22 @@ def campaign_create(
     guidelines: str = "",
     description: str = "",
     overlap: int = 1,
+    min_votes: int | None = None,
+    settle_margin: int = 2,
     allow_tie: bool = True,
     allow_both_bad: bool = True,
     created_by: AbstractBaseUser | None = None,
 ) -> Campaign:
+    """A campaign whose pairs each get `overlap` people's votes; with `min_votes`, adaptive overlap: at least
+    `min_votes`, and more up to `overlap` only while a pair is not settled (see `annotator.overlap`)."""
     name = name.strip()
     if not name:
         raise InputError("A campaign needs a name.")
     longest = Campaign._meta.get_field("name").max_length
     if len(name) > longest:
         raise InputError(f"The campaign name is {len(name)} characters long: keep it to {longest}.")
-    if overlap < 1:
-        raise InputError(f"overlap is {overlap}: each pair needs at least 1 annotator.")
+    if problems := OverlapRule(max_votes=overlap, min_votes=min_votes, settle_margin=settle_margin).check():
+        raise InputError(" ".join(problems))
     if Campaign.objects.filter(name=name).exists():
         raise ConflictError(f"A campaign named {name!r} exists already: pick another name.")
     return Campaign.objects.create(
@@ -72,6 +77,8 @@ def campaign_create(
         guidelines=guidelines,
         description=description,
         overlap=overlap,
+        min_votes=min_votes,
+        settle_margin=settle_margin,
         allow_tie=allow_tie,
         allow_both_bad=allow_both_bad,
         created_by=created_by,
@@ -132,18 +139,19 @@ def _lease_expiry() -> timezone.datetime:
     return timezone.now() + timedelta(seconds=settings.ANNOTATION_LEASE_SECONDS)
 
 
-def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
-    """Slots of a comparison held by other people: their non-skip judgments (`human_votes`; the annotator
-    has none on it when this is asked) plus their unexpired leases. AI judgments take no slot.
+def _slots_full(*, campaign: Campaign, comparison_id: int, annotator: AbstractBaseUser) -> bool:
+    """Whether other people fill every slot the campaign's overlap rule opens on a comparison now: with their
+    unexpired leases beyond its votes (`human_votes`; the annotator has none on it when this is asked), or
+    because it is settled. AI judgments take no slot.
 
     Called while holding the comparison's row lock, in statements of its own, so it sees every lease
     committed before the lock was granted (leases are only written under that lock).
     """
-    votes = Comparison.objects.filter(pk=comparison_id).values_list("human_votes", flat=True).get()
+    votes, settled = Comparison.objects.filter(pk=comparison_id).values_list("human_votes", "settled").get()
     leased = Assignment.objects.filter(comparison_id=comparison_id, expires_at__gt=timezone.now()).exclude(
         annotator=annotator
     )
-    return votes + leased.count()
+    return leased.count() >= slots_open(campaign.overlap_rule, votes=votes, settled=settled)
 
 
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
@@ -165,16 +173,17 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
             locked = open_comparisons.select_for_update(of=("self",))[:1]
         else:
             locked = open_comparisons.select_for_update(skip_locked=True, of=("self",))[:8]
-        # human_votes comes from the locking statement, so it is the row's latest committed value.
-        batch = list(locked.values_list("pk", "human_votes"))
+        # human_votes and settled come from the locking statement, so they are the row's latest committed values.
+        batch = list(locked.values_list("pk", "human_votes", "settled"))
         if not batch:
             return _BUSY if open_comparisons.exists() else None
-        for comparison_id, votes in batch:
+        rule = campaign.overlap_rule
+        for comparison_id, votes, settled in batch:
             # Leases live in another table: read them under the row lock, in a statement of its own, since
             # the query above may predate a lease another annotator committed a moment ago.
             leases = list(Assignment.objects.filter(comparison_id=comparison_id))
             held = sum(1 for lease in leases if lease.annotator_id != annotator.pk and lease.expires_at > now)
-            if votes + held >= campaign.overlap:
+            if held >= slots_open(rule, votes=votes, settled=settled):
                 continue
             mine = next((lease for lease in leases if lease.annotator_id == annotator.pk), None)
             return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now, expired=mine)
@@ -272,7 +281,7 @@ def judgment_submit(
         stale = (
             choice != Choice.SKIP
             and assignment.expires_at <= now
-            and _slots_taken(comparison_id=comparison.pk, annotator=annotator) >= campaign.overlap
+            and _slots_full(campaign=campaign, comparison_id=comparison.pk, annotator=annotator)
         )
         if stale:
             # Committed with this transaction, before the refusal below: the lease no longer holds anything.
@@ -321,8 +330,53 @@ def _judgment_record(
         return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
     if judgment.verdict != Verdict.SKIP:
         Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
+        if comparison.prompt.campaign.overlap_rule.adaptive:
+            _settled_update(campaign=comparison.prompt.campaign, comparison_ids=[comparison.pk])
     assignment.delete()
     return JudgmentResult(judgment, created=True)
+
+
+def _settled_update(*, campaign: Campaign, comparison_ids: Sequence[int] | QuerySet) -> None:
+    """Recompute `Comparison.settled` of these pairs from people's votes, under the caller's row locks. Only an
+    adaptive rule settles pairs early (a fixed overlap needs no flag: its pairs want votes until full), so
+    judgments in fixed-overlap campaigns skip this; `campaign_overlap_set` clears the flags when a campaign
+    goes back to a fixed overlap."""
+    rule = campaign.overlap_rule
+    comparisons = Comparison.objects.filter(pk__in=comparison_ids)
+    if not rule.adaptive:
+        comparisons.filter(settled=True).update(settled=False)
+        return
+    counts: dict[int, dict[str, int]] = {}
+    votes = (
+        Judgment.objects.filter(comparison__in=comparisons, source=JudgeSource.HUMAN)
+        .exclude(verdict=Verdict.SKIP)
+        .values_list("comparison_id", "verdict")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    for comparison_id, verdict, n in votes:
+        counts.setdefault(comparison_id, {})[verdict] = n
+    settled = [pk for pk, by_verdict in counts.items() if pair_settled(rule, by_verdict.values())]
+    comparisons.exclude(pk__in=settled).filter(settled=True).update(settled=False)
+    comparisons.filter(pk__in=settled, settled=False).update(settled=True)
+
+
+def campaign_overlap_set(
+    *, campaign: Campaign, overlap: int, min_votes: int | None = None, settle_margin: int = 2
+) -> Campaign:
+    """Change how many votes the campaign's pairs want (a fixed overlap, or adaptive: `min_votes` to
+    `overlap`, settled on a lead of `settle_margin`), and re-decide which pairs are settled under the new rule.
+    Recorded judgments are untouched; pairs that now want more votes open up again."""
+    rule = OverlapRule(max_votes=overlap, min_votes=min_votes, settle_margin=settle_margin)
+    if problems := rule.check():
+        raise InputError(" ".join(problems))
+    with transaction.atomic():
+        comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+        list(comparisons.select_for_update().values_list("pk", flat=True))
+        campaign.overlap, campaign.min_votes, campaign.settle_margin = overlap, min_votes, settle_margin
+        campaign.save(update_fields=["overlap", "min_votes", "settle_margin"])
+        _settled_update(campaign=campaign, comparison_ids=comparisons.values("pk"))
+    return campaign
 
 
 @dataclass(frozen=True)
@@ -383,6 +437,8 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
         target.delete()
         if target.verdict != Verdict.SKIP:
             comparisons.update(human_votes=F("human_votes") - 1)
+            if campaign.overlap_rule.adaptive:
+                _settled_update(campaign=campaign, comparison_ids=[target.comparison_id])
         Assignment.objects.update_or_create(
             comparison_id=target.comparison_id,
             annotator=annotator,
@@ -472,4 +528,7 @@ def judgments_delete(*, judgments: QuerySet[Judgment], deleted_by: AbstractBaseU
             .values("n")
         )
         comparisons.update(human_votes=Coalesce(Subquery(votes), 0))
+        for campaign in Campaign.objects.filter(prompts__comparisons__in=comparison_ids).distinct():
+            mine = comparisons.filter(prompt__campaign=campaign).values("pk")
+            _settled_update(campaign=campaign, comparison_ids=mine)
     return deleted

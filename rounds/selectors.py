@@ -55,7 +55,7 @@ def round_labeller(*, round: Round, step: str | None = None) -> str | None:
 class LabelProgress:
     labeller: str
     total: int  # pairs in the campaign
-    by_people: int  # pairs with as many people's votes as the campaign's overlap
+    by_people: int  # pairs with as many people's votes as the campaign's overlap, or settled with fewer
     by_judge: int  # pairs the AI judge has answered (with or without a readable verdict)
     by_either: int
     overlap: int
@@ -80,7 +80,7 @@ class LabelProgress:
 
 def label_progress(*, campaign: Campaign, labeller: str) -> LabelProgress:
     pairs = Comparison.objects.filter(prompt__campaign=campaign)
-    people = Q(human_votes__gte=campaign.overlap)
+    people = Q(human_votes__gte=campaign.overlap) | Q(settled=True)  # settled: adaptive overlap needs no more
     judge = Q(judgments__source=JudgeSource.AI)
     return LabelProgress(
         labeller=labeller,

@@ -76,6 +76,38 @@ def test_parallel_annotators_fill_every_pair_exactly_to_overlap(db):
     assert len(pairs) == len(set(pairs)), "no duplicate judgment"
 
 
+def test_parallel_annotators_under_adaptive_overlap_stop_each_pair_when_settled(db):
+    campaign = make_campaign("Adaptive busy", pairs=30, overlap=3, min_votes=2)
+    users = [make_user(f"annotator{i}") for i in range(8)]
+
+    def annotate(index, user):
+        while True:
+            assignment = assignment_next(campaign=campaign, annotator=user)
+            if assignment is None:
+                if annotator_waiting_for(campaign=campaign, annotator=user) is None:
+                    return
+                time.sleep(0.01)
+                continue
+            # Half the annotators always pick candidate a, half candidate b: who meets whom decides the splits.
+            side = "a" if index % 2 == 0 else "b"
+            choice = Choice.LEFT if assignment.shown_left == side else Choice.RIGHT
+            judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice)
+
+    run_in_threads(annotate, list(enumerate(users)))
+
+    votes: dict[int, list[str]] = {}
+    for comparison_id, verdict in Judgment.objects.order_by("created_at", "id").values_list("comparison_id", "verdict"):
+        votes.setdefault(comparison_id, []).append(verdict)
+    assert len(votes) == 30, "no pair lost"
+    for comparison_id, verdicts in votes.items():
+        if verdicts[0] == verdicts[1]:
+            assert len(verdicts) == 2, f"pair {comparison_id} was settled by two agreeing votes, then got {verdicts}"
+        else:
+            assert len(verdicts) == 3, f"pair {comparison_id} was split after two votes and needed one more: {verdicts}"
+    pairs = list(Judgment.objects.values_list("comparison_id", "annotator_id"))
+    assert len(pairs) == len(set(pairs)), "no duplicate judgment"
+
+
 def test_the_last_open_slot_goes_to_exactly_one_of_many_simultaneous_annotators(db):
     campaign = make_campaign("Race", pairs=1, overlap=2)
     first = make_user("first")
