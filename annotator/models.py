@@ -64,6 +64,11 @@ class Campaign(models.Model):
     )
     allow_tie = models.BooleanField(default=True, help_text="Offer 'tie' as a verdict.")
     allow_both_bad = models.BooleanField(default=True, help_text="Offer 'both bad' as a verdict.")
+    ask_strength = models.BooleanField(
+        default=False,
+        help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
+        "each pair; a plain pick records no strength).",
+    )
     is_active = models.BooleanField(default=True, help_text="Inactive campaigns are hidden from annotators.")
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
@@ -266,6 +271,13 @@ class Choice(models.TextChoices):
     SKIP = "skip", "Skip"
 
 
+class Strength(models.TextChoices):
+    """How much better the picked side is, when the campaign asks and the annotator says (else blank)."""
+
+    SLIGHTLY = "slightly", "Slightly better"
+    CLEARLY = "clearly", "Clearly better"
+
+
 # What was clicked, with the candidate shown on the left -> the verdict on the fixed candidates a/b. Tie,
 # both bad and skip are the same word on the screen and in the verdict.
 _VERDICT_FOR_CHOICE = {
@@ -323,6 +335,13 @@ class Judgment(models.Model):
     shown_left = models.CharField(
         max_length=1, choices=Side.choices, help_text="Which candidate the annotator saw on the left."
     )
+    strength = models.CharField(
+        max_length=10,
+        choices=Strength.choices,
+        blank=True,
+        default="",
+        help_text="How much better the chosen side is, if the annotator said (campaigns that ask for it).",
+    )
     rationale = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
     source = models.CharField(max_length=10, choices=JudgeSource.choices, default=JudgeSource.HUMAN)
@@ -362,6 +381,7 @@ class WithdrawnJudgment(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     shown_left = models.CharField(max_length=1, choices=Side.choices)
+    strength = models.CharField(max_length=10, choices=Strength.choices, blank=True, default="")
     rationale = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=JudgeSource.choices)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from annotator.models import DURATION_MS_MAX, RATIONALE_MAX_CHARS, Campaign, Choice
+from annotator.models import DURATION_MS_MAX, RATIONALE_MAX_CHARS, Campaign, Choice, Strength
 
 
 class CampaignSerializer(serializers.Serializer):
@@ -11,6 +11,7 @@ class CampaignSerializer(serializers.Serializer):
     overlap = serializers.IntegerField()
     allow_tie = serializers.BooleanField()
     allow_both_bad = serializers.BooleanField()
+    ask_strength = serializers.BooleanField(help_text="Whether a side may come with its strength.")
     judged_by_me = serializers.IntegerField(help_text="Pairs the caller judged or skipped.")
 
 
@@ -43,6 +44,13 @@ class NextComparisonSerializer(serializers.Serializer):
 
 class JudgmentInputSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=Choice.choices)
+    strength = serializers.ChoiceField(
+        choices=Strength.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="How much better the chosen side is (left or right only), in campaigns that ask for it.",
+    )
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=RATIONALE_MAX_CHARS, default="")
     duration_ms = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=DURATION_MS_MAX, default=None
@@ -55,6 +63,7 @@ class JudgmentSerializer(serializers.Serializer):
     choice = serializers.CharField()
     verdict = serializers.CharField(help_text="On the fixed candidates: a, b, tie, both_bad or skip.")
     shown_left = serializers.CharField(help_text="Which candidate (a or b) was on the left.")
+    strength = serializers.CharField(help_text="slightly or clearly better, or blank when not said.")
     rationale = serializers.CharField()
     duration_ms = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()

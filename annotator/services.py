@@ -29,6 +29,7 @@ from annotator.models import (
     Judgment,
     Prompt,
     Side,
+    Strength,
     Verdict,
     WithdrawalReason,
     WithdrawnJudgment,
@@ -58,6 +59,7 @@ def campaign_create(
     settle_margin: int = 2,
     allow_tie: bool = True,
     allow_both_bad: bool = True,
+    ask_strength: bool = False,
     created_by: AbstractBaseUser | None = None,
 ) -> Campaign:
     """A campaign whose pairs each get `overlap` people's votes; with `min_votes`, adaptive overlap: at least
@@ -81,6 +83,7 @@ def campaign_create(
         settle_margin=settle_margin,
         allow_tie=allow_tie,
         allow_both_bad=allow_both_bad,
+        ask_strength=ask_strength,
         created_by=created_by,
     )
 
@@ -249,21 +252,38 @@ def _check_choice_offered(*, campaign: Campaign, choice: str) -> None:
         )
 
 
+def _check_strength(*, campaign: Campaign, choice: str, strength: str) -> None:
+    if not strength:
+        return
+    if strength not in Strength.values:
+        raise InputError(f"strength is {strength!r}: use {' or '.join(Strength.values)}, or leave it out.")
+    if not campaign.ask_strength:
+        raise InputError(
+            f"Campaign {campaign.name!r} does not ask how much better a side is: leave strength out "
+            "(staff can turn on 'ask strength' in the campaign's settings)."
+        )
+    if choice not in (Choice.LEFT, Choice.RIGHT):
+        raise InputError(f"strength says how much better a side is: it goes with left or right, not {str(choice)!r}.")
+
+
 def judgment_submit(
     *,
     comparison: Comparison,
     annotator: AbstractBaseUser,
     choice: str,
+    strength: str = "",
     rationale: str = "",
     duration_ms: int | None = None,
 ) -> JudgmentResult:
     """Record an annotator's verdict on a pair they were handed. Idempotent: a repeat returns the first.
+    With the campaign's `ask_strength`, a side may come with how much better it is (`Strength`).
 
     The left/right mapping comes from the annotator's lease, never from the client. The comparison row is
     locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
     """
     campaign = comparison.prompt.campaign
     _check_choice_offered(campaign=campaign, choice=choice)
+    _check_strength(campaign=campaign, choice=choice, strength=strength)
     if duration_ms is not None and not 0 <= duration_ms <= DURATION_MS_MAX:
         raise InputError(f"duration_ms is {duration_ms}: it must be 0 to {DURATION_MS_MAX} milliseconds (a day).")
     with transaction.atomic():
@@ -292,6 +312,7 @@ def judgment_submit(
                 comparison=comparison,
                 annotator=annotator,
                 choice=choice,
+                strength=strength,
                 rationale=rationale,
                 duration_ms=duration_ms,
             )
@@ -307,6 +328,7 @@ def _judgment_record(
     comparison: Comparison,
     annotator: AbstractBaseUser,
     choice: str,
+    strength: str,
     rationale: str,
     duration_ms: int | None,
 ) -> JudgmentResult:
@@ -321,6 +343,7 @@ def _judgment_record(
                 annotator=annotator,
                 verdict=verdict_for_choice(choice=choice, shown_left=assignment.shown_left),
                 shown_left=assignment.shown_left,
+                strength=strength,
                 rationale=rationale.strip(),
                 duration_ms=duration_ms,
                 source=JudgeSource.HUMAN,

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from annotator.forms import JudgmentForm, UndoForm
-from annotator.models import Campaign, Choice
+from annotator.models import Campaign, Choice, Judgment
 from annotator.selectors import (
     annotator_waiting_for,
     campaign_open_or_404,
@@ -86,16 +86,23 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 comparison=comparison,
                 annotator=request.user,
                 choice=form.cleaned_data["choice"],
+                strength=form.cleaned_data["strength"],
                 rationale=form.cleaned_data["rationale"],
                 duration_ms=form.cleaned_data["duration_ms"],
             )
             if result.created:
-                messages.success(request, f"Recorded: {Choice(result.judgment.choice).label.lower()}.")
+                messages.success(request, f"Recorded: {_in_words(result.judgment)}.")
         except StudioError as error:
             messages.error(request, error.message)
     if request.htmx:
         return _render_pair(request, campaign)
     return redirect("annotator:annotate", pk=campaign.pk)
+
+
+def _in_words(judgment: Judgment) -> str:
+    """ "left is better", "right is clearly better", "tie"."""
+    said = Choice(judgment.choice).label.lower()
+    return said.replace(" better", f" {judgment.strength} better") if judgment.strength else said
 
 
 @login_required

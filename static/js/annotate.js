@@ -10,6 +10,9 @@
     "3": "tie", t: "tie",
     "4": "both_bad", b: "both_bad",
     s: "skip",
+    // Campaigns that ask how much better: a side and its strength, on the bottom row from left to right.
+    z: "left:clearly", x: "left:slightly",
+    c: "right:slightly", v: "right:clearly",
   };
 
   // Time on task counts only while the page is visible, from the moment a pair is shown.

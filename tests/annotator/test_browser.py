@@ -199,3 +199,29 @@ def test_keys_pressed_while_the_next_pair_loads_are_ignored_not_posted(live_serv
     page.wait_for_timeout(300)
     assert page.evaluate("window.sameDocument") is True
     assert list(Judgment.objects.filter(annotator=user).values_list("comparison_id", flat=True)) == [int(first)]
+
+
+def test_strength_keys_record_a_side_and_how_much_better_it_is(live_server, browser):
+    user = make_user("sam")
+    campaign = make_campaign("Strength keys", pairs=5, ask_strength=True)
+    page = browser.new_page()
+    log_in(page, live_server, "sam")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    page.wait_for_selector("#pair[data-ready='1']")
+
+    done: dict[int, tuple[str, str]] = {}
+    pair = current_pair(page)
+    for key, said in (("z", ("left", "clearly")), ("x", ("left", "slightly")), ("c", ("right", "slightly"))):
+        page.keyboard.press(key)
+        done[int(pair)] = said
+        pair = wait_for_new_pair(page, pair)
+    assert page.locator(".msg.success").inner_text() == "Recorded: right is slightly better."
+    page.click("#judge-form button[value='right:clearly']")
+    done[int(pair)] = ("right", "clearly")
+    pair = wait_for_new_pair(page, pair)
+    page.keyboard.press("1")  # a plain pick: no strength
+    done[int(pair)] = ("left", "")
+    page.wait_for_selector(".card.done")
+
+    judgments = {j.comparison_id: j for j in Judgment.objects.filter(annotator=user)}
+    assert {pk: (j.choice, j.strength) for pk, j in judgments.items()} == done
