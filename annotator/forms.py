@@ -19,6 +19,7 @@ class JudgmentForm(forms.Form):
         required=False, max_length=RATIONALE_MAX_CHARS, widget=forms.Textarea(attrs={"rows": 2})
     )
     duration_ms = forms.IntegerField(required=False, min_value=0, max_value=DURATION_MS_MAX, widget=forms.HiddenInput)
+    edited_text = forms.CharField(required=False, widget=forms.Textarea)  # checked by judgment_submit
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -64,6 +64,15 @@ class Campaign(models.Model):
     )
     allow_tie = models.BooleanField(default=True, help_text="Offer 'tie' as a verdict.")
     allow_both_bad = models.BooleanField(default=True, help_text="Offer 'both bad' as a verdict.")
+    allow_edits = models.BooleanField(
+        default=False,
+        help_text="Let annotators edit the response they pick into a better one (stored as a new candidate, with "
+        "who edited it and from which response).",
+    )
+    compare_edits = models.BooleanField(
+        default=False,
+        help_text="Make each edit a new pair to judge: the edited response against the one it came from.",
+    )
     ask_strength = models.BooleanField(
         default=False,
         help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
@@ -189,6 +198,17 @@ class Candidate(FrozenOnceJudged, models.Model):
         blank=True, help_text="For a raw text completion: the exact text the model continued, nothing added."
     )
     metadata = models.JSONField(default=dict, blank=True)
+    edited_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="edits",
+        help_text="A person's edit of this candidate: not the model's own sample.",
+    )
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -196,6 +216,10 @@ class Candidate(FrozenOnceJudged, models.Model):
 
     def __str__(self) -> str:
         return f"Candidate {self.pk} ({self.model_name or self.backend})"
+
+    @property
+    def is_edit(self) -> bool:
+        return self.edited_from_id is not None
 
     def recorded_judgments(self) -> QuerySet["Judgment"]:
         return Judgment.objects.filter(Q(comparison__candidate_a=self) | Q(comparison__candidate_b=self))

@@ -44,6 +44,13 @@ class NextComparisonSerializer(serializers.Serializer):
 
 class JudgmentInputSerializer(serializers.Serializer):
     choice = serializers.ChoiceField(choices=Choice.choices)
+    edited_text = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your better version of the response you pick (left or right), in campaigns that allow edits: "
+        "stored as a new candidate that records you and the response it came from.",
+    )
     strength = serializers.ChoiceField(
         choices=Strength.choices,
         required=False,

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -44,6 +44,7 @@ from annotator.selectors import (
 )
 from core.conversations import conversation_hash, conversation_normalize
 from core.errors import ConflictError, InputError
+from core.limits import text_check
 
 # ---------------------------------------------------------------------------------------------------------
 # Campaign content
@@ -60,6 +61,8 @@ def campaign_create(
     allow_tie: bool = True,
     allow_both_bad: bool = True,
     ask_strength: bool = False,
+    allow_edits: bool = False,
+    compare_edits: bool = False,
     created_by: AbstractBaseUser | None = None,
 ) -> Campaign:
     """A campaign whose pairs each get `overlap` people's votes; with `min_votes`, adaptive overlap: at least
@@ -84,6 +87,8 @@ def campaign_create(
         allow_tie=allow_tie,
         allow_both_bad=allow_both_bad,
         ask_strength=ask_strength,
+        allow_edits=allow_edits,
+        compare_edits=compare_edits,
         created_by=created_by,
     )
 
@@ -239,6 +244,7 @@ def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assig
 class JudgmentResult:
     judgment: Judgment
     created: bool
+    edit: Candidate | None = None  # the annotator's edit of the response they picked, if they made one
 
 
 def _check_choice_offered(*, campaign: Campaign, choice: str) -> None:
@@ -266,17 +272,43 @@ def _check_strength(*, campaign: Campaign, choice: str, strength: str) -> None:
         raise InputError(f"strength says how much better a side is: it goes with left or right, not {str(choice)!r}.")
 
 
+def _check_edit(*, campaign: Campaign, choice: str, edited_text: str) -> None:
+    if not edited_text:
+        return
+    if not campaign.allow_edits:
+        raise InputError(
+            f"Campaign {campaign.name!r} does not take edited responses: leave edited_text out "
+            "(staff can turn on 'allow edits' in the campaign's settings)."
+        )
+    if choice not in (Choice.LEFT, Choice.RIGHT):
+        raise InputError(
+            f"edited_text is an edit of the response you pick: it goes with left or right, not {str(choice)!r}."
+        )
+    try:
+        text_check(
+            edited_text,
+            what="The edited response",
+            max_chars=settings.MAX_RESPONSE_CHARS,
+            limit_name="PREFSTUDIO_MAX_RESPONSE_CHARS",
+        )
+    except ValueError as error:
+        raise InputError(f"{error}.") from None
+
+
 def judgment_submit(
     *,
     comparison: Comparison,
     annotator: AbstractBaseUser,
     choice: str,
     strength: str = "",
+    edited_text: str = "",
     rationale: str = "",
     duration_ms: int | None = None,
 ) -> JudgmentResult:
     """Record an annotator's verdict on a pair they were handed. Idempotent: a repeat returns the first.
-    With the campaign's `ask_strength`, a side may come with how much better it is (`Strength`).
+    With the campaign's `ask_strength`, a side may come with how much better it is (`Strength`); with its
+    `allow_edits`, with `edited_text`, the annotator's better version of the response they picked (recorded
+    with the judgment, in the same transaction: see `candidate_edit_create`).
 
     The left/right mapping comes from the annotator's lease, never from the client. The comparison row is
     locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
@@ -284,6 +316,8 @@ def judgment_submit(
     campaign = comparison.prompt.campaign
     _check_choice_offered(campaign=campaign, choice=choice)
     _check_strength(campaign=campaign, choice=choice, strength=strength)
+    edited_text = edited_text.strip()
+    _check_edit(campaign=campaign, choice=choice, edited_text=edited_text)
     if duration_ms is not None and not 0 <= duration_ms <= DURATION_MS_MAX:
         raise InputError(f"duration_ms is {duration_ms}: it must be 0 to {DURATION_MS_MAX} milliseconds (a day).")
     with transaction.atomic():
@@ -313,6 +347,7 @@ def judgment_submit(
                 annotator=annotator,
                 choice=choice,
                 strength=strength,
+                edited_text=edited_text,
                 rationale=rationale,
                 duration_ms=duration_ms,
             )
@@ -329,6 +364,7 @@ def _judgment_record(
     annotator: AbstractBaseUser,
     choice: str,
     strength: str,
+    edited_text: str,
     rationale: str,
     duration_ms: int | None,
 ) -> JudgmentResult:
@@ -356,7 +392,39 @@ def _judgment_record(
         if comparison.prompt.campaign.overlap_rule.adaptive:
             _settled_update(campaign=comparison.prompt.campaign, comparison_ids=[comparison.pk])
     assignment.delete()
-    return JudgmentResult(judgment, created=True)
+    edit = None
+    if edited_text:
+        picked = comparison.candidate_a if judgment.verdict == Verdict.A else comparison.candidate_b
+        edit = candidate_edit_create(source=picked, text=edited_text, editor=annotator, judgment=judgment)
+    return JudgmentResult(judgment, created=True, edit=edit)
+
+
+EDIT_MODEL_NAME = "human edit"  # what leaderboards and exports name a person's edit: it is no model's sample
+
+
+def candidate_edit_create(
+    *, source: Candidate, text: str, editor: AbstractBaseUser, judgment: Judgment
+) -> Candidate | None:
+    """A person's better version of `source`, made while judging (`judgment`): a new candidate of the same
+    prompt, with who edited it and from which candidate, seen through the same prompt format as its source (it
+    answers the same prompt text); and, if the campaign compares edits, a new pair: the edit against its source.
+    None when the text is the source's own (nothing was edited). In the caller's transaction."""
+    if text == source.text.strip():
+        return None
+    edit = Candidate.objects.create(
+        prompt_id=source.prompt_id,
+        text=text,
+        model_name=EDIT_MODEL_NAME,
+        backend="edit",
+        prompt_format=source.prompt_format,
+        prompt_text=source.prompt_text,
+        edited_from=source,
+        edited_by=editor,
+        metadata={"judgment": judgment.pk},
+    )
+    if judgment.comparison.prompt.campaign.compare_edits:
+        comparison_create(candidate_a=edit, candidate_b=source, metadata={"edit_of": source.pk})
+    return edit
 
 
 def _settled_update(*, campaign: Campaign, comparison_ids: Sequence[int] | QuerySet) -> None:
@@ -457,6 +525,7 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
             )
         withdrawn = _withdrawn_copy(target, by=annotator, reason=WithdrawalReason.UNDO)
         withdrawn.save(force_insert=True)
+        _edits_take_back(judgment=target)
         target.delete()
         if target.verdict != Verdict.SKIP:
             comparisons.update(human_votes=F("human_votes") - 1)
@@ -468,6 +537,18 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
             defaults={"shown_left": target.shown_left, "served_at": timezone.now(), "expires_at": _lease_expiry()},
         )
         return WithdrawalResult(withdrawn, created=True)
+
+
+def _edits_take_back(*, judgment: Judgment) -> None:
+    """Undoing a judgment takes back the edit made with it, with the pair it made, unless someone judged that
+    pair already (judged content stays: the edit is then kept, as it is)."""
+    for edit in Candidate.objects.filter(edited_by=judgment.annotator_id, metadata__judgment=judgment.pk):
+        pairs = Comparison.objects.filter(Q(candidate_a=edit) | Q(candidate_b=edit))
+        judged = Judgment.objects.filter(comparison__in=pairs).exists()
+        if judged or WithdrawnJudgment.objects.filter(comparison__in=pairs).exists() or edit.edits.exists():
+            continue
+        pairs.delete()
+        edit.delete()
 
 
 def _judgment_undone_already(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_id: int) -> WithdrawnJudgment:

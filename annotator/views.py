@@ -87,11 +87,13 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 annotator=request.user,
                 choice=form.cleaned_data["choice"],
                 strength=form.cleaned_data["strength"],
+                edited_text=form.cleaned_data["edited_text"],
                 rationale=form.cleaned_data["rationale"],
                 duration_ms=form.cleaned_data["duration_ms"],
             )
             if result.created:
-                messages.success(request, f"Recorded: {_in_words(result.judgment)}.")
+                with_edit = ", with your edit" if result.edit else ""
+                messages.success(request, f"Recorded: {_in_words(result.judgment)}{with_edit}.")
         except StudioError as error:
             messages.error(request, error.message)
     if request.htmx:

@@ -138,6 +138,16 @@
     if (event.target.id === "pair") { pending = null; startClock(); ready(); }
   });
 
+  // The editor starts from the raw text of the response chosen (the page shows it rendered as markdown).
+  document.addEventListener("click", function (event) {
+    const from = event.target.closest("[data-edit-from]");
+    if (!from) return;
+    const raw = document.getElementById("raw-" + from.dataset.editFrom);
+    const editor = document.querySelector("#edit textarea");
+    editor.value = raw.content.textContent;
+    editor.focus();
+  });
+
   function typing(target) {
     return target.closest("textarea, input, select, [contenteditable=true]") !== null;
   }
@@ -164,6 +174,13 @@
     } else if (event.key === "g") {
       const panel = document.getElementById("guidelines");
       if (panel && !panel.hidden) { event.preventDefault(); panel.open = !panel.open; }
+    } else if (event.key === "e") {
+      const editor = document.getElementById("edit");
+      if (editor) {
+        event.preventDefault();
+        editor.open = true;
+        editor.querySelector("textarea").focus();
+      }
     } else if (event.key === "r") {
       const details = document.querySelector("#judge-form details.rationale");
       if (details) {

@@ -225,3 +225,28 @@ def test_strength_keys_record_a_side_and_how_much_better_it_is(live_server, brow
 
     judgments = {j.comparison_id: j for j in Judgment.objects.filter(annotator=user)}
     assert {pk: (j.choice, j.strength) for pk, j in judgments.items()} == done
+
+
+def test_e_opens_the_editor_which_starts_from_a_response_and_is_saved_with_the_pick(live_server, browser):
+    user = make_user("eve")
+    campaign = make_campaign("Edit keys", pairs=0, allow_edits=True)
+    add_pair(campaign, "Name a prime.", "Four is **prime**.", "Nine.")
+    page = browser.new_page()
+    log_in(page, live_server, "eve")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    page.wait_for_selector("#pair[data-ready='1']")
+
+    page.keyboard.press("e")
+    assert page.evaluate("document.activeElement.name") == "edited_text"
+    left_raw = page.evaluate("document.getElementById('raw-left').content.textContent")
+    page.click("#edit button[data-edit-from=left]")
+    assert page.input_value("#edit textarea") == left_raw, "the editor starts from the raw markdown"
+    page.fill("#edit textarea", left_raw.replace("Four", "Two").replace("Nine.", "Two."))
+    page.keyboard.press("Escape")  # leave the editor: keys are shortcuts again
+    page.keyboard.press("1")
+    page.wait_for_selector(".card.done")
+
+    judgment = Judgment.objects.get(annotator=user)
+    picked = judgment.comparison.candidate_a if judgment.shown_left == Side.A else judgment.comparison.candidate_b
+    edit = picked.edits.get()
+    assert edit.edited_by == user and edit.text == left_raw.replace("Four", "Two").replace("Nine.", "Two.")
