@@ -33,6 +33,8 @@ from quality.selectors import JudgeAuditCounts, campaign_judge_audits
 from quality.stats import Tally, cohen_kappa, majority
 
 NEITHER = "neither"
+# A figure this close under its threshold clears it: kappa 1/2 comes out of floating point as 0.49999999999999994.
+ROUNDING = 1e-9
 PREFERENCES = (Verdict.A.value, Verdict.B.value, NEITHER)
 _PREFERENCE = {Verdict.A: Verdict.A.value, Verdict.B: Verdict.B.value, Verdict.TIE: NEITHER, Verdict.BOTH_BAD: NEITHER}
 
@@ -120,11 +122,11 @@ class JudgeAudit:
             problems.append(problem)
         elif self.kappa is None:
             problems.append("its kappa is undefined (the judge and people always gave one and the same preference)")
-        elif self.kappa < thresholds.min_kappa:
+        elif self.kappa < thresholds.min_kappa - ROUNDING:
             problems.append(f"its kappa {self.kappa:.3f} is below {thresholds.min_kappa}")
         if self.consistency is None:
             problems.append("none of its pairs could be checked in both orders")
-        elif self.consistency < thresholds.min_consistency:
+        elif self.consistency < thresholds.min_consistency - ROUNDING:
             problems.append(f"its consistency {self.consistency:.3f} is below {thresholds.min_consistency}")
         return problems
 

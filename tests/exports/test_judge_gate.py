@@ -1,0 +1,139 @@
+"""The judge gate of an export: `judges` ai or both counts the AI judge's verdicts only once the judge agrees
+with people on its audit sample and with itself across the two orders; otherwise the export refuses with the
+figures, writes nothing, and says what to do. The dataset card states the gate and what it measured."""
+
+import io
+import os
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotator.models import Comparison, Judgment
+from annotator.services import assignment_next, judgment_submit
+from core.errors import ConflictError
+from core.models import JobStatus
+from exports.models import DatasetExport
+from exports.services import dataset_export_create, dataset_export_run
+from quality.services import judge_audit_sample_draw, judge_user_get_or_create
+from tests.exports.helpers import choice_for, read_rows
+from tests.factories import make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def thresholds(settings):
+    settings.JUDGE_GATE_MIN_KAPPA = 0.6
+    settings.JUDGE_GATE_MIN_CONSISTENCY = 0.8
+    settings.JUDGE_GATE_MIN_PAIRS = 4
+
+
+def judged_by_ai(name: str, *, pairs: int = 12, audit: int = 0, inconsistent: int = 0):
+    """A campaign whose AI judge prefers candidate a on even pairs and b on odd ones, the first `inconsistent`
+    pairs recorded as inconsistent ties; with `audit`, its audit sample drawn."""
+    campaign = make_campaign(name, pairs=pairs, overlap=1)
+    campaign.judge_audit_size = audit
+    campaign.save()
+    judge = judge_user_get_or_create(model="scripted")
+    for i, comparison in enumerate(Comparison.objects.filter(prompt__campaign=campaign).order_by("id")):
+        flipped = i < inconsistent
+        Judgment.objects.create(
+            comparison=comparison, annotator=judge, verdict="tie" if flipped else "ab"[comparison.pk % 2],
+            shown_left="a", source="ai", details={"consistent": not flipped, "unparseable": 0},
+        )  # fmt: skip
+    if audit:
+        judge_audit_sample_draw(campaign=campaign, judge=judge)
+    return campaign, judge
+
+
+def people_judge(campaign, person, verdict_for, count):
+    """`person` takes the next `count` pairs they are handed (audit pairs first) and judges them."""
+    handed = []
+    for _ in range(count):
+        assignment = assignment_next(campaign=campaign, annotator=person)
+        comparison = assignment.comparison
+        handed.append(comparison.pk)
+        choice = choice_for(verdict_for(comparison), assignment.shown_left)
+        judgment_submit(comparison=comparison, annotator=person, choice=choice)
+    return handed
+
+
+def agreeing(comparison):
+    return "ab"[comparison.pk % 2]
+
+
+def export(campaign, out_dir, **options) -> DatasetExport:
+    record = dataset_export_create(campaign=campaign, options={"val_fraction": 0.0, **options}, out_dir=out_dir)
+    return dataset_export_run(export=record)
+
+
+def test_without_an_audit_sample_the_gate_is_off_and_the_card_says_so(tmp_path):
+    campaign, _ = judged_by_ai("Ungated")
+    record = export(campaign, tmp_path, judges="ai")
+    assert record.status == JobStatus.SUCCEEDED and len(read_rows(tmp_path)) == 12
+    assert record.stats["judge_gate"]["enabled"] is False
+    card = (tmp_path / "README.md").read_text()
+    assert "### Judge gate" in card and "Off: the campaign audits none of its AI judge's pairs" in card
+
+
+def test_the_export_refuses_ai_verdicts_until_people_judged_enough_audit_pairs(tmp_path):
+    campaign, _ = judged_by_ai("Too early", audit=6)
+    people_judge(campaign, make_user("p1"), agreeing, 2)
+    with pytest.raises(ConflictError) as refused:
+        export(campaign, tmp_path, judges="ai")
+    message = refused.value.message
+    assert "Campaign 'Too early' audits its AI judge, and the judge has not earned its place" in message
+    assert "judge 'ai-judge-scripted': Cohen's kappa with people 1.000 (n=2 audit pairs)" in message
+    assert "consistency across the two orders 1.000 (12 of 12 pairs)" in message
+    assert "4 audit pair(s) still need human votes (0 of them split evenly)" in message
+    assert "not enough evidence: 2 audit pair(s) carry both its verdict and people's, 4 are needed (2 more)" in message
+    assert "kappa >= 0.6 over at least 4 audit pairs and consistency >= 0.8" in message
+    assert "export with `judges` humans, or let people judge the audit pairs" in message
+    record = DatasetExport.objects.get()
+    assert record.status == JobStatus.FAILED and record.error == message
+    assert os.listdir(tmp_path) == [], "nothing written"
+    # `both` counts AI verdicts too: refused alike; humans only is not gated.
+    with pytest.raises(ConflictError, match="`judges` is both"):
+        export(campaign, tmp_path, judges="both")
+    assert export(campaign, tmp_path, judges="humans").status == JobStatus.SUCCEEDED
+
+
+def test_once_people_agree_with_the_judge_on_its_audit_sample_the_export_uses_its_verdicts(tmp_path):
+    campaign, judge = judged_by_ai("Earned", audit=6)
+    audit = set(campaign.prompts.values_list("comparisons__audits__comparison_id", flat=True)) - {None}
+    handed = people_judge(campaign, make_user("p1"), agreeing, 6)
+    assert set(handed) == audit, "the audit pairs reached people first"
+    record = export(campaign, tmp_path, judges="ai")
+    assert record.status == JobStatus.SUCCEEDED and len(read_rows(tmp_path)) == 12
+    gate = record.stats["judge_gate"]
+    assert gate["passed"] and gate["min_kappa"] == 0.6 and gate["min_pairs"] == 4
+    (figures,) = gate["judges"]
+    assert (figures["n"], figures["kappa"], figures["consistency"], figures["awaiting_human_votes"]) == (6, 1.0, 1.0, 0)
+    card = (tmp_path / "README.md").read_text()
+    assert "On: AI verdicts count only if, on a random audit sample of each judge's pairs (6 per judge)" in card
+    assert "is at least 0.6 over at least 4 pairs" in card and "on at least 0.8 of its pairs" in card
+    assert "| ai-judge-scripted | 6 | 6 | 1.000 | 1.000 | 1.000 (12 of 12) | 0 |" in card
+    # No recorded judgment was changed by the audit or the gate.
+    assert Judgment.objects.filter(annotator=judge, details__consistent=True).count() == 12
+
+
+def test_a_judge_people_disagree_with_or_that_flips_with_the_order_is_refused(tmp_path):
+    campaign, _ = judged_by_ai("Contrary", audit=6)
+    people_judge(campaign, make_user("p1"), lambda c: "ab"[(c.pk + 1) % 2], 6)
+    with pytest.raises(ConflictError, match=r"kappa with people -1.000 \(n=6 audit pairs\).*its kappa -1.000 is below"):
+        export(campaign, tmp_path, judges="ai")
+    flipping, _ = judged_by_ai("Flipping", audit=12, inconsistent=4)
+
+    def as_the_judge_says(comparison):  # people agree with every label, the inconsistent ties included
+        return Judgment.objects.get(comparison=comparison, source="ai").verdict
+
+    people_judge(flipping, make_user("p2"), as_the_judge_says, 12)
+    with pytest.raises(ConflictError, match=r"consistency across the two orders 0.667 \(8 of 12 pairs\)"):
+        export(flipping, tmp_path, judges="ai")
+
+
+def test_the_command_refuses_with_the_figures(tmp_path):
+    judged_by_ai("Command", audit=6)
+    with pytest.raises(CommandError, match=r"not enough evidence: 0 audit pair\(s\)"):
+        call_command("export_preferences", "--campaign", "Command", "--out", str(tmp_path), "--judges", "ai",
+                     stdout=io.StringIO())  # fmt: skip
