@@ -118,3 +118,23 @@ def test_the_gate_is_off_when_the_campaign_audits_nothing(django_assert_num_quer
     with django_assert_num_queries(0):
         gate = campaign_judge_gate(campaign=campaign)
     assert not gate.enabled and gate.passed and gate.judges == ()
+
+
+@pytest.mark.django_db
+def test_the_quality_page_shows_the_gate_and_inconsistent_verdicts_apart_from_ties(staff_client):
+    from django.urls import reverse
+
+    campaign = make_campaign("Gate page", pairs=3)
+    campaign.judge_audit_size = 2
+    campaign.save()
+    judge = make_user("ai-judge-page")
+    verdicts = [("tie", False), ("tie", True), ("a", True)]
+    comparisons = campaign.prompts.values_list("comparisons", flat=True).order_by("id")
+    for comparison_id, (verdict, consistent) in zip(comparisons, verdicts, strict=True):
+        Judgment.objects.create(comparison_id=comparison_id, annotator=judge, verdict=verdict, shown_left="a",
+                                source="ai", details={"consistent": consistent})  # fmt: skip
+    html = staff_client.get(reverse("quality:campaign_quality", args=[campaign.pk])).content.decode()
+    assert "Judge gate: not passed" in html
+    assert "not enough evidence: 0 audit pair(s) carry both its verdict and people&#x27;s" in html
+    assert '<div class="value">1</div><div class="label">inconsistent: the orders disagreed' in html
+    assert '<div class="value">1</div><div class="label">real ties (both orders said tie)' in html
