@@ -104,8 +104,9 @@ class JudgeAudit:
         checked = self.consistent + self.inconsistent
         return self.consistent / checked if checked else None
 
-    def problems(self, thresholds: GateThresholds) -> list[str]:
-        """Why this judge's verdicts may not be used: empty when it clears every threshold."""
+    def problems(self, thresholds: GateThresholds, *, audit_size: int) -> list[str]:
+        """Why this judge's verdicts may not be used: empty when it clears every threshold. `audit_size`: the
+        campaign's judge_audit_size, for the advice when the sample is too small."""
         problems = []
         if self.n < thresholds.min_pairs:
             more = thresholds.min_pairs - self.n
@@ -114,10 +115,14 @@ class JudgeAudit:
                 f"{thresholds.min_pairs} are needed ({more} more)"
             )
             if self.judged < thresholds.min_pairs:
+                raise_it = (
+                    f"raise the campaign's judge audit size to at least {thresholds.min_pairs} and "
+                    if audit_size < thresholds.min_pairs
+                    else ""
+                )
                 problem += (
                     f"; its audit sample holds {self.judged} judged pair(s), too few even once people have voted: "
-                    f"raise the campaign's judge audit size to at least {thresholds.min_pairs} and run judge_pairs "
-                    "again (it tops the sample up)"
+                    f"{raise_it}run judge_pairs again (it tops the sample up from the pairs the judge gave a verdict)"
                 )
             problems.append(problem)
         elif self.kappa is None:
@@ -139,8 +144,8 @@ class JudgeAudit:
             f"{self.awaiting} audit pair(s) still need human votes ({self.split} of them split evenly)"
         )
 
-    def as_dict(self, thresholds: GateThresholds) -> dict[str, Any]:
-        problems = self.problems(thresholds)
+    def as_dict(self, thresholds: GateThresholds, *, audit_size: int) -> dict[str, Any]:
+        problems = self.problems(thresholds, audit_size=audit_size)
         return {
             "judge": self.judge,
             "audit_pairs": self.audit_pairs,
@@ -173,14 +178,17 @@ class JudgeGate:
     @property
     def passed(self) -> bool:
         """Off, or every judge with verdicts clears it."""
-        return not self.enabled or not any(judge.problems(self.thresholds) for judge in self.judges)
+        return not self.enabled or not any(self._problems(judge) for judge in self.judges)
+
+    def _problems(self, judge: JudgeAudit) -> list[str]:
+        return judge.problems(self.thresholds, audit_size=self.audit_size)
 
     def refusal(self, *, campaign: Campaign, judges: str) -> str:
         """Why an export with `judges` (ai or both) refuses the campaign's AI verdicts, with the figures."""
         t = self.thresholds
-        failing = [judge for judge in self.judges if judge.problems(t)]
+        failing = [judge for judge in self.judges if self._problems(judge)]
         lines = "; ".join(
-            f"judge {judge.judge!r}: {judge.figures()}; refused because {', and '.join(judge.problems(t))}"
+            f"judge {judge.judge!r}: {judge.figures()}; refused because {', and '.join(self._problems(judge))}"
             for judge in failing
         )
         return (
@@ -199,7 +207,7 @@ class JudgeGate:
             "min_consistency": self.thresholds.min_consistency,
             "min_pairs": self.thresholds.min_pairs,
             "passed": self.passed,
-            "judges": [judge.as_dict(self.thresholds) for judge in self.judges],
+            "judges": [judge.as_dict(self.thresholds, audit_size=self.audit_size) for judge in self.judges],
         }
 
 

@@ -366,7 +366,8 @@ def _judge_gate(campaign: Campaign) -> dict[str, Any] | None:
             judge=username, audit_pairs=len(audit_ids), judged=judged, table=Counter(compared),
             no_human_votes=no_votes, split=split, consistent=sum(checked), inconsistent=len(checked) - sum(checked),
         )  # fmt: skip
-        problems = audit.problems(thresholds)  # the wording is the gate's; the figures are counted here
+        # The wording is the gate's; the figures are counted here.
+        problems = audit.problems(thresholds, audit_size=campaign.judge_audit_size)
         rows.append(
             {
                 "judge": username,

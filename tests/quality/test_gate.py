@@ -29,12 +29,12 @@ def test_kappa_is_the_closed_form_on_a_hand_computed_table():
     assert figures.n == 10 and figures.agreement == pytest.approx(0.8)
     assert figures.kappa == pytest.approx(21 / 31)
     assert figures.consistency == pytest.approx(0.9)
-    assert figures.problems(THRESHOLDS) == []
+    assert figures.problems(THRESHOLDS, audit_size=20) == []
 
 
 def test_kappa_is_undefined_when_both_only_ever_said_the_same_thing():
     assert audit({("a", "a"): 12}).kappa is None
-    assert audit({("a", "a"): 12}).problems(THRESHOLDS) == [
+    assert audit({("a", "a"): 12}).problems(THRESHOLDS, audit_size=20) == [
         "its kappa is undefined (the judge and people always gave one and the same preference)"
     ]
 
@@ -48,14 +48,20 @@ def test_peoples_verdict_is_the_majority_preference_of_their_counted_votes():
 
 def test_the_gate_refuses_with_too_little_evidence_saying_how_much_more_is_needed():
     few = audit({("a", "a"): 4, ("b", "b"): 3}, no_votes=1, split=1)
-    assert few.problems(THRESHOLDS) == [
+    assert few.problems(THRESHOLDS, audit_size=9) == [
         "not enough evidence: 7 audit pair(s) carry both its verdict and people's, 10 are needed (3 more); its "
         "audit sample holds 9 judged pair(s), too few even once people have voted: raise the campaign's judge "
-        "audit size to at least 10 and run judge_pairs again (it tops the sample up)"
+        "audit size to at least 10 and run judge_pairs again (it tops the sample up from the pairs the judge gave "
+        "a verdict)"
     ]
+    # The size is big enough already (it was raised, or the judge had judged few pairs): only a rerun helps.
+    assert few.problems(THRESHOLDS, audit_size=20)[0].endswith(
+        "too few even once people have voted: run judge_pairs again (it tops the sample up from the pairs the "
+        "judge gave a verdict)"
+    )
     assert few.awaiting == 2
     big_enough = audit({("a", "a"): 4, ("b", "b"): 3}, no_votes=5)
-    assert big_enough.problems(THRESHOLDS) == [
+    assert big_enough.problems(THRESHOLDS, audit_size=20) == [
         "not enough evidence: 7 audit pair(s) carry both its verdict and people's, 10 are needed (3 more)"
     ]
 
@@ -63,11 +69,11 @@ def test_the_gate_refuses_with_too_little_evidence_saying_how_much_more_is_neede
 def test_the_gate_refuses_a_judge_below_either_threshold():
     disagreeing = audit({("a", "b"): 6, ("b", "a"): 6, ("a", "a"): 3, ("b", "b"): 3})
     assert disagreeing.kappa == pytest.approx(-1 / 3)
-    assert disagreeing.problems(THRESHOLDS) == ["its kappa -0.333 is below 0.6"]
+    assert disagreeing.problems(THRESHOLDS, audit_size=20) == ["its kappa -0.333 is below 0.6"]
     flipping = audit(TABLE, consistent=70, inconsistent=30)
-    assert flipping.problems(THRESHOLDS) == ["its consistency 0.700 is below 0.8"]
+    assert flipping.problems(THRESHOLDS, audit_size=20) == ["its consistency 0.700 is below 0.8"]
     unchecked = audit(TABLE, consistent=0, inconsistent=0)
-    assert unchecked.problems(THRESHOLDS) == ["none of its pairs could be checked in both orders"]
+    assert unchecked.problems(THRESHOLDS, audit_size=20) == ["none of its pairs could be checked in both orders"]
 
 
 @pytest.mark.django_db
@@ -103,7 +109,7 @@ def test_the_campaigns_figures_read_inconsistent_ties_as_neither_and_skip_what_d
     # p_o = 2/3; judge a 1, neither 1, b 1; people a 2, neither 1: p_e = (1*2 + 1*1) / 9 = 1/3; kappa = 1/2
     assert figures.kappa == pytest.approx(0.5)
     assert (figures.consistent, figures.inconsistent, figures.consistency) == (5, 1, pytest.approx(5 / 6))
-    assert not gate.passed and figures.problems(gate.thresholds) == ["its kappa 0.500 is below 0.6"]
+    assert not gate.passed and figures.problems(gate.thresholds, audit_size=6) == ["its kappa 0.500 is below 0.6"]
     report = campaign_quality_report(campaign=campaign)
     assert_same_figures(report, reference_quality_report(campaign=campaign))
     assert report["judge_gate"]["judges"][0]["awaiting_human_votes"] == 2
