@@ -119,3 +119,26 @@ def test_the_judge_pairs_command_draws_and_reports_the_audit_sample(monkeypatch)
     call_command("judge_pairs", "--campaign", "Told", "--model", "scripted", "--backend", "transformers", stdout=out)
     assert "Audit sample: 3 of 3 pair(s) (3 drawn now, seed 0), served to people first" in out.getvalue()
     assert JudgeAuditPair.objects.filter(comparison__prompt__campaign=campaign).count() == 3
+
+
+def test_staff_set_the_audit_size_in_the_admin_and_see_the_sample_read_only(staff_client):
+    from django.urls import reverse
+
+    campaign, backend = judged_campaign("Admin", pairs=3)
+    change = reverse("admin:annotator_campaign_change", args=[campaign.pk])
+    page = staff_client.get(change).content.decode()
+    assert 'name="judge_audit_size"' in page and 'name="judge_audit_seed"' in page
+    form = {"name": "Admin", "overlap": 1, "allow_tie": "on", "allow_both_bad": "on", "is_active": "on",
+            "judge_audit_size": 2, "judge_audit_seed": 5}  # fmt: skip
+    assert staff_client.post(change, form).status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.judge_audit_size, campaign.judge_audit_seed) == (2, 5)
+    judge, _ = run_judge(campaign, backend)
+    listing = staff_client.get(reverse("admin:annotator_judgeauditpair_changelist")).content.decode()
+    assert "Admin" in listing and listing.count(judge.username) >= 2
+    row = JudgeAuditPair.objects.first()
+    assert (
+        staff_client.post(reverse("admin:annotator_judgeauditpair_delete", args=[row.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert JudgeAuditPair.objects.count() == 2
