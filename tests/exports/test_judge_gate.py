@@ -2,6 +2,7 @@
 with people on its audit sample and with itself across the two orders; otherwise the export refuses with the
 figures, writes nothing, and says what to do. The dataset card states the gate and what it measured."""
 
+import hashlib
 import io
 import os
 import re
@@ -30,17 +31,21 @@ def thresholds(settings):
 
 
 def judged_by_ai(name: str, *, pairs: int = 12, audit: int = 0, inconsistent: int = 0):
-    """A campaign whose AI judge prefers candidate a on even pairs and b on odd ones, the first `inconsistent`
-    pairs recorded as inconsistent ties; with `audit`, its audit sample drawn."""
+    """A campaign whose AI judge prefers a and b in turn, in the order the audit draw takes the pairs (so any
+    sample of two or more holds both), the first `inconsistent` pairs by id recorded as inconsistent ties; with
+    `audit`, its audit sample drawn."""
     campaign = make_campaign(name, pairs=pairs, overlap=1)
     campaign.judge_audit_size = audit
     campaign.save()
     judge = judge_user_get_or_create(model="scripted")
-    for i, comparison in enumerate(Comparison.objects.filter(prompt__campaign=campaign).order_by("id")):
-        flipped = i < inconsistent
+    comparisons = list(Comparison.objects.filter(prompt__campaign=campaign).order_by("id"))
+    flipped = {c.pk for c in comparisons[:inconsistent]}
+    in_draw_order = sorted(comparisons, key=lambda c: hashlib.sha256(f"0:{c.pk}".encode()).hexdigest())
+    for i, comparison in enumerate(in_draw_order):
+        inconsistent_here = comparison.pk in flipped
         Judgment.objects.create(
-            comparison=comparison, annotator=judge, verdict="tie" if flipped else "ab"[comparison.pk % 2],
-            shown_left="a", source="ai", details={"consistent": not flipped, "unparseable": 0},
+            comparison=comparison, annotator=judge, verdict="tie" if inconsistent_here else "ab"[i % 2],
+            shown_left="a", source="ai", details={"consistent": not inconsistent_here, "unparseable": 0},
         )  # fmt: skip
     if audit:
         judge_audit_sample_draw(campaign=campaign, judge=judge)
@@ -60,7 +65,11 @@ def people_judge(campaign, person, verdict_for, count):
 
 
 def agreeing(comparison):
-    return "ab"[comparison.pk % 2]
+    return Judgment.objects.get(comparison=comparison, source="ai").verdict
+
+
+def disagreeing(comparison):
+    return {"a": "b", "b": "a"}[agreeing(comparison)]
 
 
 def export(campaign, out_dir, **options) -> DatasetExport:
@@ -123,28 +132,34 @@ def test_once_people_agree_with_the_judge_on_its_audit_sample_the_export_uses_it
 
 def test_a_judge_people_disagree_with_or_that_flips_with_the_order_is_refused(tmp_path):
     campaign, _ = judged_by_ai("Contrary", audit=6)
-    handed = people_judge(campaign, make_user("p1"), lambda c: "ab"[(c.pk + 1) % 2], 6)
-    # People always say the other side: p_o = 0; with x pairs the judge gave a and y it gave b, people gave b on
-    # x and a on y, so p_e = 2xy / 36 and kappa = (0 - p_e) / (1 - p_e).
-    x = sum(pk % 2 == 0 for pk in handed)
-    p_e = 2 * x * (6 - x) / 36
-    kappa = f"{(0 - p_e) / (1 - p_e) + 0.0:.3f}"  # + 0.0: no "-0.000" when x is 0 or 6
+    people_judge(campaign, make_user("p1"), disagreeing, 6)
+    # People always say the other side: p_o = 0; the judge gave a on 3 of the 6 and b on 3, people b on those 3
+    # and a on the others, so p_e = (3 * 3 + 3 * 3) / 36 = 1/2 and kappa = (0 - 1/2) / (1 - 1/2) = -1.
+    kappa = "-1.000"
     with pytest.raises(
         ConflictError, match=rf"kappa with people {kappa} \(n=6 audit pairs\).*its kappa {kappa} is below"
     ):
         export(campaign, tmp_path, judges="ai")
     flipping, _ = judged_by_ai("Flipping", audit=12, inconsistent=4)
 
-    def as_the_judge_says(comparison):  # people agree with every label, the inconsistent ties included
-        return Judgment.objects.get(comparison=comparison, source="ai").verdict
-
-    people_judge(flipping, make_user("p2"), as_the_judge_says, 12)
+    people_judge(flipping, make_user("p2"), agreeing, 12)  # people agree with every label, inconsistent ties too
     with pytest.raises(ConflictError, match=r"consistency across the two orders 0.667 \(8 of 12 pairs\)"):
         export(flipping, tmp_path, judges="ai")
 
 
-def test_the_command_refuses_with_the_figures(tmp_path):
-    judged_by_ai("Command", audit=6)
+def test_the_command_refuses_with_the_figures_and_tells_what_passed(tmp_path):
+    campaign, _ = judged_by_ai("Command", audit=6)
+    arguments = ["export_preferences", "--campaign", "Command", "--judges", "ai", "--val-fraction", "0"]
     with pytest.raises(CommandError, match=r"not enough evidence: 0 audit pair\(s\)"):
-        call_command("export_preferences", "--campaign", "Command", "--out", str(tmp_path), "--judges", "ai",
-                     stdout=io.StringIO())  # fmt: skip
+        call_command(*arguments, "--out", str(tmp_path / "refused"), stdout=io.StringIO())
+    people_judge(campaign, make_user("p1"), agreeing, 6)
+    out = io.StringIO()
+    call_command(*arguments, "--out", str(tmp_path / "passed"), stdout=out)
+    assert (
+        "judge gate passed: ai-judge-scripted kappa 1.000 (n=6 audit pairs, thresholds 0.6 over 4), consistency "
+        "1.000 (threshold 0.8)" in out.getvalue()
+    )
+    judged_by_ai("Unaudited")
+    out = io.StringIO()
+    call_command(*arguments[:2], "Unaudited", *arguments[3:], "--out", str(tmp_path / "unaudited"), stdout=out)
+    assert "AI verdicts counted unchecked: the campaign audits none of its judge's pairs" in out.getvalue()
