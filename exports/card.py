@@ -92,6 +92,9 @@ def _judge_gate_lines(gate: JudgeGate) -> list[str]:
             "dataset were not checked against people's."
         )
         return lines
+    if not gate.judges:
+        lines.append("On, with nothing to check: no AI judge has given this campaign a verdict.")
+        return lines
     t = gate.thresholds
     lines += [
         f"On: AI verdicts count only if, on a random audit sample of each judge's pairs ({gate.audit_size} per "
@@ -207,8 +210,6 @@ def dataset_card(
     }[options.judges]
     lines += [f"Judges: {judges_help}; {stats['judges']} distinct judge(s).", ""]
     lines += _table(("source", "counted votes"), list(stats["votes_by_source"].items()))
-    if options.judges != "humans":
-        lines += ["", *_judge_gate_lines(campaign_judge_gate(campaign=campaign))]
     models = sorted(set(stats["chosen_models"]) | set(stats["rejected_models"]))
     lines += [""]
     chosen, rejected = stats["chosen_models"], stats["rejected_models"]
@@ -216,6 +217,8 @@ def dataset_card(
         ("model", "chosen", "rejected"),
         [(model or "(unknown)", chosen.get(model, 0), rejected.get(model, 0)) for model in models],
     )
+    if options.judges != "humans":
+        lines += ["", *_judge_gate_lines(campaign_judge_gate(campaign=campaign))]
 
     lines += ["", "## Options", ""]
     lines += _table(("option", "value"), [(name, value) for name, value in options.as_dict().items()])
