@@ -6,36 +6,56 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('annotator', '0003_comparison_priority'),
+        ("annotator", "0003_comparison_priority"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='campaign',
-            name='judge_audit_seed',
-            field=models.BigIntegerField(default=0, help_text="Seeds the judge's audit sample: another seed, another (equally random) sample."),
+            model_name="campaign",
+            name="judge_audit_seed",
+            field=models.BigIntegerField(
+                default=0, help_text="Seeds the judge's audit sample: another seed, another (equally random) sample."
+            ),
         ),
         migrations.AddField(
-            model_name='campaign',
-            name='judge_audit_size',
-            field=models.PositiveIntegerField(default=0, help_text="How many of an AI judge's pairs are drawn at random and served to people first, so that the judge's verdicts can be checked against theirs before an export uses them (0: none, and no check). See docs/judge.md."),
+            model_name="campaign",
+            name="judge_audit_size",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="How many of an AI judge's pairs are drawn at random and served to people first, so that the judge's verdicts can be checked against theirs before an export uses them (0: none, and no check). See docs/judge.md.",
+            ),
         ),
         migrations.CreateModel(
-            name='JudgeAuditPair',
+            name="JudgeAuditPair",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seed', models.BigIntegerField(help_text="The campaign's judge_audit_seed when the pair was drawn.")),
-                ('draw_key', models.CharField(help_text='sha256("<seed>:<comparison id>"): pairs are drawn in the order of this key.', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('comparison', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='audits', to='annotator.comparison')),
-                ('judge', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seed", models.BigIntegerField(help_text="The campaign's judge_audit_seed when the pair was drawn.")),
+                (
+                    "draw_key",
+                    models.CharField(
+                        help_text='sha256("<seed>:<comparison id>"): pairs are drawn in the order of this key.',
+                        max_length=64,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "comparison",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="audits", to="annotator.comparison"
+                    ),
+                ),
+                (
+                    "judge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'constraints': [models.UniqueConstraint(fields=('comparison', 'judge'), name='judge_audit_pair_once')],
+                "ordering": ["id"],
+                "constraints": [models.UniqueConstraint(fields=("comparison", "judge"), name="judge_audit_pair_once")],
             },
         ),
     ]
