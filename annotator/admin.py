@@ -9,6 +9,7 @@ from annotator.models import (
     Campaign,
     Candidate,
     Comparison,
+    JudgeAuditPair,
     Judgment,
     Prompt,
     Verdict,
@@ -81,6 +82,7 @@ class CampaignAdmin(JudgedWorkAdmin):
         "min_votes",
         "allow_tie",
         "allow_both_bad",
+        "judge_audit_size",
         "n_comparisons",
         "n_judgments",
         "created_at",
@@ -246,6 +248,28 @@ class WithdrawnJudgmentAdmin(admin.ModelAdmin):
 
     @admin.display(ordering="comparison__prompt__campaign__name")
     def campaign(self, obj: WithdrawnJudgment) -> str:
+        return obj.comparison.prompt.campaign.name
+
+
+@admin.register(JudgeAuditPair)
+class JudgeAuditPairAdmin(admin.ModelAdmin):
+    """The AI judges' audit samples (drawn by judge_pairs, docs/judge.md): a record, read-only."""
+
+    list_display = ["id", "comparison_id", "campaign", "judge", "seed", "draw_key", "created_at"]
+    list_filter = ["comparison__prompt__campaign", "judge"]
+    list_select_related = ["judge", "comparison__prompt__campaign"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: JudgeAuditPair | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: JudgeAuditPair | None = None) -> bool:
+        return False
+
+    @admin.display(ordering="comparison__prompt__campaign__name")
+    def campaign(self, obj: JudgeAuditPair) -> str:
         return obj.comparison.prompt.campaign.name
 
 

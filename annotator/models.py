@@ -79,6 +79,15 @@ class Campaign(models.Model):
         "each pair; a plain pick records no strength).",
     )
     is_active = models.BooleanField(default=True, help_text="Inactive campaigns are hidden from annotators.")
+    judge_audit_size = models.PositiveIntegerField(
+        default=0,
+        help_text="How many of an AI judge's pairs are drawn at random and served to people first, so that the "
+        "judge's verdicts can be checked against theirs before an export uses them (0: none, and no check). "
+        "See docs/judge.md.",
+    )
+    judge_audit_seed = models.BigIntegerField(
+        default=0, help_text="Seeds the judge's audit sample: another seed, another (equally random) sample."
+    )
     annotators = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,
@@ -386,6 +395,31 @@ class Judgment(models.Model):
     def choice(self) -> str:
         """The verdict in the screen terms the annotator used (left/right/tie/both_bad/skip)."""
         return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)
+
+
+# Audit pairs go out to people before every other open pair (`Comparison.priority`).
+AUDIT_PRIORITY = 100
+
+
+class JudgeAuditPair(models.Model):
+    """One pair of an AI judge's audit sample: drawn at random among the pairs the judge gave a verdict, and
+    served to people first (its comparison's priority is raised), so that the judge's verdicts can be compared
+    with theirs. Drawn by quality.services.judge_audit_sample_draw; never changes a judgment."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="audits")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    seed = models.BigIntegerField(help_text="The campaign's judge_audit_seed when the pair was drawn.")
+    draw_key = models.CharField(
+        max_length=64, help_text='sha256("<seed>:<comparison id>"): pairs are drawn in the order of this key.'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["comparison", "judge"], name="judge_audit_pair_once")]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} in the audit sample of {self.judge}"
 
 
 class WithdrawalReason(models.TextChoices):

@@ -42,6 +42,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    if value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
 # Unset or empty: the development key, which only DEBUG lets the app serve on.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "django-insecure-local-development-key-change-me-in-production"
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -250,6 +260,14 @@ OPENAI_BASE_URLS = env_list("PREFSTUDIO_OPENAI_BASE_URLS", "")
 ANNOTATION_LEASE_SECONDS = env_int("PREFSTUDIO_LEASE_SECONDS", 600)
 # How long after recording a judgment its annotator may still undo it (their latest one only).
 ANNOTATION_UNDO_SECONDS = env_int("PREFSTUDIO_UNDO_SECONDS", 300)
+
+# The judge gate (docs/judge.md): an export counts an AI judge's verdicts (`--judges ai|both`) in a campaign that
+# audits its judge (`judge_audit_size` > 0) only if, on the audit sample, its Cohen's kappa with the people's
+# verdicts is at least JUDGE_GATE_MIN_KAPPA over at least JUDGE_GATE_MIN_PAIRS pairs, and it gave the same
+# verdict in both orders on at least JUDGE_GATE_MIN_CONSISTENCY of its pairs.
+JUDGE_GATE_MIN_KAPPA = env_float("PREFSTUDIO_JUDGE_GATE_MIN_KAPPA", 0.6)
+JUDGE_GATE_MIN_CONSISTENCY = env_float("PREFSTUDIO_JUDGE_GATE_MIN_CONSISTENCY", 0.8)
+JUDGE_GATE_MIN_PAIRS = env_int("PREFSTUDIO_JUDGE_GATE_MIN_PAIRS", 30)
 
 # How much one request or file may bring; beyond it, a 400 (or an import error) that names the limit.
 # A file upload to the API (the pair import), checked before it is read. Other bodies (JSON, forms) stop at

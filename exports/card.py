@@ -15,6 +15,7 @@ from exports.aggregation import DROP_HELP, Drop
 from exports.formats import CONVERSATIONAL, MIXED, OPENAI, PROMPT_SEPARATOR, REFUSAL_HELP, STRING, Refusal
 from exports.options import ExportOptions
 from exports.writers import column_descriptions, parquet_schema
+from quality.gate import JudgeGate, campaign_judge_gate
 
 OPENAI_COLUMNS = [
     ("input", "object", 'The prompt: {"messages": [system message if any, the user message]}.'),
@@ -76,6 +77,47 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return lines
+
+
+def _number(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _judge_gate_lines(gate: JudgeGate) -> list[str]:
+    """What the judge gate checked before this export counted AI verdicts, and the figures it measured."""
+    lines = ["### Judge gate", ""]
+    if not gate.enabled:
+        lines.append(
+            "Off: the campaign audits none of its AI judge's pairs (judge_audit_size 0), so the AI verdicts in this "
+            "dataset were not checked against people's."
+        )
+        return lines
+    if not gate.judges:
+        lines.append("On, with nothing to check: no AI judge has given this campaign a verdict.")
+        return lines
+    t = gate.thresholds
+    lines += [
+        f"On: AI verdicts count only if, on a random audit sample of each judge's pairs ({gate.audit_size} per "
+        "judge) that people judged too, the judge's Cohen's kappa with the people's majority (categories a, b, "
+        f"neither: tie and both bad) is at least {t.min_kappa} over at least {t.min_pairs} pairs, and its verdict "
+        f"was the same in both orders on at least {t.min_consistency} of its pairs. Every judge passed; measured "
+        "when this card was written:",
+        "",
+    ]
+    rows = [
+        (
+            judge.judge,
+            judge.audit_pairs,
+            judge.n,
+            _number(judge.kappa),
+            _number(judge.agreement),
+            f"{_number(judge.consistency)} ({judge.consistent} of {judge.consistent + judge.inconsistent})",
+            judge.awaiting,
+        )
+        for judge in gate.judges
+    ]
+    header = ("judge", "audit pairs", "with both verdicts", "kappa", "agreement", "consistency", "awaiting votes")
+    return lines + _table(header, rows)
 
 
 def dataset_card(
@@ -175,6 +217,8 @@ def dataset_card(
         ("model", "chosen", "rejected"),
         [(model or "(unknown)", chosen.get(model, 0), rejected.get(model, 0)) for model in models],
     )
+    if options.judges != "humans":
+        lines += ["", *_judge_gate_lines(campaign_judge_gate(campaign=campaign))]
 
     lines += ["", "## Options", ""]
     lines += _table(("option", "value"), [(name, value) for name, value in options.as_dict().items()])

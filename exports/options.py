@@ -23,7 +23,8 @@ class ExportOptions(Options):
     )
     judges: str = option(
         "humans",
-        "Whose judgments count: humans, ai, or both (AI verdicts only for pairs no human judged).",
+        "Whose judgments count: humans, ai, or both (AI verdicts only for pairs no human judged). In a campaign that "
+        "audits its AI judge, ai and both count its verdicts only once it passes the judge gate (docs/judge.md).",
         choices=JUDGES,
     )
     val_fraction: float = option(0.1, "Expected share of prompts in the validation split, in [0, 1).")

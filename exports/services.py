@@ -13,10 +13,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotator.models import Campaign
-from core.errors import StudioError
+from core.errors import ConflictError, StudioError
 from core.jobs import job_enqueue, job_running, job_succeed
 from exports.models import DatasetExport, ExportVia
 from exports.options import ExportOptions
+from quality.gate import JudgeGate, campaign_judge_gate
 
 
 def dataset_export_create(
@@ -55,9 +56,11 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
     from exports.pipeline import CHUNK_PAIRS, campaign_export  # pyarrow, and transformers for --tokenizer
 
     with job_running(export, describe=_export_failure):
+        options = ExportOptions.from_mapping(export.options)
+        gate = export_judge_gate_check(campaign=export.campaign, judges=options.judges)
         result = campaign_export(
             campaign=export.campaign,
-            options=ExportOptions.from_mapping(export.options),
+            options=options,
             out_dir=Path(export.out_dir),
             export_id=export.pk,
             created_by=export.created_by.get_username() if export.created_by else "",
@@ -66,10 +69,26 @@ def dataset_export_run(*, export: DatasetExport, chunk_size: int | None = None) 
         )
         job_succeed(
             export,
-            stats={"format": result.kind, "format_reason": result.format_reason, **result.stats},
+            stats={
+                "format": result.kind,
+                "format_reason": result.format_reason,
+                **result.stats,
+                **({"judge_gate": gate.as_dict()} if gate is not None else {}),
+            },
             files=result.files,
         )
     return export
+
+
+def export_judge_gate_check(*, campaign: Campaign, judges: str) -> JudgeGate | None:
+    """The judge gate of an export that counts AI verdicts (`judges` ai or both): refused with the figures
+    (ConflictError) when the campaign audits its judge and the judge falls short; None for `judges` humans."""
+    if judges == "humans":
+        return None
+    gate = campaign_judge_gate(campaign=campaign)
+    if not gate.passed:
+        raise ConflictError(gate.refusal(campaign=campaign, judges=judges))
+    return gate
 
 
 def dataset_export_enqueue(*, export: DatasetExport) -> None:

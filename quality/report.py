@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotator.models import Campaign, Verdict
+from quality.gate import campaign_judge_gate
 from quality.selectors import (
     AnnotatorDay,
     PairGroup,
@@ -167,23 +168,38 @@ def _judge(groups: list[PairGroup]) -> dict[str, Any] | None:
     judged = [g for g in groups if g.ai_judgments]
     if not judged:
         return None
-    # The earliest AI verdict of each pair against the majority of its human votes, where both exist.
+    # The earliest AI verdict of each pair against the majority of its human votes, where both exist; and the
+    # same without the pairs where that verdict is a tie recorded because the judge's two orders disagreed.
     pairs: Counter = Counter()
+    consistent_pairs: Counter = Counter()
     for group in judged:
         human_majority = majority(group.human)
         if group.ai_first is not None and human_majority is not None:
             pairs[(group.ai_first, human_majority)] += group.pairs
-    n = sum(pairs.values())
+            if not group.ai_first_inconsistent:
+                consistent_pairs[(group.ai_first, human_majority)] += group.pairs
+    n, n_consistent = sum(pairs.values()), sum(consistent_pairs.values())
     consistent = sum(g.ai_consistent for g in judged)
-    with_consistency = consistent + sum(g.ai_inconsistent for g in judged)
+    inconsistent = sum(g.ai_inconsistent for g in judged)
+    ties = sum(g.pairs * g.ai[Verdict.TIE] for g in judged) - sum(g.ai_inconsistent_ties for g in judged)
     return {
         "pairs_judged": sum(g.pairs for g in judged),
         "pairs_with_human_majority": n,
-        "agreement_with_humans": sum(c for (j, h), c in pairs.items() if j == h) / n if n else None,
+        "agreement_with_humans": _agreeing(pairs) / n if n else None,
         "kappa_with_humans": cohen_kappa(pairs),
-        "consistency_rate": consistent / with_consistency if with_consistency else None,
+        "consistent_pairs_with_human_majority": n_consistent,
+        "agreement_with_humans_when_consistent": _agreeing(consistent_pairs) / n_consistent if n_consistent else None,
+        "kappa_with_humans_when_consistent": cohen_kappa(consistent_pairs),
+        "consistent": consistent,
+        "inconsistent": inconsistent,
+        "ties": ties,
+        "consistency_rate": consistent / (consistent + inconsistent) if consistent + inconsistent else None,
         "unparseable": sum(g.ai_unparseable for g in judged),
     }
+
+
+def _agreeing(pairs: Counter) -> int:
+    return sum(count for (judge, human), count in pairs.items() if judge == human)
 
 
 _SCORE = {Verdict.A: 1.0, Verdict.B: 0.0, Verdict.TIE: 0.5, Verdict.BOTH_BAD: 0.5}
@@ -238,6 +254,7 @@ def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         "progress": _progress(groups, campaign.overlap),
         "agreement": _agreement(campaign, groups),
         "judge": _judge(groups),
+        "judge_gate": campaign_judge_gate(campaign=campaign).as_dict() if campaign.judge_audit_size > 0 else None,
         "position_bias": _position_bias(annotators),
         "length_bias": _length_bias(groups),
         "annotators": _annotators(annotators, campaign_median_durations(campaign=campaign)),

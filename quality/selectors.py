@@ -27,14 +27,15 @@ from django.db.models import (
 )
 from django.db.models.expressions import RowRange, Window
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Length, RowNumber
+from django.db.models.functions import Cast, Concat, Length, RowNumber
 from django.db.models.lookups import GreaterThan
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Verdict
+from annotator.models import Campaign, Comparison, JudgeAuditPair, JudgeSource, Judgment, Verdict
 from quality.stats import Tally
 
 COUNTED = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)  # every verdict but skip
 DECISIVE = (Verdict.A, Verdict.B)
+INCONSISTENT_MARK = "!"  # after a verdict: the AI judge's two orders disagreed on it (it was recorded as a tie)
 
 
 def _sql(rows: QuerySet, alias: str) -> tuple[str, list]:
@@ -94,6 +95,7 @@ class PairGroup:
     ai: Tally  # the AI judges' votes that count
     ai_judgments: int  # the AI judges' judgments, unparseable ones (skips) included
     ai_first: str | None  # the earliest AI verdict that counts
+    ai_first_inconsistent: bool  # that verdict is a tie recorded for an inconsistent pair (orders disagreed)
     longer: str | None  # the candidate ("a" or "b") with more characters; None when both are as long
     model_a: str
     model_b: str
@@ -102,6 +104,7 @@ class PairGroup:
     # unparseable answers.
     ai_consistent: int
     ai_inconsistent: int
+    ai_inconsistent_ties: int  # ties recorded because the orders disagreed (the rest of ai's ties are real ones)
     ai_unparseable: int
 
 
@@ -118,19 +121,28 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
             ai_judgments=Count("id", filter=ai),
             ai_consistent=Count("id", filter=ai & Q(details__consistent=True)),
             ai_inconsistent=Count("id", filter=ai & Q(details__consistent=False)),
+            ai_inconsistent_ties=Count("id", filter=ai & Q(verdict=Verdict.TIE, details__consistent=False)),
             ai_unparseable=Sum(Cast(KeyTextTransform("unparseable", "details"), IntegerField()), filter=ai),
         )
     )
+    # The earliest AI verdict, marked INCONSISTENT_MARK when the judge's two orders disagreed on it: one
+    # correlated subquery for both.
     first_ai_verdict = (
         Judgment.objects.filter(comparison=OuterRef("pk"), source=JudgeSource.AI)
         .exclude(verdict=Verdict.SKIP)
         .order_by("created_at", "id")
-        .values("verdict")[:1]
+        .values(
+            marked=Concat(
+                "verdict",
+                Case(When(details__consistent=False, then=Value(INCONSISTENT_MARK)), default=Value("")),
+                output_field=CharField(),
+            )
+        )[:1]
     )
     length_a, length_b = Length("candidate_a__text"), Length("candidate_b__text")
     pairs = Comparison.objects.filter(prompt__campaign=campaign).values(
         "pk",
-        ai_first=Subquery(first_ai_verdict),
+        ai_first=Subquery(first_ai_verdict, output_field=CharField()),
         longer=Case(
             When(GreaterThan(length_a, length_b), then=Value("a")),
             When(GreaterThan(length_b, length_a), then=Value("b")),
@@ -149,19 +161,22 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
     )
     keys = [*_tally_columns("human"), "human_skips", *_tally_columns("ai"), "ai_judgments", "ai_first", "longer",
             "model_a", "model_b", "a_side"]  # fmt: skip
-    totals = [_name(column) for column in ("ai_consistent", "ai_inconsistent", "ai_unparseable")]
+    summed = ("ai_consistent", "ai_inconsistent", "ai_inconsistent_ties", "ai_unparseable")
+    totals = [_name(column) for column in summed]
     groups = []
     for row in _grouped(source, keys, totals):
         human, (skips,), ai, (ai_judgments, ai_first, longer, model_a, model_b, a_side), sums, (n,) = (
-            row[0:4], row[4:5], row[5:9], row[9:15], row[15:18], row[18:]
+            row[0:4], row[4:5], row[5:9], row[9:15], row[15:19], row[19:]
         )  # fmt: skip
-        consistent, inconsistent, unparseable = (int(total or 0) for total in sums)
+        consistent, inconsistent, inconsistent_ties, unparseable = (int(total or 0) for total in sums)
+        first_inconsistent = ai_first is not None and ai_first.endswith(INCONSISTENT_MARK)
         groups.append(
             PairGroup(
                 pairs=n, human=_tally(human), human_skips=int(skips or 0), ai=_tally(ai),
-                ai_judgments=int(ai_judgments or 0), ai_first=ai_first, longer=longer, model_a=model_a,
+                ai_judgments=int(ai_judgments or 0), ai_first=ai_first.removesuffix(INCONSISTENT_MARK) if ai_first
+                else None, ai_first_inconsistent=first_inconsistent, longer=longer, model_a=model_a,
                 model_b=model_b, a_side=a_side, ai_consistent=consistent, ai_inconsistent=inconsistent,
-                ai_unparseable=unparseable,
+                ai_inconsistent_ties=inconsistent_ties, ai_unparseable=unparseable,
             )
         )  # fmt: skip
     return groups
@@ -296,3 +311,63 @@ def campaign_median_durations(*, campaign: Campaign) -> tuple[dict[int, float], 
             everyone.append(duration)
     medians = {annotator_id: sum(values) / len(values) for annotator_id, values in per_annotator.items()}
     return medians, sum(everyone) / len(everyone) if everyone else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The AI judges' audit samples (quality/gate.py)
+
+
+@dataclass(frozen=True)
+class JudgeAuditCounts:
+    """One AI judge of a campaign: its consistency over all its pairs, and each pair of its audit sample with
+    the judge's verdict on it (None: unparseable, or its judgment deleted) and people's counted votes."""
+
+    username: str
+    consistent: int
+    inconsistent: int
+    audited: list[tuple[str | None, Tally]]
+
+
+def campaign_judge_audits(*, campaign: Campaign) -> list[JudgeAuditCounts]:
+    """Every AI judge that gave the campaign's pairs a verdict, by username, with its audit sample (three
+    queries: the judges' counts over the campaign, their audit pairs, people's votes on those). Reads grow with
+    the audit samples, which are small by design, and with one grouped count over the judges' judgments."""
+    ai = Q(source=JudgeSource.AI)
+    judges = (
+        _judgments(campaign)
+        .filter(ai)
+        .values("annotator_id")
+        .annotate(
+            username=F("annotator__username"),
+            verdicts=Count("id", filter=~Q(verdict=Verdict.SKIP)),
+            consistent=Count("id", filter=Q(details__consistent=True)),
+            inconsistent=Count("id", filter=Q(details__consistent=False)),
+        )
+        .filter(verdicts__gt=0)
+        .order_by("username")
+    )
+    audits = JudgeAuditPair.objects.filter(comparison__prompt__campaign=campaign)
+    judge_verdict = Judgment.objects.filter(
+        comparison=OuterRef("comparison_id"), annotator=OuterRef("judge_id"), source=JudgeSource.AI
+    ).exclude(verdict=Verdict.SKIP)
+    pairs = audits.order_by("judge_id", "comparison_id").values_list(
+        "judge_id", "comparison_id", Subquery(judge_verdict.values("verdict")[:1])
+    )
+    people: dict[int, dict[str, int]] = {}
+    votes = (
+        Judgment.objects.filter(comparison_id__in=audits.values("comparison_id"), source=JudgeSource.HUMAN)
+        .exclude(verdict=Verdict.SKIP)
+        .order_by()
+        .values_list("comparison_id", "verdict")
+        .annotate(n=Count("id"))
+    )
+    for comparison_id, verdict, n in votes:
+        people.setdefault(comparison_id, {})[verdict] = n
+    audited: dict[int, list[tuple[str | None, Tally]]] = {}
+    for judge_id, comparison_id, verdict in pairs:
+        tally = people.get(comparison_id, {})
+        audited.setdefault(judge_id, []).append((verdict, _tally([tally.get(v) for v in COUNTED])))
+    return [
+        JudgeAuditCounts(row["username"], row["consistent"], row["inconsistent"], audited.get(row["annotator_id"], []))
+        for row in judges
+    ]

@@ -1,6 +1,7 @@
 """Running the AI judge: its user, and a campaign's pairs judged in both orders, batch by batch, with the
 verdicts recorded through the annotation services."""
 
+import hashlib
 import re
 import time
 from collections import Counter
@@ -10,8 +11,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Exists, OuterRef
 
-from annotator.models import Campaign, Comparison, Side, Verdict
+from annotator.models import AUDIT_PRIORITY, Campaign, Comparison, JudgeAuditPair, JudgeSource, Judgment, Side, Verdict
 from annotator.services import AiVerdict, ai_judgments_record
 from core.errors import InputError
 from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling, results_raise_failed
@@ -34,6 +37,7 @@ class JudgeSummary:
     methods: Counter = field(default_factory=Counter)  # how answers were read: logprobs / text
     verdicts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    audit: "AuditDraw | None" = None  # the audit sample, when the campaign audits its judge
 
 
 def judge_user_get_or_create(*, model: str, name: str = "") -> AbstractBaseUser:
@@ -138,4 +142,52 @@ def judge_pairs_run(
         if progress:
             progress(min(start + batch_size, len(todo_ids)), len(todo_ids))
     summary.seconds = time.monotonic() - started
+    if campaign.judge_audit_size > 0:
+        summary.audit = judge_audit_sample_draw(campaign=campaign, judge=judge)
     return summary
+
+
+@dataclass(frozen=True)
+class AuditDraw:
+    size: int  # the campaign's judge_audit_size
+    seed: int
+    drawn: int  # pairs added to the sample now
+    pairs: int  # pairs in the judge's sample now
+
+
+def _draw_key(seed: int, comparison_id: int) -> str:
+    return hashlib.sha256(f"{seed}:{comparison_id}".encode()).hexdigest()
+
+
+def judge_audit_sample_draw(*, campaign: Campaign, judge: AbstractBaseUser) -> AuditDraw:
+    """Top the judge's audit sample up to the campaign's `judge_audit_size` pairs, drawn at random among the
+    pairs the judge gave a verdict (not a skip), and raise their priority so that people get them first.
+
+    The draw is seeded: pairs are taken in the order of sha256("<seed>:<comparison id>"), so the same judged
+    pairs and seed give the same sample, and a pair once drawn stays (with the seed it was drawn with). Rerunning
+    draws nothing new until the judge has judged pairs beyond a sample that could not be filled, or the size is
+    raised; lowering the size removes nothing. Judgments are only read, never changed.
+    """
+    size, seed = campaign.judge_audit_size, campaign.judge_audit_seed
+    with transaction.atomic():
+        Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk", flat=True).first()
+        sampled = JudgeAuditPair.objects.filter(comparison__prompt__campaign=campaign, judge=judge)
+        have = sampled.count()
+        drawn: list[JudgeAuditPair] = []
+        if have < size:
+            verdicts = Judgment.objects.filter(
+                comparison__prompt__campaign=campaign, annotator=judge, source=JudgeSource.AI
+            ).exclude(verdict=Verdict.SKIP)
+            in_sample = JudgeAuditPair.objects.filter(comparison=OuterRef("comparison_id"), judge=judge)
+            verdicts = verdicts.exclude(Exists(in_sample))
+            keyed = sorted((_draw_key(seed, pk), pk) for pk in verdicts.values_list("comparison_id", flat=True))
+            drawn = [
+                JudgeAuditPair(comparison_id=pk, judge=judge, seed=seed, draw_key=key)
+                for key, pk in keyed[: size - have]
+            ]
+            JudgeAuditPair.objects.bulk_create(drawn)
+            # Never lowered: a pair some other rule put further ahead keeps its place.
+            Comparison.objects.filter(pk__in=[a.comparison_id for a in drawn], priority__lt=AUDIT_PRIORITY).update(
+                priority=AUDIT_PRIORITY
+            )
+    return AuditDraw(size=size, seed=seed, drawn=len(drawn), pairs=have + len(drawn))

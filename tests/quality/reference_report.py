@@ -1,6 +1,7 @@
 """The quality report as it was computed before issue 12, kept as the oracle for tests/quality/test_report_sql.py:
 every judgment and both texts of every pair loaded into Python, each figure counted vote by vote with the
-statistics written for lists of labels. The report in quality/report.py must give the same figures."""
+statistics written for lists of labels. The report in quality/report.py must give the same figures. Since issue
+13 it also counts the judge's inconsistent verdicts apart from its ties, and the judge gate's figures."""
 
 import math
 import statistics
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from annotator.models import Campaign, Comparison, JudgeSource, Judgment, Verdict
+from annotator.models import Campaign, Comparison, JudgeAuditPair, JudgeSource, Judgment, Verdict
+from quality.gate import GateThresholds, JudgeAudit
 from quality.stats import Z_95, Proportion
 
 # ----- quality/stats.py: the statistics on lists of labels
@@ -283,20 +285,22 @@ def _agreement_over_time(votes_by_item: dict[int, list[Vote]]) -> list[dict[str,
     ]
 
 
-def _ai_verdict(votes: list[Vote]) -> str | None:
-    counted = [v.verdict for v in votes if v.verdict != Verdict.SKIP]
+def _ai_first(votes: list[Vote]) -> Vote | None:
+    counted = [v for v in votes if v.verdict != Verdict.SKIP]
     return counted[0] if counted else None
 
 
 def _judge(human: dict[int, list[Vote]], ai: dict[int, list[Vote]]) -> dict[str, Any] | None:
     if not ai:
         return None
-    pairs = []
+    pairs, consistent_pairs = [], []
     for comparison_id, votes in ai.items():
-        judge_verdict = _ai_verdict(votes)
+        first = _ai_first(votes)
         human_majority = majority([v.verdict for v in human.get(comparison_id, []) if v.verdict != Verdict.SKIP])
-        if judge_verdict is not None and human_majority is not None:
-            pairs.append((judge_verdict, human_majority))
+        if first is not None and human_majority is not None:
+            pairs.append((first.verdict, human_majority))
+            if first.details.get("consistent") is not False:
+                consistent_pairs.append((first.verdict, human_majority))
     judged = [v for votes in ai.values() for v in votes]
     consistent = [v.details["consistent"] for v in judged if v.details.get("consistent") is not None]
     return {
@@ -304,8 +308,91 @@ def _judge(human: dict[int, list[Vote]], ai: dict[int, list[Vote]]) -> dict[str,
         "pairs_with_human_majority": len(pairs),
         "agreement_with_humans": sum(j == h for j, h in pairs) / len(pairs) if pairs else None,
         "kappa_with_humans": cohen_kappa(pairs),
+        "consistent_pairs_with_human_majority": len(consistent_pairs),
+        "agreement_with_humans_when_consistent": (
+            sum(j == h for j, h in consistent_pairs) / len(consistent_pairs) if consistent_pairs else None
+        ),
+        "kappa_with_humans_when_consistent": cohen_kappa(consistent_pairs),
+        "consistent": sum(consistent),
+        "inconsistent": len(consistent) - sum(consistent),
+        "ties": sum(1 for v in judged if v.verdict == Verdict.TIE and v.details.get("consistent") is not False),
         "consistency_rate": sum(consistent) / len(consistent) if consistent else None,
         "unparseable": sum(v.details.get("unparseable", 0) for v in judged),
+    }
+
+
+_PREFERENCE = {Verdict.A: "a", Verdict.B: "b", Verdict.TIE: "neither", Verdict.BOTH_BAD: "neither"}
+
+
+def _judge_gate(campaign: Campaign) -> dict[str, Any] | None:
+    """The judge gate's figures, judgment by judgment: each AI judge with a verdict, by username."""
+    if campaign.judge_audit_size <= 0:
+        return None
+    thresholds = GateThresholds.from_settings()
+    judgments = list(
+        Judgment.objects.filter(comparison__prompt__campaign=campaign).values(
+            "comparison_id", "annotator_id", "annotator__username", "verdict", "source", "details"
+        )
+    )
+    people: dict[int, list[str]] = defaultdict(list)
+    for j in judgments:
+        if j["source"] == JudgeSource.HUMAN and j["verdict"] != Verdict.SKIP:
+            people[j["comparison_id"]].append(_PREFERENCE[j["verdict"]])
+    judges = sorted(
+        {(j["annotator__username"], j["annotator_id"]) for j in judgments
+         if j["source"] == JudgeSource.AI and j["verdict"] != Verdict.SKIP}
+    )  # fmt: skip
+    rows = []
+    for username, judge_id in judges:
+        own = {j["comparison_id"]: j for j in judgments if j["annotator_id"] == judge_id and j["source"] == "ai"}
+        checked = [j["details"].get("consistent") for j in own.values() if j["details"]]
+        checked = [flag for flag in checked if flag is not None]
+        sample = JudgeAuditPair.objects.filter(judge_id=judge_id, comparison__prompt__campaign=campaign)
+        audit_ids = list(sample.values_list("comparison_id", flat=True))
+        compared, judged, no_votes, split = [], 0, 0, 0
+        for comparison_id in audit_ids:
+            judgment = own.get(comparison_id)
+            if judgment is None or judgment["verdict"] == Verdict.SKIP:
+                continue
+            judged += 1
+            human = majority(people[comparison_id])
+            if human is not None:
+                compared.append((_PREFERENCE[judgment["verdict"]], human))
+            elif people[comparison_id]:
+                split += 1
+            else:
+                no_votes += 1
+        audit = JudgeAudit(
+            judge=username, audit_pairs=len(audit_ids), judged=judged, table=Counter(compared),
+            no_human_votes=no_votes, split=split, consistent=sum(checked), inconsistent=len(checked) - sum(checked),
+        )  # fmt: skip
+        # The wording is the gate's; the figures are counted here.
+        problems = audit.problems(thresholds, audit_size=campaign.judge_audit_size)
+        rows.append(
+            {
+                "judge": username,
+                "audit_pairs": len(audit_ids),
+                "judged": judged,
+                "n": len(compared),
+                "kappa": cohen_kappa(compared),
+                "agreement": sum(j == h for j, h in compared) / len(compared) if compared else None,
+                "awaiting_human_votes": no_votes + split,
+                "split": split,
+                "consistent": sum(checked),
+                "inconsistent": len(checked) - sum(checked),
+                "consistency": sum(checked) / len(checked) if checked else None,
+                "passed": not problems,
+                "problems": problems,
+            }
+        )
+    return {
+        "enabled": True,
+        "audit_size": campaign.judge_audit_size,
+        "min_kappa": thresholds.min_kappa,
+        "min_consistency": thresholds.min_consistency,
+        "min_pairs": thresholds.min_pairs,
+        "passed": all(row["passed"] for row in rows),
+        "judges": rows,
     }
 
 
@@ -370,6 +457,7 @@ def reference_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         },
         "agreement": _agreement(human, campaign.overlap),
         "judge": _judge(human, ai),
+        "judge_gate": _judge_gate(campaign),
         "position_bias": _position_bias(human),
         "length_bias": _length_bias(comparisons, human),
         "annotators": _annotators(human),

@@ -8,6 +8,7 @@ import pytest
 
 from annotator.models import Candidate, Comparison, Judgment, Prompt
 from quality.report import campaign_quality_report
+from quality.services import judge_audit_sample_draw
 from tests.factories import make_campaign, make_user
 from tests.quality.reference_report import assert_same_figures, reference_quality_report
 
@@ -27,10 +28,11 @@ MODELS = [
 VERDICTS = ["a"] * 6 + ["b"] * 5 + ["tie"] * 2 + ["both_bad", "skip", "skip"]
 
 
-def random_campaign(seed: int, *, pairs: int, overlap: int, monkeypatch: pytest.MonkeyPatch):
+def random_campaign(seed: int, *, pairs: int, overlap: int, monkeypatch: pytest.MonkeyPatch, audit: int = 0):
     """A campaign of `pairs` pairs judged by 0 to 4 of 7 people (one clicks left, one clicks through fast, one
     only skips) and 0 to 2 AI judges, over five days with some judgments at the same instant; texts of
-    equal or different lengths; then the overlap lowered by one, so some pairs carry more votes than it."""
+    equal or different lengths; then the overlap lowered by one, so some pairs carry more votes than it. With
+    `audit`, each judge's audit sample of that size is drawn (after the votes: the gate reads what is there)."""
     monkeypatch.setattr(Judgment._meta.get_field("created_at"), "auto_now_add", False)
     rng = random.Random(seed)
     campaign = make_campaign(f"Random {seed}", pairs=0, overlap=overlap + 1)
@@ -67,20 +69,32 @@ def random_campaign(seed: int, *, pairs: int, overlap: int, monkeypatch: pytest.
                                     shown_left="a", source="ai", details=details,
                                     created_at=when + timedelta(minutes=rng.choice([0, 5])))  # fmt: skip
     campaign.overlap = overlap
-    campaign.save(update_fields=["overlap"])
+    campaign.judge_audit_size = audit
+    campaign.save(update_fields=["overlap", "judge_audit_size"])
+    for judge in judges if audit else ():
+        judge_audit_sample_draw(campaign=campaign, judge=judge)
     return campaign
 
 
-@pytest.mark.parametrize(("seed", "overlap"), [(1, 1), (2, 2), (3, 3)])
-def test_the_report_gives_the_figures_of_the_vote_by_vote_computation(seed, overlap, monkeypatch, settings):
-    campaign = random_campaign(seed, pairs=120, overlap=overlap, monkeypatch=monkeypatch)
+@pytest.mark.parametrize(("seed", "overlap", "audit"), [(1, 1, 0), (2, 2, 40), (3, 3, 15)])
+def test_the_report_gives_the_figures_of_the_vote_by_vote_computation(seed, overlap, audit, monkeypatch, settings):
+    campaign = random_campaign(seed, pairs=120, overlap=overlap, monkeypatch=monkeypatch, audit=audit)
     report = campaign_quality_report(campaign=campaign)
     assert_same_figures(report, reference_quality_report(campaign=campaign))
     # The campaign has what each figure distinguishes.
     assert report["progress"]["human_judgments"] > 150 and report["progress"]["skips"] > 10
     assert report["agreement"]["items_with_2_or_more_votes"] > 30
     assert overlap == 1 or report["agreement"]["fleiss_items"] > 10
-    assert report["judge"]["pairs_with_human_majority"] > 10 and report["judge"]["unparseable"] > 0
+    judge = report["judge"]
+    assert judge["pairs_with_human_majority"] > 10 and judge["unparseable"] > 0
+    assert judge["inconsistent"] > 0 and judge["ties"] > 0
+    assert judge["consistent_pairs_with_human_majority"] < judge["pairs_with_human_majority"]
+    if audit:
+        gate = report["judge_gate"]
+        assert len(gate["judges"]) == 2 and all(row["audit_pairs"] == audit for row in gate["judges"])
+        assert all(row["n"] > 0 and row["awaiting_human_votes"] > 0 for row in gate["judges"])
+    else:
+        assert report["judge_gate"] is None
     assert len(report["model_win_rates"]) == 3 and len(report["agreement_over_time"]) >= 5
     assert any(row["flags"] for row in report["annotators"])
     assert any(row["username"].startswith("skipper") and row["judgments"] == 0 for row in report["annotators"])
@@ -98,8 +112,12 @@ def test_an_unjudged_campaign_has_a_report_with_nothing_to_say():
 
 
 @pytest.mark.parametrize("pairs", [10, 60])
-def test_the_report_takes_the_same_few_queries_however_many_judgments(pairs, monkeypatch, django_assert_num_queries):
-    campaign = random_campaign(pairs, pairs=pairs, overlap=2, monkeypatch=monkeypatch)
-    # the pairs grouped; their first votes (Fleiss: the overlap was lowered); annotators by day; medians
-    with django_assert_num_queries(4):
+@pytest.mark.parametrize("audit", [0, 5])
+def test_the_report_takes_the_same_few_queries_however_many_judgments(
+    pairs, audit, monkeypatch, django_assert_num_queries
+):
+    campaign = random_campaign(pairs, pairs=pairs, overlap=2, monkeypatch=monkeypatch, audit=audit)
+    # the pairs grouped; their first votes (Fleiss: the overlap was lowered); annotators by day; medians; with an
+    # audit sample, the gate: the judges' counts, their audit pairs, people's votes on them
+    with django_assert_num_queries(7 if audit else 4):
         campaign_quality_report(campaign=campaign)

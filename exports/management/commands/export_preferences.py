@@ -75,5 +75,20 @@ class Command(BaseCommand):
                 f"{stats['prompt_fills_max_length']} whose prompt alone fills it"
                 + (" (dropped)" if export.options["drop_overlong"] else " (kept: TRL will truncate them)")
             )
+        gate = stats.get("judge_gate")
+        if gate is not None and not gate["enabled"]:
+            self.stdout.write(
+                self.style.WARNING(
+                    "  AI verdicts counted unchecked: the campaign audits none of its judge's pairs "
+                    "(judge_audit_size 0)"
+                )
+            )
+        for judge in gate["judges"] if gate else ():
+            kappa, consistency = (f"{v:.3f}" if v is not None else "–" for v in (judge["kappa"], judge["consistency"]))
+            self.stdout.write(
+                f"  judge gate passed: {judge['judge']} kappa {kappa} (n={judge['n']} audit pairs, thresholds "
+                f"{gate['min_kappa']} over {gate['min_pairs']}), consistency {consistency} (threshold "
+                f"{gate['min_consistency']})"
+            )
         for entry in export.files.values():
             self.stdout.write(f"  {Path(entry['path']).name}  {entry.get('rows', '-')} rows  sha256 {entry['sha256']}")

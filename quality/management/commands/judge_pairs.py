@@ -70,3 +70,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"{s.too_long} pair(s) too long for the judge's context."))
         verdicts = ", ".join(f"{v}: {n}" for v, n in sorted(s.verdicts.items()))
         self.stdout.write(f"Verdicts: {verdicts or 'none'} ({s.seconds:.1f} s).")
+        if s.audit is not None:
+            a = s.audit
+            self.stdout.write(
+                f"Audit sample: {a.pairs} of {a.size} pair(s) ({a.drawn} drawn now, seed {a.seed}), served to people "
+                "first; exports count the judge's verdicts once it agrees with theirs (docs/judge.md)."
+            )
