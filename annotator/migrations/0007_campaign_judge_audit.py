@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotator", "0003_comparison_priority"),
+        ("annotator", "0006_candidate_edits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
