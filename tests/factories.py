@@ -6,6 +6,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.forms.models import model_to_dict
 
 from annotator.models import Campaign, Comparison, PromptFormat
 from annotator.services import campaign_create, candidate_create, comparison_create, prompt_get_or_create
@@ -57,3 +58,19 @@ def shared_database_url() -> str:
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def campaign_admin_form(campaign, **changes):
+    """The admin's change form for the campaign as it is, with `changes`, as a browser posts it."""
+    form = {}
+    for name, value in {**model_to_dict(campaign), **changes}.items():
+        if isinstance(value, bool):
+            if value:
+                form[name] = "on"
+        elif value is None:
+            form[name] = ""
+        elif isinstance(value, list):
+            form[name] = [getattr(item, "pk", item) for item in value]
+        else:
+            form[name] = value
+    return form

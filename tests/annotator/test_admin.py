@@ -4,7 +4,7 @@ from django.urls import reverse
 from annotator.models import Campaign, Choice, Comparison, Judgment, Side, WithdrawalReason, WithdrawnJudgment
 from annotator.services import assignment_next, judgment_submit, judgment_undo
 from exports.services import dataset_export_create
-from tests.factories import make_campaign, make_user
+from tests.factories import campaign_admin_form, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -126,21 +126,6 @@ def test_judged_content_is_read_only_in_the_admin_and_cannot_be_deleted(staff_cl
     assert Judgment.objects.count() == 1 and comparison.prompt.candidates.count() == 2
 
 
-def _campaign_form(campaign, **changes):
-    form = {
-        "name": campaign.name,
-        "description": "",
-        "guidelines": "",
-        "overlap": campaign.overlap,
-        "min_votes": "" if campaign.min_votes is None else campaign.min_votes,
-        "settle_margin": campaign.settle_margin,
-        "allow_tie": "on",
-        "allow_both_bad": "on",
-        "is_active": "on",
-    }
-    return {**form, **changes}
-
-
 def test_turning_on_adaptive_overlap_in_the_admin_settles_the_agreed_pairs(staff_client):
     campaign = make_campaign("Adaptive later", pairs=1, overlap=3)
     for name in ("u1", "u2"):  # both prefer candidate a, whichever side it was shown on
@@ -151,7 +136,7 @@ def test_turning_on_adaptive_overlap_in_the_admin_settles_the_agreed_pairs(staff
     pair = Comparison.objects.get(prompt__campaign=campaign)
     assert not pair.settled
     url = reverse("admin:annotator_campaign_change", args=[campaign.pk])
-    response = staff_client.post(url, _campaign_form(campaign, min_votes=2))
+    response = staff_client.post(url, campaign_admin_form(campaign, min_votes=2))
     assert response.status_code == 302
     pair.refresh_from_db()
     assert pair.settled
@@ -160,7 +145,7 @@ def test_turning_on_adaptive_overlap_in_the_admin_settles_the_agreed_pairs(staff
 def test_the_admin_refuses_min_votes_above_the_overlap(staff_client):
     campaign = make_campaign("Bad rule", pairs=1, overlap=2)
     url = reverse("admin:annotator_campaign_change", args=[campaign.pk])
-    response = staff_client.post(url, _campaign_form(campaign, min_votes=3))
+    response = staff_client.post(url, campaign_admin_form(campaign, min_votes=3))
     assert response.status_code == 200
     assert "Min votes must be 1 to the overlap (the most votes a pair gets)" in response.content.decode()
     campaign.refresh_from_db()

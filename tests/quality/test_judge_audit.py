@@ -11,7 +11,7 @@ from annotator.models import AUDIT_PRIORITY, Comparison, JudgeAuditPair, Judgmen
 from annotator.services import assignment_next, judgment_submit
 from quality.judging import judge_template_load
 from quality.services import judge_audit_sample_draw, judge_pairs_run, judge_user_get_or_create
-from tests.factories import add_pair, make_campaign, make_user
+from tests.factories import add_pair, campaign_admin_form, make_campaign, make_user
 from tests.quality.test_judging import ScriptedBackend
 
 pytestmark = pytest.mark.django_db
@@ -128,8 +128,7 @@ def test_staff_set_the_audit_size_in_the_admin_and_see_the_sample_read_only(staf
     change = reverse("admin:annotator_campaign_change", args=[campaign.pk])
     page = staff_client.get(change).content.decode()
     assert 'name="judge_audit_size"' in page and 'name="judge_audit_seed"' in page
-    form = {"name": "Admin", "overlap": 1, "allow_tie": "on", "allow_both_bad": "on", "is_active": "on",
-            "judge_audit_size": 2, "judge_audit_seed": 5}  # fmt: skip
+    form = campaign_admin_form(campaign, judge_audit_size=2, judge_audit_seed=5)
     assert staff_client.post(change, form).status_code == 302
     campaign.refresh_from_db()
     assert (campaign.judge_audit_size, campaign.judge_audit_seed) == (2, 5)
