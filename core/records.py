@@ -70,6 +70,8 @@ def _records_parquet(stream: IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
         parquet = pq.ParquetFile(stream)
     except (pa.ArrowException, OSError) as error:
         raise InputError(f"{name}: not a readable Parquet file ({error}).") from None
+    except UnicodeDecodeError:  # a column name in its schema that is not UTF-8
+        raise InputError(f"{name}: a column name in its schema is not UTF-8 text: write the file again.") from None
     number = 0
     for group in range(parquet.num_row_groups):
         first = number + 1

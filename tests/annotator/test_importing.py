@@ -306,6 +306,15 @@ def test_a_parquet_file_with_a_corrupt_data_page_names_row_group_and_column(tmp_
     assert message.endswith("): write the file again.")
 
 
+def test_a_parquet_column_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path):
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist([GOOD | {"zzzznote": "x"}]), path)
+    data = path.read_bytes()
+    assert data.count(b"zzzznote") == 2  # the footer's schema and its column chunk's path
+    path.write_bytes(data.replace(b"zzzznote", b"\xff\xfezznote"))
+    assert_refused(path, "pairs.parquet: a column name in its schema is not UTF-8 text: write the file again.")
+
+
 def test_a_parquet_uuid_column_names_row_and_field(tmp_path):
     import uuid
 
