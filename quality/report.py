@@ -19,6 +19,7 @@ from quality.selectors import (
     campaign_first_votes,
     campaign_median_durations,
     campaign_pair_groups,
+    campaign_pairs_complete,
 )
 from quality.stats import (
     Proportion,
@@ -41,10 +42,14 @@ def _votes(group: PairGroup) -> int:
     return sum(group.human.values())
 
 
-def _progress(groups: list[PairGroup], overlap: int) -> dict[str, int]:
+def _progress(campaign: Campaign, groups: list[PairGroup]) -> dict[str, int]:
+    if campaign.overlap_rule.adaptive:  # complete: full, or settled with fewer votes
+        complete = campaign_pairs_complete(campaign=campaign)
+    else:
+        complete = sum(g.pairs for g in groups if _votes(g) >= campaign.overlap)
     return {
         "comparisons": sum(g.pairs for g in groups),
-        "complete": sum(g.pairs for g in groups if _votes(g) >= overlap),
+        "complete": complete,
         "human_judgments": sum(g.pairs * _votes(g) for g in groups),
         "skips": sum(g.pairs * g.human_skips for g in groups),
         "ai_judgments": sum(g.pairs * g.ai_judgments for g in groups),
@@ -52,6 +57,13 @@ def _progress(groups: list[PairGroup], overlap: int) -> dict[str, int]:
 
 
 def _agreement(campaign: Campaign, groups: list[PairGroup]) -> dict[str, Any]:
+    rule = campaign.overlap_rule
+    if rule.adaptive and rule.min_votes >= 2:
+        # Adaptive overlap asks more votes of the pairs people disagree on: counting those would make agreement
+        # look worse than it is. Every figure is computed on each pair's first min_votes votes, which every
+        # pair gets whatever its first votes say.
+        first = campaign_first_votes(campaign=campaign, votes=rule.min_votes)
+        return _agreement_figures(first, first)
     multi = [(g.human, g.pairs) for g in groups if _votes(g) >= 2]
     # Fleiss' kappa needs as many votes on every pair: each pair's first `overlap` votes. They are all its
     # votes unless the overlap was lowered after some pairs were judged.
@@ -62,6 +74,10 @@ def _agreement(campaign: Campaign, groups: list[PairGroup]) -> dict[str, Any]:
         full = campaign_first_votes(campaign=campaign, votes=overlap)
     else:
         full = [(g.human, g.pairs) for g in groups if _votes(g) == overlap]
+    return _agreement_figures(multi, full)
+
+
+def _agreement_figures(multi: list, full: list) -> dict[str, Any]:
     return {
         "items_with_2_or_more_votes": sum(pairs for _, pairs in multi),
         "percent_agreement": pairwise_agreement(multi),
@@ -251,7 +267,7 @@ def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
     annotators = _per_annotator(days)
     return {
         "campaign": {"id": campaign.pk, "name": campaign.name, "overlap": campaign.overlap},
-        "progress": _progress(groups, campaign.overlap),
+        "progress": _progress(campaign, groups),
         "agreement": _agreement(campaign, groups),
         "judge": _judge(groups),
         "judge_gate": campaign_judge_gate(campaign=campaign).as_dict() if campaign.judge_audit_size > 0 else None,

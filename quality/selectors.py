@@ -182,6 +182,12 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
     return groups
 
 
+def campaign_pairs_complete(*, campaign: Campaign) -> int:
+    """Pairs that want no more people's votes: with the overlap's number, or settled (adaptive overlap)."""
+    pairs = Comparison.objects.filter(prompt__campaign=campaign)
+    return pairs.filter(Q(human_votes__gte=campaign.overlap) | Q(settled=True)).count()
+
+
 def campaign_first_votes(*, campaign: Campaign, votes: int) -> list[tuple[Tally, int]]:
     """The first `votes` people's votes that count (oldest first) of each pair with at least that many, as
     tallies, each with how many pairs have it."""

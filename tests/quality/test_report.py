@@ -208,3 +208,30 @@ def test_the_ai_verdict_counts_where_humans_only_skipped():
     vote(comparison, make_user("ai-judge"), "a", source="ai")
     (row,) = campaign_quality_report(campaign=campaign)["model_win_rates"]
     assert (row["comparisons"], row["wins"]) == (1, 1)
+
+
+def test_under_adaptive_overlap_agreement_reads_each_pairs_first_votes_and_settled_pairs_are_complete():
+    from annotator.models import Choice
+    from annotator.services import assignment_next, judgment_submit
+
+    campaign = make_campaign("Adaptive report", pairs=0, overlap=3, min_votes=2)
+    for i in range(3):
+        pair(campaign, i)
+    users = [make_user(f"u{i}") for i in range(3)]
+    wanted = {0: ["a", "a"], 1: ["a", "b", "a"], 2: ["b", "b"]}  # pair index -> votes in order
+    index = {pk: i for i, pk in enumerate(campaign.prompts.order_by("id").values_list("comparisons", flat=True))}
+    for user in users:
+        while (assignment := assignment_next(campaign=campaign, annotator=user)) is not None:
+            votes = wanted[index[assignment.comparison_id]]
+            side = votes[assignment.comparison.human_votes]
+            choice = Choice.LEFT if assignment.shown_left == side else Choice.RIGHT
+            judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice)
+    report = sql_report(campaign=campaign)
+    assert report["progress"]["complete"] == 3
+    assert report["progress"]["human_judgments"] == 7
+    first_two = [(Counter(votes[:2]), 1) for votes in wanted.values()]
+    agreement = report["agreement"]
+    assert agreement["items_with_2_or_more_votes"] == 3
+    assert agreement["percent_agreement"] == pytest.approx((1 + 0 + 1) / 3)
+    assert agreement["krippendorff_alpha"] == pytest.approx(krippendorff_alpha_nominal(first_two))
+    assert agreement["fleiss_kappa"] == pytest.approx(fleiss_kappa(first_two))
