@@ -73,6 +73,11 @@ class Campaign(models.Model):
         default=False,
         help_text="Make each edit a new pair to judge: the edited response against the one it came from.",
     )
+    judge_uncertain_first = models.BooleanField(
+        default=False,
+        help_text="Hand people first the pairs the AI judge was unsure of: its two orders disagreed, or its "
+        "answer was near 50/50 between the two responses.",
+    )
     ask_strength = models.BooleanField(
         default=False,
         help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
@@ -397,8 +402,10 @@ class Judgment(models.Model):
         return choice_for_verdict(verdict=self.verdict, shown_left=self.shown_left)
 
 
-# Audit pairs go out to people before every other open pair (`Comparison.priority`).
+# Audit pairs go out to people before every other open pair (`Comparison.priority`); then, in campaigns that ask
+# for it, the pairs the AI judge was unsure of.
 AUDIT_PRIORITY = 100
+UNCERTAIN_PRIORITY = 50
 
 
 class JudgeAuditPair(models.Model):

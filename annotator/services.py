@@ -63,6 +63,7 @@ def campaign_create(
     ask_strength: bool = False,
     allow_edits: bool = False,
     compare_edits: bool = False,
+    judge_uncertain_first: bool = False,
     created_by: AbstractBaseUser | None = None,
 ) -> Campaign:
     """A campaign whose pairs each get `overlap` people's votes; with `min_votes`, adaptive overlap: at least
@@ -89,6 +90,7 @@ def campaign_create(
         ask_strength=ask_strength,
         allow_edits=allow_edits,
         compare_edits=compare_edits,
+        judge_uncertain_first=judge_uncertain_first,
         created_by=created_by,
     )
 
@@ -137,6 +139,12 @@ def comparison_create(*, candidate_a: Candidate, candidate_b: Candidate, metadat
     return Comparison.objects.create(
         prompt_id=candidate_a.prompt_id, candidate_a=candidate_a, candidate_b=candidate_b, metadata=metadata or {}
     )
+
+
+def comparisons_put_first(*, ids: Sequence[int], priority: int) -> int:
+    """Raise these pairs' priority to `priority` (people get higher priorities first); never lowered, so a pair
+    some other rule put further ahead keeps its place. Returns how many pairs moved up."""
+    return Comparison.objects.filter(pk__in=ids, priority__lt=priority).update(priority=priority)
 
 
 # ---------------------------------------------------------------------------------------------------------

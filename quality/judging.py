@@ -30,6 +30,8 @@ ANSWER_TOKENS = {"1": FIRST, "2": SECOND, "0": TIE, "tie": TIE}
 # What the default template asks for; on vLLM the judge can only answer one of them (constrained decoding).
 JUDGE_ANSWERS = ("1", "2", "0")
 MIN_ANSWER_PROBABILITY = 0.5
+# Near 50/50: the judge's probabilities for a and for b, averaged over both orders, within this of each other.
+UNCERTAIN_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,25 @@ class PairVerdict:
     @property
     def unparseable(self) -> int:
         return sum(reading.answer is None for reading in self.readings)
+
+    @property
+    def a_share(self) -> float | None:
+        """How much of the judge's probability for a side went to a, averaged over both orders (0.5: a coin
+        flip); None without log-probabilities for both orders."""
+        shares = []
+        for reading in self.readings:
+            p = reading.probabilities
+            p_a, p_b = (p.get(FIRST), p.get(SECOND)) if reading.response_1 == "a" else (p.get(SECOND), p.get(FIRST))
+            if p_a is None or p_b is None or p_a + p_b <= 0:
+                return None
+            shares.append(p_a / (p_a + p_b))
+        return sum(shares) / len(shares)
+
+    @property
+    def uncertain(self) -> bool:
+        """The judge is unsure: its two orders disagree, or its probabilities are near 50/50 between a and b."""
+        share = self.a_share
+        return self.consistent is False or (share is not None and abs(2 * share - 1) < UNCERTAIN_MARGIN)
 
 
 def combine_orders(first: OrderReading, second: OrderReading) -> PairVerdict:

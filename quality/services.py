@@ -14,8 +14,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 
-from annotator.models import AUDIT_PRIORITY, Campaign, Comparison, JudgeAuditPair, JudgeSource, Judgment, Side, Verdict
-from annotator.services import AiVerdict, ai_judgments_record
+from annotator.models import (
+    AUDIT_PRIORITY,
+    UNCERTAIN_PRIORITY,
+    Campaign,
+    Comparison,
+    JudgeAuditPair,
+    JudgeSource,
+    Judgment,
+    Side,
+    Verdict,
+)
+from annotator.services import AiVerdict, ai_judgments_record, comparisons_put_first
 from core.errors import InputError
 from llm.base import PROMPT_TOO_LONG, Backend, GenerationRequest, Sampling, results_raise_failed
 from quality.judging import JUDGE_SYSTEM, JudgeTemplate, OrderReading, combine_orders, judge_prompts, read_answer
@@ -38,6 +48,7 @@ class JudgeSummary:
     verdicts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     audit: "AuditDraw | None" = None  # the audit sample, when the campaign audits its judge
+    uncertain_first: int = 0  # pairs now handed to people first: the judge was unsure (judge_uncertain_first)
 
 
 def judge_user_get_or_create(*, model: str, name: str = "") -> AbstractBaseUser:
@@ -133,12 +144,17 @@ def judge_pairs_run(
                         "template_sha256": template.sha256,
                         "orders": [r.as_dict() for r in pair.readings],
                         "consistent": pair.consistent,
+                        "a_share": pair.a_share,
+                        "uncertain": pair.uncertain,
                         "unparseable": pair.unparseable,
                         "prompt_too_long": comparison.pk in too_long,
                     },
                 )
             )
-        ai_judgments_record(judge=judge, verdicts=verdicts)
+        recorded = ai_judgments_record(judge=judge, verdicts=verdicts)
+        if campaign.judge_uncertain_first:
+            uncertain = [j.comparison_id for j in recorded if j.details.get("uncertain")]
+            summary.uncertain_first += comparisons_put_first(ids=uncertain, priority=UNCERTAIN_PRIORITY)
         if progress:
             progress(min(start + batch_size, len(todo_ids)), len(todo_ids))
     summary.seconds = time.monotonic() - started
@@ -186,8 +202,5 @@ def judge_audit_sample_draw(*, campaign: Campaign, judge: AbstractBaseUser) -> A
                 for key, pk in keyed[: size - have]
             ]
             JudgeAuditPair.objects.bulk_create(drawn)
-            # Never lowered: a pair some other rule put further ahead keeps its place.
-            Comparison.objects.filter(pk__in=[a.comparison_id for a in drawn], priority__lt=AUDIT_PRIORITY).update(
-                priority=AUDIT_PRIORITY
-            )
+            comparisons_put_first(ids=[a.comparison_id for a in drawn], priority=AUDIT_PRIORITY)
     return AuditDraw(size=size, seed=seed, drawn=len(drawn), pairs=have + len(drawn))

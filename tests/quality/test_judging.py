@@ -189,3 +189,47 @@ def test_a_person_cannot_be_used_as_an_ai_judge():
     make_user("alice")
     with pytest.raises(InputError, match="is a person's account"):
         judge_user_get_or_create(model="m", name="alice")
+
+
+def test_the_judge_is_unsure_when_its_orders_disagree_or_its_probabilities_are_near_even():
+    def reading(response_1, p_first, p_second):
+        answer = FIRST if p_first >= p_second else SECOND
+        return OrderReading(response_1, answer, answer, "logprobs", {FIRST: p_first, SECOND: p_second})
+
+    sure = combine_orders(reading("a", 0.9, 0.1), reading("b", 0.1, 0.9))
+    assert sure.a_share == pytest.approx(0.9) and not sure.uncertain
+    close = combine_orders(reading("a", 0.55, 0.45), reading("b", 0.45, 0.55))
+    assert close.consistent and close.a_share == pytest.approx(0.55) and close.uncertain
+    flipped = combine_orders(reading("a", 0.9, 0.1), reading("b", 0.9, 0.1))  # always the first: inconsistent
+    assert flipped.consistent is False and flipped.uncertain
+    by_text = combine_orders(OrderReading("a", "1", FIRST, "text"), OrderReading("b", "2", SECOND, "text"))
+    assert by_text.a_share is None and not by_text.uncertain
+
+
+@pytest.mark.django_db
+def test_a_campaign_that_asks_gets_the_pairs_the_judge_was_unsure_of_first():
+    from annotator.models import UNCERTAIN_PRIORITY
+    from annotator.services import assignment_next
+
+    campaign = make_campaign("Unsure first", pairs=0, judge_uncertain_first=True)
+    sure = add_pair(campaign, "q1", "kind answer", "rude answer")
+    unsure = add_pair(campaign, "q2", "first text", "second text")
+    backend = ScriptedBackend({"kind answer": "1", "rude answer": "2", "first text": "1", "second text": "1"})
+    judge = judge_user_get_or_create(model="/models/scripted-judge")
+    summary = judge_pairs_run(campaign=campaign, backend=backend, template=judge_template_load(), judge=judge)
+    assert summary.uncertain_first == 1
+    sure.refresh_from_db(), unsure.refresh_from_db()
+    assert (sure.priority, unsure.priority) == (0, UNCERTAIN_PRIORITY)
+    assert Judgment.objects.get(comparison=unsure, annotator=judge).details["uncertain"] is True
+    assert assignment_next(campaign=campaign, annotator=make_user("person")).comparison_id == unsure.pk
+
+
+@pytest.mark.django_db
+def test_without_the_setting_the_queue_order_stays_as_it_was():
+    campaign = make_campaign("Unsure in order", pairs=0)
+    add_pair(campaign, "q2", "first text", "second text")
+    backend = ScriptedBackend({"first text": "1", "second text": "1"})
+    judge = judge_user_get_or_create(model="/models/scripted-judge")
+    summary = judge_pairs_run(campaign=campaign, backend=backend, template=judge_template_load(), judge=judge)
+    assert summary.uncertain_first == 0
+    assert set(campaign.prompts.values_list("comparisons__priority", flat=True)) == {0}

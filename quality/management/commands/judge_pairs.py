@@ -70,6 +70,11 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(f"{s.too_long} pair(s) too long for the judge's context."))
         verdicts = ", ".join(f"{v}: {n}" for v, n in sorted(s.verdicts.items()))
         self.stdout.write(f"Verdicts: {verdicts or 'none'} ({s.seconds:.1f} s).")
+        if s.uncertain_first:
+            self.stdout.write(
+                f"{s.uncertain_first} pair(s) the judge was unsure of (orders disagree, or near 50/50) go to people "
+                "first."
+            )
         if s.audit is not None:
             a = s.audit
             self.stdout.write(
