@@ -73,6 +73,24 @@ class Campaign(models.Model):
         default=False,
         help_text="Make each edit a new pair to judge: the edited response against the one it came from.",
     )
+    sentinel_rate = models.FloatField(
+        default=0.0,
+        help_text="Sentinel pairs: the share of each annotator's pairs that are sentinels, whose better side is "
+        "known by construction (0 = none; at most 0.5). Make them with `manage.py make_sentinels`.",
+    )
+    sentinel_min_accuracy = models.FloatField(
+        default=0.8, help_text="The quality report flags annotators whose sentinel accuracy is under this."
+    )
+    sentinel_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sentinel_campaign",
+        editable=False,
+        help_text="This campaign holds the sentinel pairs of that one: kept apart, so that their judgments are "
+        "never exported and never count toward its overlap, agreement or leaderboard.",
+    )
     ask_strength = models.BooleanField(
         default=False,
         help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
@@ -99,6 +117,11 @@ class Campaign(models.Model):
                 name="campaign_min_votes_within_overlap",
                 violation_error_message="Min votes must be 1 to the overlap (the most votes a pair gets), or "
                 "empty for a fixed overlap.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sentinel_rate__gte=0, sentinel_rate__lte=0.5),
+                name="campaign_sentinel_rate_0_to_half",
+                violation_error_message="Sentinel rate must be 0 to 0.5 (a share of each annotator's pairs).",
             ),
             models.CheckConstraint(
                 condition=Q(settle_margin__gte=1),
