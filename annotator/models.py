@@ -43,6 +43,12 @@ class FrozenOnceJudged:
         return [name for name, attname in attnames.items() if stored[attname] != getattr(self, attname)]
 
 
+class CampaignQuerySet(models.QuerySet):
+    def real(self) -> "CampaignQuerySet":
+        """Campaigns of real pairs: not the ones that hold another campaign's sentinel pairs."""
+        return self.filter(sentinel_of__isnull=True)
+
+
 class Campaign(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -107,6 +113,8 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CampaignQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -123,3 +123,12 @@ def test_make_sentinels_command_makes_them_and_sets_the_rate(campaign_with_prose
 def test_the_command_says_annotators_get_none_until_the_rate_is_set(campaign_with_prose, capsys):
     call_command("make_sentinels", campaign="Prose", count=1)
     assert "Annotators get none until the campaign's sentinel rate is set" in capsys.readouterr().out
+
+
+def test_sentinel_campaigns_are_in_no_staff_list_and_no_leaderboard(campaign_with_prose):
+    from leaderboard.selectors import leaderboard_campaigns, leaderboard_pairs
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=3).sentinel_campaign
+    assert shadow not in Campaign.objects.real()
+    assert shadow not in leaderboard_campaigns()
+    assert len(leaderboard_pairs(campaign=None, judges="humans")) == 4
