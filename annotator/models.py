@@ -97,6 +97,11 @@ class Campaign(models.Model):
         help_text="This campaign holds the sentinel pairs of that one: kept apart, so that their judgments are "
         "never exported and never count toward its overlap, agreement or leaderboard.",
     )
+    rank_candidates = models.BooleanField(
+        default=False,
+        help_text="For prompts with more than two candidates, show them all at once and ask for a full order "
+        "(best first); the pairs' judgments are derived from it.",
+    )
     ask_strength = models.BooleanField(
         default=False,
         help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
@@ -383,6 +388,33 @@ DURATION_MS_MAX = 24 * 3600 * 1000
 RATIONALE_MAX_CHARS = 5000
 
 
+class Ranking(models.Model):
+    """A person's full order of a prompt's candidates, best first: one judgment of n > 2 responses. The pairs'
+    judgments are derived from it (`annotator.ranking.ranking_submit`), each pointing back to it; undoing it
+    withdraws them all and keeps the ranking, withdrawn."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="rankings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings")
+    order = models.JSONField(help_text="Candidate ids, best first.")
+    shown = models.JSONField(help_text="Candidate ids in the order the annotator saw them, first on top.")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True, help_text="When its annotator undid it.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "annotator"],
+                condition=Q(withdrawn_at__isnull=True),
+                name="ranking_one_live_per_annotator",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Ranking {self.pk} of {self.annotator} on {self.prompt}"
+
+
 class Judgment(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
@@ -401,6 +433,14 @@ class Judgment(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
     source = models.CharField(max_length=10, choices=JudgeSource.choices, default=JudgeSource.HUMAN)
     details = models.JSONField(default=dict, blank=True, help_text="For AI judges: model, template and raw outputs.")
+    ranking = models.ForeignKey(
+        Ranking,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="judgments",
+        help_text="The ranking this pair's verdict was derived from, if it came from one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -441,6 +481,7 @@ class WithdrawnJudgment(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=JudgeSource.choices)
     details = models.JSONField(default=dict, blank=True)
+    ranking = models.ForeignKey(Ranking, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(help_text="When the judgment was recorded.")
     withdrawn_at = models.DateTimeField()
     withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -134,6 +134,8 @@ def _campaign_form(campaign, **changes):
         "overlap": campaign.overlap,
         "min_votes": "" if campaign.min_votes is None else campaign.min_votes,
         "settle_margin": campaign.settle_margin,
+        "sentinel_rate": campaign.sentinel_rate,
+        "sentinel_min_accuracy": campaign.sentinel_min_accuracy,
         "allow_tie": "on",
         "allow_both_bad": "on",
         "is_active": "on",
