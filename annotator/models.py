@@ -43,6 +43,12 @@ class FrozenOnceJudged:
         return [name for name, attname in attnames.items() if stored[attname] != getattr(self, attname)]
 
 
+class CampaignQuerySet(models.QuerySet):
+    def real(self) -> "CampaignQuerySet":
+        """Campaigns of real pairs: not the ones that hold another campaign's sentinel pairs."""
+        return self.filter(sentinel_of__isnull=True)
+
+
 class Campaign(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
@@ -78,6 +84,29 @@ class Campaign(models.Model):
         help_text="Hand people first the pairs the AI judge was unsure of: its two orders disagreed, or its "
         "answer was near 50/50 between the two responses.",
     )
+    sentinel_rate = models.FloatField(
+        default=0.0,
+        help_text="Sentinel pairs: the share of each annotator's pairs that are sentinels, whose better side is "
+        "known by construction (0 = none; at most 0.5). Make them with `manage.py make_sentinels`.",
+    )
+    sentinel_min_accuracy = models.FloatField(
+        default=0.8, help_text="The quality report flags annotators whose sentinel accuracy is under this."
+    )
+    sentinel_of = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sentinel_campaign",
+        editable=False,
+        help_text="This campaign holds the sentinel pairs of that one: kept apart, so that their judgments are "
+        "never exported and never count toward its overlap, agreement or leaderboard.",
+    )
+    rank_candidates = models.BooleanField(
+        default=False,
+        help_text="For prompts with more than two candidates, show them all at once and ask for a full order "
+        "(best first); the pairs' judgments are derived from it.",
+    )
     ask_strength = models.BooleanField(
         default=False,
         help_text="Let annotators say how much better the side they pick is: slightly or clearly (optional on "
@@ -104,6 +133,8 @@ class Campaign(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = CampaignQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -113,6 +144,11 @@ class Campaign(models.Model):
                 name="campaign_min_votes_within_overlap",
                 violation_error_message="Min votes must be 1 to the overlap (the most votes a pair gets), or "
                 "empty for a fixed overlap.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sentinel_rate__gte=0, sentinel_rate__lte=0.5),
+                name="campaign_sentinel_rate_0_to_half",
+                violation_error_message="Sentinel rate must be 0 to 0.5 (a share of each annotator's pairs).",
             ),
             models.CheckConstraint(
                 condition=Q(settle_margin__gte=1),
@@ -366,6 +402,33 @@ DURATION_MS_MAX = 24 * 3600 * 1000
 RATIONALE_MAX_CHARS = 5000
 
 
+class Ranking(models.Model):
+    """A person's full order of a prompt's candidates, best first: one judgment of n > 2 responses. The pairs'
+    judgments are derived from it (`annotator.ranking.ranking_submit`), each pointing back to it; undoing it
+    withdraws them all and keeps the ranking, withdrawn."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="rankings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings")
+    order = models.JSONField(help_text="Candidate ids, best first.")
+    shown = models.JSONField(help_text="Candidate ids in the order the annotator saw them, first on top.")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True, help_text="When its annotator undid it.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "annotator"],
+                condition=Q(withdrawn_at__isnull=True),
+                name="ranking_one_live_per_annotator",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Ranking {self.pk} of {self.annotator} on {self.prompt}"
+
+
 class Judgment(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
@@ -384,6 +447,14 @@ class Judgment(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on task.")
     source = models.CharField(max_length=10, choices=JudgeSource.choices, default=JudgeSource.HUMAN)
     details = models.JSONField(default=dict, blank=True, help_text="For AI judges: model, template and raw outputs.")
+    ranking = models.ForeignKey(
+        Ranking,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="judgments",
+        help_text="The ranking this pair's verdict was derived from, if it came from one.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -451,6 +522,7 @@ class WithdrawnJudgment(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=JudgeSource.choices)
     details = models.JSONField(default=dict, blank=True)
+    ranking = models.ForeignKey(Ranking, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(help_text="When the judgment was recorded.")
     withdrawn_at = models.DateTimeField()
     withdrawn_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -79,9 +79,13 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     """
     leases = Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=timezone.now())
     taken_by_leases = _count_subquery(leases.exclude(annotator=annotator), per="comparison")
+    pairs = comparisons_short_of_votes(campaign=campaign)
+    if campaign.rank_candidates:
+        # A prompt is ranked whole, as one task: the queue hands out its first pair only (see annotator.ranking).
+        first = Comparison.objects.filter(prompt=OuterRef("prompt")).order_by("id").values("pk")[:1]
+        pairs = pairs.filter(pk=Subquery(first))
     return (
-        comparisons_short_of_votes(campaign=campaign)
-        .exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
+        pairs.exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
         .alias(taken=F("human_votes") + taken_by_leases, allowed=_votes_allowed(campaign))
         .filter(taken__lt=F("allowed"))
         .order_by("-priority", "id")

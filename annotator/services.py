@@ -36,6 +36,7 @@ from annotator.models import (
     verdict_for_choice,
 )
 from annotator.overlap import OverlapRule, pair_settled, slots_open
+from annotator.ranking import ranking_anchor, ranking_withdraw
 from annotator.selectors import (
     campaign_is_open_to,
     comparisons_open_for,
@@ -64,6 +65,7 @@ def campaign_create(
     allow_edits: bool = False,
     compare_edits: bool = False,
     judge_uncertain_first: bool = False,
+    rank_candidates: bool = False,
     created_by: AbstractBaseUser | None = None,
 ) -> Campaign:
     """A campaign whose pairs each get `overlap` people's votes; with `min_votes`, adaptive overlap: at least
@@ -91,6 +93,7 @@ def campaign_create(
         allow_edits=allow_edits,
         compare_edits=compare_edits,
         judge_uncertain_first=judge_uncertain_first,
+        rank_candidates=rank_candidates,
         created_by=created_by,
     )
 
@@ -513,6 +516,9 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
             # The pair's row lock first, as every judgment write takes it; then the judgment again, under it
             # (a concurrent undo of the same judgment may have moved it meanwhile).
             comparisons = Comparison.objects.filter(pk=target.comparison_id)
+            if target.ranking_id:  # a ranking's judgments are undone together: lock all its prompt's pairs
+                prompt = Comparison.objects.filter(pk=target.comparison_id).values("prompt_id")
+                list(Comparison.objects.filter(prompt_id__in=prompt).select_for_update().values_list("pk", flat=True))
             list(comparisons.select_for_update().values_list("pk", flat=True))
             target = mine.first()
         if target is None:
@@ -520,7 +526,7 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
                 _judgment_undone_already(campaign=campaign, annotator=annotator, judgment_id=judgment_id), created=False
             )
         latest = judgment_last_for(campaign=campaign, annotator=annotator)
-        if latest.pk != target.pk:
+        if latest.pk != target.pk and not (target.ranking_id and latest.ranking_id == target.ranking_id):
             raise ConflictError(
                 f"Judgment {target.pk} is not your latest in campaign {campaign.name!r}: only your latest "
                 f"judgment ({latest.pk}) can be undone; nothing was undone."
@@ -531,6 +537,8 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
                 f"Judgment {target.pk} was recorded more than {window} ago: a judgment can be undone only "
                 f"within {window} of recording it; nothing was undone."
             )
+        if target.ranking_id:
+            return _ranking_undo(target=target, annotator=annotator)
         withdrawn = _withdrawn_copy(target, by=annotator, reason=WithdrawalReason.UNDO)
         withdrawn.save(force_insert=True)
         _edits_take_back(judgment=target)
@@ -545,6 +553,18 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
             defaults={"shown_left": target.shown_left, "served_at": timezone.now(), "expires_at": _lease_expiry()},
         )
         return WithdrawalResult(withdrawn, created=True)
+
+
+def _ranking_undo(*, target: Judgment, annotator: AbstractBaseUser) -> WithdrawalResult:
+    """Undo the ranking `target` was derived from: all its judgments, and hand its prompt back (same order)."""
+    ranking = target.ranking
+    ranking_withdraw(ranking=ranking, by=annotator, reason=WithdrawalReason.UNDO)
+    Assignment.objects.update_or_create(
+        comparison=ranking_anchor(prompt_id=ranking.prompt_id),
+        annotator=annotator,
+        defaults={"shown_left": Side.A, "served_at": timezone.now(), "expires_at": _lease_expiry()},
+    )
+    return WithdrawalResult(WithdrawnJudgment.objects.get(pk=target.pk), created=True)
 
 
 def _edits_take_back(*, judgment: Judgment) -> None:

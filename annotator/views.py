@@ -11,8 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from annotator.forms import JudgmentForm, UndoForm
+from annotator.forms import JudgmentForm, RankingForm, UndoForm
 from annotator.models import Campaign, Choice, Judgment
+from annotator.ranking import ranking_applies, ranking_candidates, ranking_shown_order, ranking_submit
 from annotator.selectors import (
     annotator_waiting_for,
     campaign_open_or_404,
@@ -51,6 +52,10 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     if assignment is not None:
         shown = comparison_as_shown(assignment=assignment)
         context.update(comparison=shown.comparison, prompt=shown.comparison.prompt, left=shown.left, right=shown.right)
+        if campaign.rank_candidates:
+            candidates = ranking_candidates(prompt_id=shown.comparison.prompt_id)
+            if ranking_applies(campaign=campaign, candidates=candidates):
+                context["ranked"] = ranking_shown_order(assignment=assignment, candidates=candidates)
     else:
         context["waiting"] = annotator_waiting_for(campaign=campaign, annotator=request.user)
     template = "annotator/annotate.html"
@@ -105,6 +110,34 @@ def _in_words(judgment: Judgment) -> str:
     """ "left is better", "right is clearly better", "tie"."""
     said = Choice(judgment.choice).label.lower()
     return said.replace(" better", f" {judgment.strength} better") if judgment.strength else said
+
+
+@login_required
+@require_POST
+def rank(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = campaign_open_or_404(pk=pk, user=request.user)
+    form = RankingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That ranking could not be recorded: " + " ".join(form.errors.get("__all__", [])))
+        return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
+    comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
+    if comparison is None:
+        messages.error(request, "Those responses are not part of this campaign; here is your next pair.")
+    else:
+        try:
+            result = ranking_submit(
+                comparison=comparison,
+                annotator=request.user,
+                order=form.cleaned_data["order"],
+                duration_ms=form.cleaned_data["duration_ms"],
+            )
+            if result.created:
+                messages.success(request, f"Recorded: your ranking of {len(result.ranking.order)} responses.")
+        except StudioError as error:
+            messages.error(request, error.message)
+    if request.htmx:
+        return _render_pair(request, campaign)
+    return redirect("annotator:annotate", pk=campaign.pk)
 
 
 @login_required

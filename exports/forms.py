@@ -10,7 +10,7 @@ from exports.options import ExportOptions
 class ExportForm(forms.Form):
     """The campaign, and the export options as HTML fields derived from ExportOptions, which checks them."""
 
-    campaign = forms.ModelChoiceField(queryset=Campaign.objects.order_by("name"), empty_label=None)
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.real().order_by("name"), empty_label=None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

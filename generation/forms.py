@@ -25,7 +25,7 @@ FORM_OPTIONS = (
 class GenerationStartForm(forms.Form):
     """A campaign, a prompts file and the common options of a run, checked by RunConfig (one set of rules)."""
 
-    campaign = forms.ModelChoiceField(queryset=Campaign.objects.order_by("name"))
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.real().order_by("name"))
     prompts = forms.FileField(required=False, label="Prompts file", help_text="JSONL or Parquet, one prompt per row.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -12,7 +12,7 @@ class LeaderboardForm(forms.Form):
     them. Sent by GET: a leaderboard's address is its settings."""
 
     campaign = forms.ModelChoiceField(
-        queryset=Campaign.objects.order_by("name"), required=False, empty_label="All campaigns"
+        queryset=Campaign.objects.real().order_by("name"), required=False, empty_label="All campaigns"
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -49,7 +49,11 @@ def _count(source: str, verdict: str) -> Count:
 def leaderboard_pairs(*, campaign: Campaign | None, judges: str) -> list[PairVotes]:
     """Every comparison of `campaign` (of every campaign if None), judged or not, with the votes `judges`
     (humans, ai, both) cast on it. With both, a pair's human votes count, or its AI votes if it has none."""
-    comparisons = Comparison.objects.all() if campaign is None else Comparison.objects.filter(prompt__campaign=campaign)
+    comparisons = (
+        Comparison.objects.filter(prompt__campaign__sentinel_of__isnull=True)
+        if campaign is None
+        else Comparison.objects.filter(prompt__campaign=campaign)
+    )
     counts = {
         f"{source.value}_{verdict.value}": _count(source, verdict) for source in JudgeSource for verdict in COUNTED
     }
@@ -97,7 +101,7 @@ def leaderboard_campaign(*, value: str | int | None) -> Campaign | None:
 
 
 def leaderboard_campaigns() -> list[Campaign]:
-    return list(Campaign.objects.order_by("name"))
+    return list(Campaign.objects.real().order_by("name"))
 
 
 def model_labels(*, names: list[str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ from quality.report import campaign_quality_report
 @staff_required
 @require_GET
 def campaign_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "quality/campaign_list.html", {"campaigns": Campaign.objects.order_by("name")})
+    return render(request, "quality/campaign_list.html", {"campaigns": Campaign.objects.real().order_by("name")})
 
 
 def _interval_bar(label: str, proportion: dict, note: str = "") -> Bar:

@@ -45,6 +45,10 @@
   // Fill in duration_ms just before the judgment form is sent (capture phase: before htmx reads it).
   document.addEventListener("submit", function (event) {
     const form = event.target;
+    if (form.id === "rank-form") {
+      form.elements.duration_ms.value = String(elapsedMs());
+      return;
+    }
     if (form.id !== "judge-form") return;
     if (resending) {
       resending = false;
@@ -148,6 +152,63 @@
     editor.focus();
   });
 
+  // Ranking several responses: the numbers pressed, best first. Each press gives that response the next rank;
+  // the ones not pressed yet follow in the order shown. Dragging a response moves it; the rank selects (what
+  // the form sends, and what works without this script) always show the order.
+  let pressed = [];
+  function rankItems() { return Array.from(document.querySelectorAll("#ranked-list .rank-item")); }
+  function showRanks(order) {
+    order.forEach(function (item, index) {
+      item.querySelector("select").value = String(index + 1);
+      item.querySelector(".rank-badge").textContent = pressed.includes(item) ? "#" + (index + 1) : "";
+    });
+  }
+  function rankFromKeys() {
+    const rest = rankItems().filter(function (item) { return !pressed.includes(item); });
+    if (rest.length === 1) pressed.push(rest.pop());  // the last one is ranked last
+    showRanks(pressed.concat(rest));
+  }
+  function rankKey(event) {
+    const items = rankItems();
+    if (event.key === "Enter") {
+      event.preventDefault();
+      document.getElementById("rank-submit").click();
+      return true;
+    }
+    if (event.key === "Backspace") {
+      event.preventDefault();
+      if (pressed.length === items.length) pressed.pop();  // the automatic last one goes with it
+      pressed.pop();
+      rankFromKeys();
+      return true;
+    }
+    const item = items.find(function (candidate) { return candidate.dataset.key === event.key; });
+    if (!item) return false;
+    event.preventDefault();
+    if (!pressed.includes(item)) pressed.push(item);
+    rankFromKeys();
+    return true;
+  }
+  let dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    dragged = event.target.closest && event.target.closest(".rank-item");
+  });
+  document.addEventListener("dragover", function (event) {
+    if (dragged && event.target.closest(".rank-item")) event.preventDefault();
+  });
+  document.addEventListener("drop", function (event) {
+    const target = event.target.closest(".rank-item");
+    if (!dragged || !target || target === dragged) return;
+    event.preventDefault();
+    const items = rankItems();
+    const list = document.getElementById("ranked-list");
+    list.insertBefore(dragged, items.indexOf(dragged) < items.indexOf(target) ? target.nextSibling : target);
+    pressed = rankItems();
+    showRanks(pressed);
+    dragged = null;
+  });
+  document.addEventListener("htmx:afterSettle", function () { pressed = []; });
+
   function typing(target) {
     return target.closest("textarea, input, select, [contenteditable=true]") !== null;
   }
@@ -159,6 +220,7 @@
       if (event.key === "Escape") event.target.blur();
       return;
     }
+    if (document.getElementById("rank-form") && rankKey(event)) return;
     const choice = KEYS[event.key];
     if (choice) {
       const button = document.querySelector('#judge-form button[value="' + choice + '"]');

@@ -250,3 +250,47 @@ def test_e_opens_the_editor_which_starts_from_a_response_and_is_saved_with_the_p
     picked = judgment.comparison.candidate_a if judgment.shown_left == Side.A else judgment.comparison.candidate_b
     edit = picked.edits.get()
     assert edit.edited_by == user and edit.text == left_raw.replace("Four", "Two").replace("Nine.", "Two.")
+
+
+def test_responses_are_ranked_by_number_keys_with_backspace_or_by_dragging(live_server, browser):
+    import itertools
+
+    from annotator.models import Ranking
+    from annotator.services import candidate_create, comparison_create, prompt_get_or_create
+
+    user = make_user("rae")
+    campaign = make_campaign("Rank keys", pairs=0, rank_candidates=True)
+    for p in range(2):
+        prompt, _ = prompt_get_or_create(campaign=campaign, prompt=f"Question {p}?")
+        candidates = [candidate_create(prompt=prompt, text=f"Answer {p}.{i}") for i in range(3)]
+        for a, b in itertools.combinations(candidates, 2):
+            comparison_create(candidate_a=a, candidate_b=b)
+    page = browser.new_page()
+    log_in(page, live_server, "rae")
+    page.goto(live_server.url + reverse("annotator:annotate", args=[campaign.pk]))
+    page.wait_for_selector("#pair[data-ready='1'] #rank-form")
+
+    def shown_ids():
+        return [
+            int(x)
+            for x in page.eval_on_selector_all("#ranked-list .rank-item", "els => els.map(e => e.dataset.candidate)")
+        ]
+
+    shown = shown_ids()
+    page.keyboard.press("3")
+    page.keyboard.press("1")
+    page.keyboard.press("Backspace")  # takes back the 1
+    page.keyboard.press("2")  # the last one (1) is ranked last by itself
+    assert page.locator("#ranked-list .rank-badge").all_inner_texts() == ["#3", "#2", "#1"]
+    pair = current_pair(page)
+    page.keyboard.press("Enter")
+    pair = wait_for_new_pair(page, pair)
+    assert Ranking.objects.get(annotator=user).order == [shown[2], shown[1], shown[0]]
+    assert page.locator(".msg.success").inner_text() == "Recorded: your ranking of 3 responses."
+
+    shown = shown_ids()
+    page.drag_and_drop("#ranked-list .rank-item:nth-child(3)", "#ranked-list .rank-item:nth-child(1)")
+    page.click("#rank-submit")
+    page.wait_for_selector(".card.done")
+    second = Ranking.objects.filter(annotator=user).order_by("id").last()
+    assert second.order == [shown[2], shown[0], shown[1]]

@@ -1,0 +1,134 @@
+"""Sentinel pairs: degradations with a known better side, kept in a campaign of their own."""
+
+import random
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotator import degrade
+from annotator.models import Campaign, Comparison, Judgment, Side, Verdict
+from annotator.sentinels import sentinel_scores_for, sentinels_create
+from core.errors import InputError
+from tests.factories import add_pair, make_campaign, make_user
+
+pytestmark = pytest.mark.django_db
+
+PROSE = (
+    "Paris is the capital of France. It lies on the Seine, in the north of the country. "
+    "About two million people live in the city itself. Its metropolitan area is far larger."
+)
+
+
+def test_truncated_stops_mid_sentence_between_a_third_and_two_thirds():
+    for seed in range(20):
+        cut = degrade.truncated(PROSE, random.Random(seed))
+        assert PROSE.startswith(cut)
+        assert 0.3 * len(PROSE) <= len(cut) <= 0.65 * len(PROSE)
+        assert cut[-1] not in ".!?,;: "
+
+
+def test_shuffled_keeps_every_sentence_in_another_order():
+    for seed in range(20):
+        mixed = degrade.shuffled(PROSE, random.Random(seed))
+        assert sorted(degrade.sentences(mixed)) == sorted(degrade.sentences(PROSE))
+        assert degrade.sentences(mixed)[0] != degrade.sentences(PROSE)[0]
+
+
+def test_responses_that_cannot_be_degraded_visibly_are_refused():
+    rng = random.Random(0)
+    assert degrade.truncated("Too short.", rng) is None
+    assert degrade.shuffled("One sentence only, but long enough to pass the length check of the shuffler.", rng) is None
+    code = "Use this. It works well.\n```python\nx = 1\nprint(x)\n```\nThen run it. Done now, really."
+    assert degrade.shuffled(code, rng) is None
+
+
+@pytest.fixture
+def campaign_with_prose(db):
+    campaign = make_campaign("Prose", pairs=0)
+    for i in range(4):
+        add_pair(campaign, f"Tell me about city {i}.", PROSE.replace("Paris", f"City{i}"), f"Short answer {i}.")
+    return campaign
+
+
+def test_sentinels_are_made_in_a_campaign_of_their_own_with_the_original_as_a(campaign_with_prose):
+    result = sentinels_create(campaign=campaign_with_prose, count=6, seed=1)
+    shadow = result.sentinel_campaign
+    assert (shadow.sentinel_of, shadow.is_active) == (campaign_with_prose, False)
+    assert sum(result.created.values()) == result.total == 6
+    assert set(result.created) == set(degrade.KINDS)
+    for pair in Comparison.objects.filter(prompt__campaign=shadow).select_related("candidate_a", "candidate_b"):
+        source_id = pair.metadata["source_candidate"]
+        source = campaign_with_prose.prompts.get(candidates__pk=source_id).candidates.get(pk=source_id)
+        assert pair.candidate_a.text == source.text
+        assert pair.candidate_b.text != source.text
+        assert pair.prompt.messages == source.prompt.messages
+        assert (pair.candidate_b.model_name, pair.candidate_b.finish_reason) == (
+            source.model_name,
+            source.finish_reason,
+        )
+        assert pair.metadata["better"] == Verdict.A
+    assert Comparison.objects.filter(prompt__campaign=campaign_with_prose).count() == 4, "the campaign is untouched"
+
+
+def test_a_rerun_makes_new_sentinels_and_never_repeats_one(campaign_with_prose):
+    sentinels_create(campaign=campaign_with_prose, count=4, seed=1)
+    again = sentinels_create(campaign=campaign_with_prose, count=4, seed=2)
+    assert again.total == 8
+    keys = [
+        (p.metadata["source_candidate"], p.metadata["sentinel"])
+        for p in Comparison.objects.filter(prompt__campaign=again.sentinel_campaign)
+    ]
+    assert len(keys) == len(set(keys))
+
+
+def test_bad_requests_are_refused_with_what_to_do(campaign_with_prose):
+    with pytest.raises(InputError, match="Unknown sentinel kinds \\['blurred'\\]"):
+        sentinels_create(campaign=campaign_with_prose, count=2, kinds=["blurred"])
+    with pytest.raises(InputError, match="has no responses to make sentinels from: add pairs first"):
+        sentinels_create(campaign=make_campaign("Empty", pairs=0), count=2)
+    shadow = sentinels_create(campaign=campaign_with_prose, count=1).sentinel_campaign
+    with pytest.raises(InputError, match="holds sentinels itself"):
+        sentinels_create(campaign=shadow, count=1)
+
+
+def test_scores_count_each_annotators_sentinel_judgments_and_flag_the_careless(campaign_with_prose):
+    campaign_with_prose.sentinel_min_accuracy = 0.8
+    campaign_with_prose.save()
+    shadow = sentinels_create(campaign=campaign_with_prose, count=6, seed=3).sentinel_campaign
+    careful, careless = make_user("careful"), make_user("careless")
+    for i, pair in enumerate(Comparison.objects.filter(prompt__campaign=shadow)):
+        Judgment.objects.create(comparison=pair, annotator=careful, verdict=Verdict.A, shown_left=Side.A)
+        wrong = Verdict.B if i % 2 else Verdict.A
+        Judgment.objects.create(comparison=pair, annotator=careless, verdict=wrong, shown_left=Side.B)
+    scores = {s.username: s for s in sentinel_scores_for(campaign=campaign_with_prose)}
+    assert (scores["careful"].judged, scores["careful"].correct, scores["careful"].flagged) == (6, 6, False)
+    assert (scores["careless"].judged, scores["careless"].correct, scores["careless"].flagged) == (6, 3, True)
+    low, high = scores["careless"].ci95
+    assert low < 0.5 < high
+
+
+def test_make_sentinels_command_makes_them_and_sets_the_rate(campaign_with_prose, capsys):
+    call_command("make_sentinels", campaign="Prose", count=3, rate=0.1)
+    out = capsys.readouterr().out
+    assert "Made 3 sentinel pair(s) for 'Prose'" in out and "it has 3 in all" in out
+    assert Campaign.objects.get(name="Prose").sentinel_rate == 0.1
+    with pytest.raises(CommandError, match="No campaign named 'Nope'"):
+        call_command("make_sentinels", campaign="Nope")
+    with pytest.raises(
+        CommandError, match=r"The sentinel rate is 0\.9: give a share of each annotator's pairs, 0 to 0\.5"
+    ):
+        call_command("make_sentinels", campaign="Prose", count=1, rate=0.9)
+
+
+def test_the_command_says_annotators_get_none_until_the_rate_is_set(campaign_with_prose, capsys):
+    call_command("make_sentinels", campaign="Prose", count=1)
+    assert "Annotators get none until the campaign's sentinel rate is set" in capsys.readouterr().out
+
+
+def test_sentinel_campaigns_are_in_no_staff_list_and_no_leaderboard(campaign_with_prose):
+    from leaderboard.selectors import leaderboard_campaigns, leaderboard_pairs
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=3).sentinel_campaign
+    assert shadow not in Campaign.objects.real()
+    assert shadow not in leaderboard_campaigns()
+    assert len(leaderboard_pairs(campaign=None, judges="humans")) == 4
