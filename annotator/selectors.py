@@ -24,9 +24,22 @@ def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     )
 
 
+def campaign_with_sentinels(*, campaign: Campaign) -> list[int]:
+    """The campaign's id, and that of the campaign holding its sentinel pairs if it has one: what an annotator of
+    the campaign may be handed, judge and undo. Remembered on the campaign object."""
+    ids = campaign.__dict__.get("_with_sentinels")
+    if ids is None:
+        shadow = Campaign.objects.filter(sentinel_of=campaign).values_list("pk", flat=True).first()
+        ids = campaign.__dict__["_with_sentinels"] = [campaign.pk] + ([shadow] if shadow else [])
+    return ids
+
+
 def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
     """Active, and the user is one of its annotators or it has none. Remembered on the campaign object,
-    so a view and the service it calls ask the database once per request."""
+    so a view and the service it calls ask the database once per request. A campaign of sentinel pairs is open
+    to whom the campaign it checks is open."""
+    if campaign.sentinel_of_id is not None:
+        return campaign_is_open_to(campaign=campaign.sentinel_of, user=user)
     if not campaign.is_active:
         return False
     member_ids = campaign.__dict__.get("_member_ids")
@@ -146,14 +159,19 @@ class Progress:
 
 def campaign_progress_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Progress:
     """The annotator's own progress: pairs they judged or skipped, and pairs still open to them."""
-    done = Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator).count()
+    mine = Judgment.objects.filter(comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign))
+    done = mine.filter(annotator=annotator).count()
     remaining = comparisons_open_for(campaign=campaign, annotator=annotator).count()
     return Progress(done=done, remaining=remaining)
 
 
 def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
     return (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign, annotator=annotator, source=JudgeSource.HUMAN)
+        Judgment.objects.filter(
+            comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
+            annotator=annotator,
+            source=JudgeSource.HUMAN,
+        )
         .order_by("-created_at", "-id")
         .first()
     )
@@ -174,7 +192,8 @@ def judgment_undoable_for(*, campaign: Campaign, annotator: AbstractBaseUser) ->
 
 def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Comparison | None:
     """The comparison with this id if it belongs to the campaign, else None."""
-    return Comparison.objects.filter(pk=comparison_id, prompt__campaign=campaign).first()
+    in_campaign = Comparison.objects.filter(prompt__campaign__in=campaign_with_sentinels(campaign=campaign))
+    return in_campaign.filter(pk=comparison_id).first()
 
 
 @dataclass(frozen=True)

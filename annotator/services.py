@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from annotator.overlap import OverlapRule, pair_settled, slots_open
 from annotator.ranking import ranking_anchor, ranking_withdraw
 from annotator.selectors import (
     campaign_is_open_to,
+    campaign_with_sentinels,
     comparisons_open_for,
     judgment_last_for,
     judgment_undo_deadline,
@@ -176,11 +177,17 @@ def _slots_full(*, campaign: Campaign, comparison_id: int, annotator: AbstractBa
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
 
 
-def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bool) -> Assignment | object | None:
+def _assignment_try(
+    *, campaign: Campaign, annotator: AbstractBaseUser, wait: bool, sentinel_due: bool = False
+) -> Assignment | object | None:
     now = timezone.now()
     with transaction.atomic():
         current = (
-            Assignment.objects.filter(annotator=annotator, comparison__prompt__campaign=campaign, expires_at__gt=now)
+            Assignment.objects.filter(
+                annotator=annotator,
+                comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
+                expires_at__gt=now,
+            )
             .exclude(comparison__judgments__annotator=annotator)
             .order_by("-served_at", "-id")
             .first()
@@ -196,6 +203,8 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
         batch = list(locked.values_list("pk", "human_votes", "settled"))
         if not batch:
             return _BUSY if open_comparisons.exists() else None
+        if sentinel_due and (sentinel := _sentinel_lease(campaign=campaign, annotator=annotator, now=now)):
+            return sentinel
         rule = campaign.overlap_rule
         for comparison_id, votes, settled in batch:
             # Leases live in another table: read them under the row lock, in a statement of its own, since
@@ -207,6 +216,22 @@ def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bo
             mine = next((lease for lease in leases if lease.annotator_id == annotator.pk), None)
             return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now, expired=mine)
         return _BUSY
+
+
+def _sentinel_lease(*, campaign: Campaign, annotator: AbstractBaseUser, now: timezone.datetime) -> Assignment | None:
+    """Lease the annotator one of the campaign's sentinel pairs they have not judged, at random; None when none is
+    left for them. A sentinel has no slots to count: every annotator may get each one, once."""
+    ids = campaign_with_sentinels(campaign=campaign)
+    if len(ids) < 2:
+        return None
+    judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
+    left = Comparison.objects.filter(prompt__campaign=ids[1]).exclude(Exists(judged)).values_list("pk", flat=True)
+    choices = list(left)
+    if not choices:
+        return None
+    comparison_id = random.choice(choices)
+    mine = Assignment.objects.filter(comparison_id=comparison_id, annotator=annotator).first()
+    return _lease_write(comparison_id=comparison_id, annotator=annotator, now=now, expired=mine)
 
 
 def _lease_write(
@@ -237,8 +262,10 @@ def assignment_next(*, campaign: Campaign, annotator: AbstractBaseUser) -> Assig
     """
     if not campaign_is_open_to(campaign=campaign, user=annotator):
         raise ConflictError(f"You are not an annotator of campaign {campaign.name!r}.")
+    # Sentinel pairs (annotator.sentinels) come at the campaign's rate, among its real pairs.
+    sentinel_due = campaign.sentinel_rate > 0 and random.random() < campaign.sentinel_rate
     for attempt in range(5):
-        result = _assignment_try(campaign=campaign, annotator=annotator, wait=False)
+        result = _assignment_try(campaign=campaign, annotator=annotator, wait=False, sentinel_due=sentinel_due)
         if result is not _BUSY:
             return result
         time.sleep(0.002 * (attempt + 1))
@@ -325,6 +352,9 @@ def judgment_submit(
     locked while the slot is checked, so double clicks and concurrent submits make exactly one judgment.
     """
     campaign = comparison.prompt.campaign
+    sentinel = campaign.sentinel_of_id is not None
+    if sentinel:  # a sentinel pair is judged under the settings of the campaign it checks
+        campaign = campaign.sentinel_of
     _check_choice_offered(campaign=campaign, choice=choice)
     _check_strength(campaign=campaign, choice=choice, strength=strength)
     edited_text = edited_text.strip()
@@ -345,6 +375,7 @@ def judgment_submit(
         now = timezone.now()
         stale = (
             choice != Choice.SKIP
+            and not sentinel  # a sentinel has no slots to fill
             and assignment.expires_at <= now
             and _slots_full(campaign=campaign, comparison_id=comparison.pk, annotator=annotator)
         )
@@ -508,7 +539,10 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
     again. Naming the judgment makes a repeat harmless: undoing one already undone returns it unchanged.
     """
     mine = Judgment.objects.filter(
-        pk=judgment_id, annotator=annotator, comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN
+        pk=judgment_id,
+        annotator=annotator,
+        comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
+        source=JudgeSource.HUMAN,
     )
     with transaction.atomic():
         target = mine.first()
@@ -582,7 +616,7 @@ def _edits_take_back(*, judgment: Judgment) -> None:
 def _judgment_undone_already(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_id: int) -> WithdrawnJudgment:
     """The annotator's judgment `judgment_id` that they undid before; a refusal saying why if there is none."""
     withdrawn = WithdrawnJudgment.objects.filter(
-        pk=judgment_id, annotator=annotator, comparison__prompt__campaign=campaign
+        pk=judgment_id, annotator=annotator, comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign)
     ).first()
     if withdrawn is None:
         raise ConflictError(

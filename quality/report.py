@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotator.models import Campaign, Verdict
+from annotator.sentinels import MIN_JUDGED_TO_FLAG, sentinel_scores_for
 from quality.gate import campaign_judge_gate
 from quality.selectors import (
     AnnotatorDay,
@@ -276,4 +277,30 @@ def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         "annotators": _annotators(annotators, campaign_median_durations(campaign=campaign)),
         "agreement_over_time": _agreement_over_time(days),
         "model_win_rates": _model_win_rates(groups),
+        "sentinels": _sentinels(campaign),
+    }
+
+
+def _sentinels(campaign: Campaign) -> dict[str, Any] | None:
+    """Each annotator's accuracy on the campaign's sentinel pairs (annotator.sentinels), while the campaign
+    mixes them in (its sentinel rate is set); None otherwise."""
+    if not campaign.sentinel_rate:
+        return None
+    scores = sentinel_scores_for(campaign=campaign)
+    return {
+        "rate": campaign.sentinel_rate,
+        "min_accuracy": campaign.sentinel_min_accuracy,
+        "min_judged_to_flag": MIN_JUDGED_TO_FLAG,
+        "annotators": [
+            {
+                "annotator_id": s.annotator_id,
+                "username": s.username,
+                "judged": s.judged,
+                "correct": s.correct,
+                "accuracy": s.accuracy,
+                "ci95": list(s.ci95) if s.ci95 else None,
+                "flagged": s.flagged,
+            }
+            for s in scores
+        ],
     }

@@ -132,3 +132,119 @@ def test_sentinel_campaigns_are_in_no_staff_list_and_no_leaderboard(campaign_wit
     assert shadow not in Campaign.objects.real()
     assert shadow not in leaderboard_campaigns()
     assert len(leaderboard_pairs(campaign=None, judges="humans")) == 4
+
+
+def work_through(campaign, user, *, pick_a=True):
+    """`user` judges whatever the queue hands them until nothing is left, always picking candidate a (or b)."""
+    from annotator.models import Choice
+    from annotator.services import assignment_next, judgment_submit
+
+    handed = []
+    while (assignment := assignment_next(campaign=campaign, annotator=user)) is not None:
+        handed.append(assignment.comparison)
+        side = Side.A if pick_a else Side.B
+        choice = Choice.LEFT if assignment.shown_left == side else Choice.RIGHT
+        judgment_submit(comparison=assignment.comparison, annotator=user, choice=choice)
+    return handed
+
+
+def test_sentinels_are_mixed_into_the_queue_among_the_real_pairs_and_kept_out_of_them(campaign_with_prose, monkeypatch):
+    from annotator import services
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=3, seed=4).sentinel_campaign
+    campaign_with_prose.sentinel_rate = 0.5
+    campaign_with_prose.save()
+    draws = iter([0.1, 0.9, 0.1, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9, 0.9])  # due, not, due, not, ...
+    monkeypatch.setattr(services.random, "random", lambda: next(draws))
+    handed = work_through(campaign_with_prose, make_user("ann"))
+    kinds = ["sentinel" if c.prompt.campaign_id == shadow.pk else "real" for c in handed]
+    assert kinds == ["sentinel", "real", "sentinel", "real", "sentinel", "real", "real"]
+    real = Judgment.objects.filter(comparison__prompt__campaign=campaign_with_prose)
+    assert real.count() == 4, "the real pairs are all judged, and only they count in the campaign"
+    assert Judgment.objects.filter(comparison__prompt__campaign=shadow).count() == 3
+
+
+def test_no_sentinel_when_the_rate_is_zero_nor_once_no_real_pair_is_left(campaign_with_prose, monkeypatch):
+    from annotator import services
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=3).sentinel_campaign
+    handed = work_through(campaign_with_prose, make_user("ann"))
+    assert len(handed) == 4 and all(c.prompt.campaign_id != shadow.pk for c in handed), "rate 0: no sentinel"
+    campaign_with_prose.sentinel_rate = 0.5
+    campaign_with_prose.save()
+    monkeypatch.setattr(services.random, "random", lambda: 0.0)  # a sentinel due on every pair
+    assert work_through(campaign_with_prose, make_user("late")) == [], "the real pairs are full: all done"
+
+
+def test_a_sentinel_is_judged_and_undone_through_the_page_like_any_pair(
+    annotator_client, annotator, campaign_with_prose
+):
+    from django.urls import reverse
+
+    from annotator.services import judgment_undo
+
+    sentinels_create(campaign=campaign_with_prose, count=1)
+    campaign_with_prose.sentinel_rate = 0.5
+    campaign_with_prose.save()
+    url = reverse("annotator:annotate", args=[campaign_with_prose.pk])
+    for _ in range(40):  # until the page shows the sentinel (a coin flip per pair)
+        page = annotator_client.get(url)
+        shown = page.context["comparison"]
+        if shown.prompt.campaign.sentinel_of_id:
+            break
+        annotator_client.post(
+            reverse("annotator:judge", args=[campaign_with_prose.pk]), {"comparison": shown.pk, "choice": "left"}
+        )
+    else:
+        pytest.fail("no sentinel shown")
+    response = annotator_client.post(
+        reverse("annotator:judge", args=[campaign_with_prose.pk]),
+        {"comparison": shown.pk, "choice": "left"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "Recorded: left is better." in response.content.decode()
+    judgment = Judgment.objects.get(comparison=shown, annotator=annotator)
+    judgment_undo(campaign=campaign_with_prose, annotator=annotator, judgment_id=judgment.pk)
+    assert not Judgment.objects.filter(comparison=shown).exists()
+
+
+def test_the_quality_report_shows_sentinel_accuracy_and_leaves_sentinels_out_of_everything_else(
+    campaign_with_prose, monkeypatch, staff_client
+):
+    from django.urls import reverse
+
+    from annotator import services
+    from tests.quality.test_report import campaign_quality_report
+
+    sentinels_create(campaign=campaign_with_prose, count=6, seed=5)
+    campaign_with_prose.sentinel_rate, campaign_with_prose.overlap = 0.5, 2
+    campaign_with_prose.save()
+    monkeypatch.setattr(services.random, "random", lambda: 0.0)
+    work_through(campaign_with_prose, make_user("careful"), pick_a=True)
+    work_through(campaign_with_prose, make_user("careless"), pick_a=False)
+    report = campaign_quality_report(campaign=campaign_with_prose)  # checked against the Python oracle too
+    rows = {row["username"]: row for row in report["sentinels"]["annotators"]}
+    assert (rows["careful"]["correct"], rows["careless"]["correct"]) == (rows["careful"]["judged"], 0)
+    assert rows["careless"]["flagged"] and not rows["careful"]["flagged"]
+    assert report["progress"]["comparisons"] == 4
+    assert report["progress"]["human_judgments"] == 8, "two annotators, four real pairs: no sentinel counted"
+    page = staff_client.get(reverse("quality:campaign_quality", args=[campaign_with_prose.pk])).content.decode()
+    assert "Sentinel checks" in page and "below 80% on sentinels" in page
+
+
+def test_the_api_hands_out_and_takes_a_sentinel_like_any_pair(campaign_with_prose, monkeypatch):
+    from rest_framework.test import APIClient
+
+    from annotator import services
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=1).sentinel_campaign
+    campaign_with_prose.sentinel_rate = 0.5
+    campaign_with_prose.save()
+    monkeypatch.setattr(services.random, "random", lambda: 0.0)
+    client = APIClient()
+    user = make_user("api")
+    client.force_authenticate(user)
+    shown = client.get(f"/api/campaigns/{campaign_with_prose.pk}/next/").json()
+    assert Comparison.objects.get(pk=shown["id"]).prompt.campaign_id == shadow.pk
+    response = client.post(f"/api/comparisons/{shown['id']}/judgments/", {"choice": "left"})
+    assert response.status_code == 201, response.content

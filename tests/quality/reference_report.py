@@ -464,6 +464,45 @@ def reference_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         "agreement_over_time": _agreement_over_time(human),
         # Humans decide a pair they judged; the AI judge's verdict counts only where no human judged it.
         "model_win_rates": _model_win_rates(comparisons, {**ai, **{c: v for c, v in human_counted.items() if v}}),
+        "sentinels": _sentinels(campaign),
+    }
+
+
+def _sentinels(campaign):
+    """Sentinel accuracy, every sentinel judgment read into Python (while the campaign mixes sentinels in)."""
+    if not campaign.sentinel_rate:
+        return None
+    from annotator.sentinels import MIN_JUDGED_TO_FLAG
+    from quality.stats import wilson_interval
+
+    tally: dict = {}
+    for judgment in Judgment.objects.filter(comparison__prompt__campaign__sentinel_of=campaign).select_related(
+        "annotator"
+    ):
+        if judgment.source != JudgeSource.HUMAN or judgment.verdict == Verdict.SKIP:
+            continue
+        row = tally.setdefault((judgment.annotator.username, judgment.annotator_id), [0, 0])
+        row[0] += 1
+        row[1] += judgment.verdict == Verdict.A
+    rows = []
+    for (username, annotator_id), (judged, correct) in sorted(tally.items()):
+        interval = wilson_interval(correct, judged)
+        rows.append(
+            {
+                "annotator_id": annotator_id,
+                "username": username,
+                "judged": judged,
+                "correct": correct,
+                "accuracy": correct / judged,
+                "ci95": list(interval) if interval else None,
+                "flagged": judged >= MIN_JUDGED_TO_FLAG and correct / judged < campaign.sentinel_min_accuracy,
+            }
+        )
+    return {
+        "rate": campaign.sentinel_rate,
+        "min_accuracy": campaign.sentinel_min_accuracy,
+        "min_judged_to_flag": MIN_JUDGED_TO_FLAG,
+        "annotators": rows,
     }
 
 
