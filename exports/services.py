@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotator.models import Campaign
-from core.errors import ConflictError, StudioError
+from core.errors import ConflictError, InputError, StudioError
 from core.jobs import job_enqueue, job_running, job_succeed
 from exports.models import DatasetExport, ExportVia
 from exports.options import ExportOptions
@@ -29,6 +29,11 @@ def dataset_export_create(
     out_dir: Path | None = None,
 ) -> DatasetExport:
     """Check the options and record a queued export. Without out_dir it goes to DATA_DIR/exports/<id>/."""
+    if campaign.sentinel_of_id is not None:
+        raise InputError(
+            f"Campaign {campaign.name!r} holds the sentinel pairs of {campaign.sentinel_of.name!r}: their judgments "
+            "check annotators and are never exported. Export the campaign itself."
+        )
     parsed = ExportOptions.from_mapping(options)
     with transaction.atomic():
         export = DatasetExport.objects.create(

@@ -248,3 +248,11 @@ def test_the_api_hands_out_and_takes_a_sentinel_like_any_pair(campaign_with_pros
     assert Comparison.objects.get(pk=shown["id"]).prompt.campaign_id == shadow.pk
     response = client.post(f"/api/comparisons/{shown['id']}/judgments/", {"choice": "left"})
     assert response.status_code == 201, response.content
+
+
+def test_a_campaign_of_sentinels_is_never_exported(campaign_with_prose):
+    from exports.services import dataset_export_create
+
+    shadow = sentinels_create(campaign=campaign_with_prose, count=1).sentinel_campaign
+    with pytest.raises(InputError, match="holds the sentinel pairs of 'Prose': their judgments check annotators"):
+        dataset_export_create(campaign=shadow, options={})
