@@ -6,7 +6,8 @@ vllm and torch are imported when an engine starts, never at import.
 """
 
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 from core.conversations import conversation_with_system
@@ -99,6 +100,10 @@ class VllmBackend:
             structured_outputs=StructuredOutputsParams(choice=list(s.choices)) if s.choices else None,
         )
 
+    def stream(self) -> "VllmStream":
+        """Requests go to the engine's scheduler as they are added, results come back as they finish."""
+        return VllmStream(self)
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
         chats: list[int] = []
@@ -159,3 +164,49 @@ class VllmBackend:
             import torch
 
             torch.cuda.empty_cache()
+
+
+class VllmStream:
+    """vLLM's scheduler fed as requests come: each `add` is queued in the engine at once (`LLM.enqueue`, or
+    `LLM.enqueue_chat` through the chat template, as `generate` would send it), and `results()` steps the engine
+    and yields each request as it finishes, so the engine batches everything added (continuous batching) while
+    the caller stores what is done. A prompt too long for the context is answered at once, never sent."""
+
+    def __init__(self, backend: VllmBackend) -> None:
+        self.backend = backend
+        self.engine = backend.llm.llm_engine
+        self.keys: dict[str, tuple[Hashable, dict[str, str]]] = {}  # vLLM request id -> (key, how the model saw it)
+        self.ready: deque[tuple[Hashable, GenerationResult]] = deque()
+
+    def add(self, key: Hashable, request: GenerationRequest) -> None:
+        backend = self.backend
+        prompt_tokens = len(backend.tokenized.ids(request))
+        if prompt_tokens >= backend.max_model_len:
+            self.ready.append((key, too_long_result(prompt_tokens)))
+            return
+        params = [backend._params(request)]
+        if backend.tokenized.uses_chat(request):
+            conversation = conversation_with_system(list(request.messages), request.system)
+            [request_id] = backend.llm.enqueue_chat([conversation], params, use_tqdm=False)
+        else:
+            [request_id] = backend.llm.enqueue([request_text(request)], params, use_tqdm=False)
+        # enqueue answers the engine's internal id; its outputs carry the id the LLM gave it (a counter).
+        external = self.engine.output_processor.request_states[request_id].external_req_id
+        self.keys[external] = (key, backend.tokenized.prompt_seen(request))
+
+    def results(self) -> Iterator[tuple[Hashable, GenerationResult]]:
+        while self.ready or self.keys:
+            if self.ready:
+                yield self.ready.popleft()
+                continue
+            for output in self.engine.step():
+                if output.finished and output.request_id in self.keys:
+                    key, prompt_seen = self.keys.pop(output.request_id)
+                    self.ready.append((key, VllmBackend._result(output, prompt_seen)))
+
+    def close(self) -> None:
+        """Abort what is still in the engine, so that a later call on it (the judge, another run) starts clean."""
+        if self.keys:
+            self.engine.abort_request(list(self.keys), internal=False)
+        self.keys.clear()
+        self.ready.clear()

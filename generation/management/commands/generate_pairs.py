@@ -48,6 +48,7 @@ class Command(BaseCommand):
             f"Prompts: {s.prompts} distinct; {s.generated} done now, {s.already_done} already done, "
             f"skipped: {s.skipped_too_long} too long, {s.skipped_duplicate} identical responses, "
             f"{s.skipped_empty} empty responses"
+            + (f", {s.skipped_unstorable} responses that cannot be stored" if s.skipped_unstorable else "")
             + (f"; {s.repeated_in_file} repeated row(s) in the file ignored" if s.repeated_in_file else "")
             + "."
         )
