@@ -5,6 +5,7 @@ float32, eager mode, a small explicit KV cache (without it vLLM takes 90% of RAM
 vllm and torch are imported when an engine starts, never at import.
 """
 
+import gc
 import os
 from collections import deque
 from collections.abc import Hashable, Iterator, Sequence
@@ -72,7 +73,7 @@ class VllmBackend:
 
     def __init__(self, *, model: str, options: EngineOptions = EngineOptions()) -> None:
         model_check(model)
-        on_gpu = gpu_available()
+        self.on_gpu = on_gpu = gpu_available()
         if not on_gpu:
             # The engine core in this process: a second process only costs memory and start-up on a CPU.
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -81,6 +82,10 @@ class VllmBackend:
         self.model_name = model
         self.model_revision = model_revision_of(model, options.revision)
         self.engine_kwargs = vllm_engine_kwargs(model=model, options=options, on_gpu=on_gpu)
+        # vLLM freezes the garbage collector's heap itself once its engine is up (freeze_gc_heap), but collects
+        # everything several times while it starts: freezing what is there already (Django, torch, vllm's
+        # modules) spares those collections walking it again and again (seconds with Django loaded).
+        gc.freeze()
         self.llm = LLM(**self.engine_kwargs)
         self.max_model_len: int = self.llm.llm_engine.model_config.max_model_len
         self.tokenized = Tokenized(self.llm.get_tokenizer())
@@ -156,11 +161,8 @@ class VllmBackend:
         """
         if getattr(self, "llm", None) is None:
             return
-        import gc
-
-        self.llm = None
-        gc.collect()
-        if gpu_available():
+        self.llm = None  # vLLM shuts its engine down and collects its garbage (cleanup_dist_env_and_memory)
+        if self.on_gpu:
             import torch
 
             torch.cuda.empty_cache()

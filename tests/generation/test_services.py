@@ -260,6 +260,16 @@ def test_with_real_vllm_every_candidate_regenerates_from_its_stored_seed_and_set
         messages=candidate.prompt.messages, sampling=Sampling(**candidate.sampling_params), seed=candidate.seed
     )
     assert vllm_backend.generate([request])[0].text == candidate.text
+    # The run streamed its requests; one generate() call over all of them (how runs sampled before) gives the
+    # same texts and token counts.
+    candidates = list(Candidate.objects.select_related("prompt").order_by("id"))
+    again = vllm_backend.generate(
+        [
+            GenerationRequest(messages=c.prompt.messages, sampling=Sampling(**c.sampling_params), seed=c.seed)
+            for c in candidates
+        ]
+    )
+    assert [(r.text, r.completion_tokens) for r in again] == [(c.text, c.completion_tokens) for c in candidates]
 
 
 def test_a_failed_request_keeps_the_prompts_that_got_answers_and_a_rerun_fills_the_rest(stories, prompts_file):

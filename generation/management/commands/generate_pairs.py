@@ -15,6 +15,9 @@ class Command(BaseCommand):
         "Sample candidate responses for prompts (JSONL or Parquet) and add them to a campaign as comparisons. "
         "Rerunning continues where a crashed or interrupted run stopped."
     )
+    # Django's system checks take about a second here, for nothing this command needs (`manage.py check` runs
+    # them); generation is measured against a bare vLLM script (bench/generate.py).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--campaign", required=True, help="Campaign name.")
