@@ -7,7 +7,8 @@ settings, each program in its own process, timed from its start to its exit (wal
 process: user + system, all threads):
 
 - bare: `LLM(**kwargs)`, then one `LLM.generate` (or `LLM.chat` for a model with a chat template) over every
-  request: what vLLM does alone, imports and engine start included.
+  request: what vLLM does alone, imports and engine start included. With `--freeze` it first freezes the
+  garbage collector's heap (`gc.freeze()`), as `VllmBackend` does before it starts the engine.
 - generate_pairs: `manage.py generate_pairs --create-campaign` into a fresh campaign of a scratch SQLite
   database (migrated before the timing): Django, the prompts file, the engine, storing every candidate and
   comparison.
@@ -65,6 +66,10 @@ def bare(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     from vllm import LLM, SamplingParams
 
+    if job.get("freeze"):  # what VllmBackend does before it starts the engine
+        import gc
+
+        gc.freeze()
     llm = LLM(**job["engine"])
     params = [SamplingParams(**p) for p in job["params"]]
     if getattr(llm.get_tokenizer(), "chat_template", None):
@@ -130,7 +135,11 @@ def end_to_end(args: argparse.Namespace) -> None:
         prompts_file.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
         job = scratch_path / "bare.json"
         bare_out = scratch_path / "bare-out.json"
-        job.write_text(json.dumps({"engine": engine, "texts": bare_texts, "params": params, "out": str(bare_out)}))
+        job.write_text(
+            json.dumps(
+                {"engine": engine, "texts": bare_texts, "params": params, "out": str(bare_out), "freeze": args.freeze}
+            )
+        )
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=project, env=env, check=True, capture_output=True
         )
@@ -178,7 +187,9 @@ def end_to_end(args: argparse.Namespace) -> None:
     print(
         f"model {Path(args.model).name}: {args.prompts} prompts x n={args.n}, max_tokens {args.max_tokens}, "
         f"temperatures {args.temperatures}, top_p {args.top_p}, seed {args.seed}, "
-        f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, generate_pairs of {project}\n"
+        f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, generate_pairs of {project}"
+        + (", the bare script freezes the gc heap first" if args.freeze else "")
+        + "\n"
     )
     print("| repeat | program | wall s | CPU s | tokens | tokens/s while generating | same text as bare | load |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -292,6 +303,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--repeat", type=int, default=2, help="End to end: runs of each program, interleaved.")
     parser.add_argument("--project", default=str(ROOT), help="End to end: the checkout whose generate_pairs runs.")
+    parser.add_argument(
+        "--freeze", action="store_true", help="End to end: the bare script freezes the gc heap first, as VllmBackend."
+    )
     parser.add_argument("--backends", action="store_true", help="vllm vs transformers tokens/s instead.")
     parser.add_argument("--role", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--bare", help=argparse.SUPPRESS)
