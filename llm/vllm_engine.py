@@ -169,8 +169,9 @@ class VllmBackend:
 
 
 class VllmStream:
-    """vLLM's scheduler fed as requests come: each `add` is queued in the engine at once (`LLM.enqueue`, or
-    `LLM.enqueue_chat` through the chat template, as `generate` would send it), and `results()` steps the engine
+    """vLLM's scheduler fed as requests come: each `add` is queued in the engine at once (`LLM.enqueue_chat`
+    through the chat template, as `generate` sends it; a raw text as the token ids the length check counted,
+    those `LLM.generate` makes of it), and `results()` steps the engine
     and yields each request as it finishes, so the engine batches everything added (continuous batching) while
     the caller stores what is done. A prompt too long for the context is answered at once, never sent."""
 
@@ -182,16 +183,16 @@ class VllmStream:
 
     def add(self, key: Hashable, request: GenerationRequest) -> None:
         backend = self.backend
-        prompt_tokens = len(backend.tokenized.ids(request))
-        if prompt_tokens >= backend.max_model_len:
-            self.ready.append((key, too_long_result(prompt_tokens)))
+        ids = backend.tokenized.ids(request)
+        if len(ids) >= backend.max_model_len:
+            self.ready.append((key, too_long_result(len(ids))))
             return
         params = [backend._params(request)]
         if backend.tokenized.uses_chat(request):
             conversation = conversation_with_system(list(request.messages), request.system)
             [request_id] = backend.llm.enqueue_chat([conversation], params, use_tqdm=False)
-        else:
-            [request_id] = backend.llm.enqueue([request_text(request)], params, use_tqdm=False)
+        else:  # the tokens counted above are those LLM.generate would make of the text: not twice
+            [request_id] = backend.llm.enqueue([{"prompt_token_ids": ids}], params, use_tqdm=False)
         # enqueue answers the engine's internal id; its outputs carry the id the LLM gave it (a counter).
         external = self.engine.output_processor.request_states[request_id].external_req_id
         self.keys[external] = (key, backend.tokenized.prompt_seen(request))
