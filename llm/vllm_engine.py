@@ -173,7 +173,8 @@ class VllmStream:
     through the chat template, as `generate` sends it; a raw text as the token ids the length check counted,
     those `LLM.generate` makes of it), and `results()` steps the engine
     and yields each request as it finishes, so the engine batches everything added (continuous batching) while
-    the caller stores what is done. A prompt too long for the context is answered at once, never sent."""
+    the caller stores what is done. A prompt too long for the context is answered at once, never sent. One
+    stream (or `generate` call) at a time per engine: each takes the engine's outputs as they come."""
 
     def __init__(self, backend: VllmBackend) -> None:
         self.backend = backend
