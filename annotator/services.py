@@ -151,6 +151,79 @@ def comparisons_put_first(*, ids: Sequence[int], priority: int) -> int:
     return Comparison.objects.filter(pk__in=ids, priority__lt=priority).update(priority=priority)
 
 
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt for `prompts_get_or_create`: as `prompt_get_or_create` takes it."""
+
+    prompt: str | list[dict[str, str]]
+    system: str = ""
+    metadata: dict | None = None
+
+
+def prompts_get_or_create(*, campaign: Campaign, prompts: Sequence[PromptSpec]) -> list[tuple[Prompt, bool]]:
+    """`prompt_get_or_create` for many prompts in a few queries: (prompt, created) for each, in order. When
+    another writer creates one of them meanwhile, they are taken one by one instead (the same outcome)."""
+    specs = []
+    for spec in prompts:
+        try:
+            messages, system = conversation_normalize(spec.prompt, spec.system)
+        except ValueError as error:
+            raise InputError(f"Bad prompt: {error}.") from None
+        specs.append((messages, system, spec.metadata or {}, conversation_hash(messages, system)))
+    found = {
+        prompt.content_hash: prompt
+        for prompt in Prompt.objects.filter(campaign=campaign, content_hash__in={spec[3] for spec in specs})
+    }
+    new: dict[str, Prompt] = {}
+    for messages, system, metadata, content_hash in specs:
+        if content_hash not in found and content_hash not in new:
+            new[content_hash] = Prompt(
+                campaign=campaign, messages=messages, system=system, metadata=metadata, content_hash=content_hash
+            )
+    try:
+        with transaction.atomic():
+            Prompt.objects.bulk_create(new.values(), batch_size=500)
+    except IntegrityError:  # someone created one of them a moment ago
+        return [
+            prompt_get_or_create(campaign=campaign, prompt=spec.prompt, system=spec.system, metadata=spec.metadata)
+            for spec in prompts
+        ]
+    out = []
+    for *_, content_hash in specs:
+        if content_hash in found:
+            out.append((found[content_hash], False))
+        else:
+            found[content_hash] = new[content_hash]
+            out.append((new[content_hash], True))
+    return out
+
+
+def candidates_create(*, candidates: Sequence[Candidate]) -> list[Candidate]:
+    """Write unsaved candidates in bulk (their primary keys are set), once each text is one the database can
+    store (core.limits.text_check): an InputError names the first that is not, and nothing is written."""
+    for candidate in candidates:
+        for field in ("text", "prompt_text"):
+            try:
+                text_check(getattr(candidate, field), what=f"The candidate's {field}")
+            except ValueError as error:
+                raise InputError(f"{error}.") from None
+    return Candidate.objects.bulk_create(candidates, batch_size=500)
+
+
+def comparisons_create(*, pairs: Sequence[tuple[Candidate, Candidate, dict]]) -> list[Comparison]:
+    """`comparison_create` for many (candidate_a, candidate_b, metadata) at once, checked the same way."""
+    comparisons = []
+    for candidate_a, candidate_b, metadata in pairs:
+        if candidate_a.prompt_id != candidate_b.prompt_id or candidate_a.pk == candidate_b.pk:
+            comparison_create(candidate_a=candidate_a, candidate_b=candidate_b)  # raises the InputError
+        comparisons.append(
+            Comparison(
+                prompt_id=candidate_a.prompt_id, candidate_a=candidate_a, candidate_b=candidate_b, metadata=metadata
+            )
+        )
+    return Comparison.objects.bulk_create(comparisons, batch_size=500)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Assignment: who sees which pair next
 

@@ -26,7 +26,10 @@ class GenerationRun(Job):
 
     @property
     def skipped_count(self) -> int:
-        return sum(self.stats.get(key, 0) for key in ("skipped_too_long", "skipped_duplicate", "skipped_empty"))
+        return sum(
+            self.stats.get(key, 0)
+            for key in ("skipped_too_long", "skipped_duplicate", "skipped_empty", "skipped_unstorable")
+        )
 
 
 class GeneratedCandidate(models.Model):

@@ -35,7 +35,11 @@ class RunConfig(EngineOptions):
     )
     pairs_per_prompt: int = option(1, "With pairs random: how many per prompt.")
     max_resamples: int = option(3, "How often an empty or duplicate candidate is sampled again before giving up.")
-    batch_size: int = option(64, "Prompts generated and committed together; a crash loses at most one batch.")
+    batch_size: int = option(
+        64,
+        "Finished prompts written together (at least every 5 s too); engines without a scheduler of their own "
+        "(openai, transformers) also get this many prompts per call.",
+    )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":

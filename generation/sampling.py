@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.limits import text_check
 from llm.base import Sampling
 
 SEED_BITS = 31  # seeds fit every engine's seed argument (some take a signed 32-bit integer)
@@ -66,13 +67,23 @@ def text_key(text: str) -> str:
     return " ".join(text.split())
 
 
+def text_unstorable(text: str) -> str:
+    """Why the database could not store a response as it is (a NUL character, a lone surrogate), or "". Such a
+    response is sampled again like an empty one, never stored altered."""
+    try:
+        text_check(text, what="the response")
+    except ValueError as error:
+        return str(error)
+    return ""
+
+
 def slots_to_resample(texts: Sequence[str]) -> list[int]:
-    """Slots whose response is empty or the same as an earlier slot's (the earlier one stays)."""
+    """Slots whose response is empty, the same as an earlier slot's (the earlier one stays), or not storable."""
     seen: set[str] = set()
     bad = []
     for index, text in enumerate(texts):
         key = text_key(text)
-        if not key or key in seen:
+        if not key or key in seen or text_unstorable(text):
             bad.append(index)
         else:
             seen.add(key)

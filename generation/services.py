@@ -1,11 +1,14 @@
 """Writes for generation: create a run, execute it (sample candidates, store them with their comparisons), start it
 in the background.
 
-A run works through its prompts in batches. For each batch it samples every prompt's slots, resamples
-empty or duplicate responses, and then writes the prompts, candidates and comparisons of the batch in
-one transaction, with the run's counts. A prompt is done once it has comparisons in the campaign, and
-a run skips prompts that are done: rerunning after a crash or Ctrl-C continues where it stopped, and a
-crash loses at most the batch in flight.
+A run keeps the engine fed: up to IN_FLIGHT_PROMPTS prompts' requests are in it at once (vLLM schedules them
+all, continuous batching), topped up as prompts finish. A prompt is finished once all its slots are back, its
+empty, duplicate or unstorable responses resampled; finished prompts are written `batch_size` at a time, or
+every COMMIT_SECONDS, each write one transaction holding whole prompts only (prompts, candidates, comparisons
+and the run's counts, in bulk). A prompt is done once it has comparisons in the campaign, and a run skips
+prompts that are done: rerunning after a crash or Ctrl-C continues where it stopped, and a crash loses only the
+prompts in the engine and those finished since the last write (on an error that is not the database's, Ctrl-C
+included, those are written before the run stops).
 """
 
 import time
@@ -18,16 +21,31 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
-from annotator.models import Campaign, Candidate, Prompt
-from annotator.services import campaign_get_or_create, candidate_create, comparison_create, prompt_get_or_create
+from annotator.models import Campaign, Candidate, Comparison, Prompt
+from annotator.services import (
+    PromptSpec,
+    campaign_get_or_create,
+    candidates_create,
+    comparisons_create,
+    prompts_get_or_create,
+)
 from core.errors import InputError
 from core.jobs import job_enqueue, job_running, job_succeed
 from generation.models import GeneratedCandidate, GenerationRun
 from generation.prompts import PromptRow, prompts_read, prompts_read_path
 from generation.run_config import RunConfig
-from generation.sampling import Slot, derive_seed, pairs_choose, slot_seed, slots_plan, slots_to_resample, text_key
+from generation.sampling import (
+    Slot,
+    derive_seed,
+    pairs_choose,
+    slot_seed,
+    slots_plan,
+    slots_to_resample,
+    text_key,
+    text_unstorable,
+)
 from generation.selectors import prompt_hashes_done, prompts_pending
 from llm.base import (
     PROMPT_TOO_LONG,
@@ -38,9 +56,14 @@ from llm.base import (
     GenerationRequest,
     GenerationResult,
     backend_load,
+    results_stream,
 )
 
 MAX_SKIPS_LISTED = 50
+# Prompts whose requests are in the engine at once: enough for vLLM's scheduler to keep its batch full (on a
+# GPU, thousands of sequences), few enough that adding them does not hold up the first results.
+IN_FLIGHT_PROMPTS = 4096
+COMMIT_SECONDS = 5.0  # finished prompts are written at least this often, and every batch_size of them
 Progress = Callable[[int, int], None]  # (prompts handled so far, prompts to handle)
 
 
@@ -52,15 +75,17 @@ class RunSummary:
     skipped_too_long: int = 0  # the prompt leaves no room in the model's context
     skipped_duplicate: int = 0  # fewer than two distinct responses after max_resamples
     skipped_empty: int = 0  # empty responses after max_resamples left nothing to pair
+    skipped_unstorable: int = 0  # responses the database cannot store (NUL, lone surrogate) left nothing to pair
     failed: int = 0  # a request failed (a server's error): not stored, a rerun samples the prompt again
     first_failure: str = ""
     repeated_in_file: int = 0  # rows whose prompt appeared earlier in the file
     candidates: int = 0
     truncated: int = 0  # stored candidates cut off at max_tokens or the context (finish_reason "length")
     comparisons: int = 0
-    resamples: int = 0  # candidates sampled again because they were empty or duplicates
+    resamples: int = 0  # candidates sampled again because they were empty, duplicates or not storable
+    unstorable: int = 0  # responses left out at the end because the database could not store them as they are
     tokens_generated: int = 0  # every generated token, resamples included
-    generation_seconds: float = 0.0  # time spent in the engine's generate calls
+    generation_seconds: float = 0.0  # time spent waiting for the engine's results (not storing them)
     elapsed_seconds: float = 0.0  # the whole run, engine start included
     skips: list[str] = field(default_factory=list)  # "where: why" for the first MAX_SKIPS_LISTED skipped prompts
 
@@ -161,12 +186,15 @@ def _rows_to_generate(*, config: RunConfig, campaign: Campaign, summary: RunSumm
 
 @dataclass
 class _PromptWork:
-    """One prompt's slots while they are sampled: the latest result, seed and attempt of each."""
+    """One prompt's slots while they are sampled: the latest result, seed and attempt of each, how many of its
+    requests are in the engine, and how many resample rounds it had."""
 
     row: PromptRow
     results: list[GenerationResult | None]
     seeds: list[int]
     attempts: list[int]
+    waiting: int = 0
+    rounds: int = 0
 
     @property
     def too_long(self) -> bool:
@@ -181,25 +209,10 @@ class _PromptWork:
     def texts(self) -> list[str]:
         return [r.text if r is not None else "" for r in self.results]
 
-
-def _sample(pending: list[tuple[_PromptWork, Slot]], *, backends: dict[str, Backend], summary: RunSummary) -> None:
-    """Sample the pending slots, each model's share in one call so that its engine batches them."""
-    for side, backend in backends.items():
-        share = [(work, slot) for work, slot in pending if slot.side == side]
-        if not share:
-            continue
-        requests = [
-            GenerationRequest(
-                messages=work.row.messages, system=work.row.system, sampling=slot.sampling, seed=work.seeds[slot.index]
-            )
-            for work, slot in share
-        ]
-        started = time.perf_counter()
-        results = backend.generate(requests)
-        summary.generation_seconds += time.perf_counter() - started
-        for (work, slot), result in zip(share, results, strict=True):
-            work.results[slot.index] = result
-            summary.tokens_generated += result.completion_tokens
+    def request(self, slot: Slot) -> GenerationRequest:
+        return GenerationRequest(
+            messages=self.row.messages, system=self.row.system, sampling=slot.sampling, seed=self.seeds[slot.index]
+        )
 
 
 def _works_new(rows: list[PromptRow], *, config: RunConfig, slots: list[Slot]) -> list[_PromptWork]:
@@ -219,36 +232,107 @@ def _works_sample(
     *,
     config: RunConfig,
     slots: list[Slot],
-    backends: dict[str, Backend],
+    backend: Backend,
     summary: RunSummary,
+    finished: Callable[[_PromptWork], None] | None = None,
 ) -> None:
-    """Sample the given slots of every prompt, then resample those that came back empty or duplicate (of any
-    slot already sampled) up to max_resamples."""
+    """Sample the given slots (one model's) of every prompt through the engine's stream, IN_FLIGHT_PROMPTS
+    prompts in it at a time, topped up as they finish. Once all of a prompt's requests are back, its slots that
+    came back empty, duplicate (of any slot already sampled) or not storable are sent again with the next
+    attempt's seed, up to max_resamples rounds; then the prompt is `finished`."""
     indices = {slot.index for slot in slots}
     by_index = {slot.index: slot for slot in slots}
-    pending = [(work, slot) for work in works for slot in slots]
-    for attempt in range(config.max_resamples + 1):
-        _sample(pending, backends=backends, summary=summary)
-        if attempt == config.max_resamples:
-            break
-        pending = []
-        for work in works:
-            if work.too_long or work.failure:
+    stream = results_stream(backend, chunk=config.batch_size * len(slots))
+    waiting = iter(enumerate(works))
+    open_works: dict[int, _PromptWork] = {}
+
+    def feed() -> None:
+        while len(open_works) < IN_FLIGHT_PROMPTS:
+            key, work = next(waiting, (None, None))
+            if work is None:
+                return
+            open_works[key] = work
+            work.waiting = len(slots)
+            for slot in slots:
+                stream.add((key, slot.index), work.request(slot))
+
+    try:
+        feed()
+        results = stream.results()
+        while True:
+            started = time.perf_counter()
+            item = next(results, None)
+            summary.generation_seconds += time.perf_counter() - started
+            if item is None:
+                break
+            (key, index), result = item
+            work = open_works[key]
+            work.results[index] = result
+            work.waiting -= 1
+            summary.tokens_generated += result.completion_tokens
+            if work.waiting:
                 continue
-            for index in slots_to_resample(work.texts):
-                if index not in indices:  # another model's slot, not sampled yet
-                    continue
-                work.attempts[index] = attempt + 1
-                work.seeds[index] = slot_seed(
-                    base_seed=config.seed, content_hash=work.row.content_hash, slot=index, attempt=attempt + 1
-                )
-                pending.append((work, by_index[index]))
-        if not pending:
-            break
-        summary.resamples += len(pending)
+            again = []
+            if not (work.too_long or work.failure) and work.rounds < config.max_resamples:
+                again = [i for i in slots_to_resample(work.texts) if i in indices]  # not another model's slot
+            if again:
+                work.rounds += 1
+                summary.resamples += len(again)
+                work.waiting = len(again)
+                for i in again:
+                    work.attempts[i] = work.rounds
+                    work.seeds[i] = slot_seed(
+                        base_seed=config.seed, content_hash=work.row.content_hash, slot=i, attempt=work.rounds
+                    )
+                    stream.add((key, i), work.request(by_index[i]))
+                continue
+            del open_works[key]
+            if finished:
+                finished(work)
+            feed()
+    finally:
+        stream.close()
 
 
-def _batch_store(
+class _Store:
+    """Finished prompts, written `batch_size` at a time or every COMMIT_SECONDS, whichever comes first, each
+    write one transaction: a crash loses only the prompts in the engine and those finished since the last one."""
+
+    def __init__(
+        self,
+        *,
+        run: GenerationRun,
+        config: RunConfig,
+        slots: list[Slot],
+        backends: dict[str, Backend],
+        summary: RunSummary,
+        progress: Progress | None,
+        total: int,
+    ) -> None:
+        self.run, self.config, self.slots, self.backends, self.summary = run, config, slots, backends, summary
+        self.progress, self.total = progress, total
+        self.pending: list[_PromptWork] = []
+        self.handled = 0
+        self.last = time.monotonic()
+
+    def add(self, work: _PromptWork) -> None:
+        self.pending.append(work)
+        if len(self.pending) >= self.config.batch_size or time.monotonic() - self.last >= COMMIT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        works, self.pending = self.pending, []
+        if works:
+            _works_store(
+                works, run=self.run, config=self.config, slots=self.slots, backends=self.backends, summary=self.summary
+            )
+            self.handled += len(works)
+            if self.progress:
+                self.progress(self.handled, self.total)
+        self.last = time.monotonic()
+
+
+def _works_store(
     works: list[_PromptWork],
     *,
     run: GenerationRun,
@@ -257,52 +341,66 @@ def _batch_store(
     backends: dict[str, Backend],
     summary: RunSummary,
 ) -> None:
-    """Write the batch's prompts, candidates and comparisons, and the run's counts, in one transaction."""
+    """Write the prompts, candidates and comparisons of finished prompts, and the run's counts, in one
+    transaction, in bulk. A prompt's candidates and comparisons go in together or not at all."""
     campaign = run.campaign
+    keep: list[tuple[_PromptWork, list[Slot], list[tuple[int, int]]]] = []
+    for work in works:
+        row = work.row
+        if work.failure:
+            summary.failed += 1
+            summary.first_failure = summary.first_failure or f"{row.where}: {work.failure}"
+            continue
+        if work.too_long:
+            tokens = max(r.prompt_tokens for r in work.results if r is not None)
+            summary.skipped_too_long += 1
+            summary.skip(row, "prompt too long for the model's context" + (f" ({tokens} tokens)" if tokens else ""))
+            continue
+        texts = work.texts
+        bad = set(slots_to_resample(texts))
+        unstorable = [problem for i in sorted(bad) if (problem := text_unstorable(texts[i]))]
+        summary.unstorable += len(unstorable)
+        usable = [slot for slot in slots if slot.index not in bad]
+        pairs = pairs_choose(
+            slots=usable,
+            two_models=config.two_models,
+            mode=config.pairs,
+            per_prompt=config.pairs_per_prompt,
+            seed=derive_seed(config.seed, row.content_hash, "pairs"),
+        )
+        if pairs:
+            keep.append((work, usable, pairs))
+        elif any(not text_key(texts[i]) for i in bad):
+            summary.skipped_empty += 1
+            summary.skip(row, f"empty responses after {config.max_resamples} resample(s)")
+        elif unstorable:
+            summary.skipped_unstorable += 1
+            summary.skip(row, f"{unstorable[0]}, still after {config.max_resamples} resample(s)")
+        else:
+            summary.skipped_duplicate += 1
+            summary.skip(row, f"identical responses after {config.max_resamples} resample(s)")
     with transaction.atomic():
-        for work in works:
-            row = work.row
-            if work.failure:
-                summary.failed += 1
-                summary.first_failure = summary.first_failure or f"{row.where}: {work.failure}"
-                continue
-            if work.too_long:
-                tokens = max(r.prompt_tokens for r in work.results if r is not None)
-                summary.skipped_too_long += 1
-                summary.skip(row, "prompt too long for the model's context" + (f" ({tokens} tokens)" if tokens else ""))
-                continue
-            bad = set(slots_to_resample(work.texts))
-            usable = [slot for slot in slots if slot.index not in bad]
-            pairs = pairs_choose(
-                slots=usable,
-                two_models=config.two_models,
-                mode=config.pairs,
-                per_prompt=config.pairs_per_prompt,
-                seed=derive_seed(config.seed, row.content_hash, "pairs"),
-            )
-            if not pairs:
-                if any(not text_key(work.texts[i]) for i in bad):
-                    summary.skipped_empty += 1
-                    summary.skip(row, f"empty responses after {config.max_resamples} resample(s)")
-                else:
-                    summary.skipped_duplicate += 1
-                    summary.skip(row, f"identical responses after {config.max_resamples} resample(s)")
-                continue
-            prompt, created = prompt_get_or_create(
-                campaign=campaign, prompt=row.messages, system=row.system, metadata=row.metadata
-            )
-            if not created:
-                # Another run on this campaign may be storing the same prompt right now: wait for it.
-                prompt = Prompt.objects.select_for_update().get(pk=prompt.pk)
-            if not created and prompt.comparisons.exists():
+        prompts = prompts_get_or_create(
+            campaign=campaign,
+            prompts=[PromptSpec(prompt=w.row.messages, system=w.row.system, metadata=w.row.metadata) for w, *_ in keep],
+        )
+        existing = sorted(prompt.pk for prompt, created in prompts if not created)
+        done: set[int] = set()
+        if existing:
+            # Another run on this campaign may be storing the same prompts right now: wait for it.
+            list(Prompt.objects.select_for_update().filter(pk__in=existing).order_by("pk").values_list("pk"))
+            done = set(Comparison.objects.filter(prompt_id__in=existing).values_list("prompt_id", flat=True))
+        todo = []
+        for (work, usable, pairs), (prompt, _) in zip(keep, prompts, strict=True):
+            if prompt.pk in done:
                 summary.already_done += 1  # another run finished it meanwhile
                 continue
-            candidates: dict[int, Candidate] = {}
+            candidates = {}
             for slot in usable:
                 result = work.results[slot.index]
                 assert result is not None
                 backend = backends[slot.side]
-                candidates[slot.index] = candidate_create(
+                candidates[slot.index] = Candidate(
                     prompt=prompt,
                     text=result.text,
                     model_name=backend.model_name,
@@ -317,15 +415,20 @@ def _batch_store(
                     prompt_text=result.prompt_text,
                     metadata={"slot": slot.index, "model": slot.side, "attempt": work.attempts[slot.index]},
                 )
-            GeneratedCandidate.objects.bulk_create(
-                GeneratedCandidate(candidate=candidate, run=run) for candidate in candidates.values()
-            )
-            for a, b in pairs:
-                comparison_create(
-                    candidate_a=candidates[a],
-                    candidate_b=candidates[b],
-                    metadata={"generation_run": run.pk, "slots": [a, b]},
-                )
+            todo.append((candidates, pairs))
+        candidates_create(candidates=[candidate for candidates, _ in todo for candidate in candidates.values()])
+        GeneratedCandidate.objects.bulk_create(
+            (GeneratedCandidate(candidate=c, run=run) for candidates, _ in todo for c in candidates.values()),
+            batch_size=500,
+        )
+        comparisons_create(
+            pairs=[
+                (candidates[a], candidates[b], {"generation_run": run.pk, "slots": [a, b]})
+                for candidates, pairs in todo
+                for a, b in pairs
+            ]
+        )
+        for candidates, pairs in todo:
             summary.generated += 1
             summary.candidates += len(candidates)
             summary.truncated += sum(candidate.is_truncated for candidate in candidates.values())
@@ -360,12 +463,13 @@ def generation_run_execute(
     engines: Engines = engines_default,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Generate for every prompt of the run that is not done yet, batch by batch, and return the counts.
+    """Generate for every prompt of the run that is not done yet, storing prompts as they finish, and return
+    the counts.
 
     `backends` ({"a": ..., "b": ...}) reuses engines already started (tests, benchmarks); by default the
     run starts its own with `engines` (model, options) from its configuration and stops them at the end:
     with two models (tuned vs base), one after the other, so that they never share a GPU's memory. On any
-    error, Ctrl-C included, the run is marked failed with the message; the batches committed so far stay.
+    error, Ctrl-C included, the run is marked failed with the message; what was written so far stays.
     """
     config = RunConfig.from_dict(run.config)
     summary = RunSummary()
@@ -389,33 +493,47 @@ def generation_run_execute(
                 max_tokens=config.max_tokens,
                 two_models=config.two_models,
             )
-            if rows and backends is None and config.two_models:
-                # A tuned-vs-base run: one engine at a time (on a GPU two would share its memory), every
-                # prompt through model A, then through model B, then stored batch by batch.
-                works = _works_new(rows, config=config, slots=slots)
-                backends = {}
+            store = _Store(
+                run=run, config=config, slots=slots, backends={}, summary=summary, progress=progress, total=total
+            )
+            works = _works_new(rows, config=config, slots=slots)
+            if rows and config.two_models:
+                # A tuned-vs-base run: one engine at a time (on a GPU two would share its memory), every prompt
+                # through model A, then through model B; then stored.
                 for side in ("a", "b"):
-                    backends[side] = _backend_load(config, side, engines)
+                    if backends is None or side not in backends:
+                        owned[side] = store.backends[side] = _backend_load(config, side, engines)
+                    else:
+                        store.backends[side] = backends[side]
+                    side_slots = [slot for slot in slots if slot.side == side]
                     try:
-                        side_slots = [slot for slot in slots if slot.side == side]
-                        _works_sample(works, config=config, slots=side_slots, backends=backends, summary=summary)
+                        _works_sample(
+                            works, config=config, slots=side_slots, backend=store.backends[side], summary=summary
+                        )
                     finally:
-                        backends[side].close()
-                for start in range(0, total, config.batch_size):
-                    batch = works[start : start + config.batch_size]
-                    _batch_store(batch, run=run, config=config, slots=slots, backends=backends, summary=summary)
-                    if progress:
-                        progress(start + len(batch), total)
-            else:
-                if rows and backends is None:
-                    backends = owned = {"a": _backend_load(config, "a", engines)}
-                for start in range(0, total, config.batch_size):
-                    works = _works_new(rows[start : start + config.batch_size], config=config, slots=slots)
-                    _works_sample(works, config=config, slots=slots, backends=backends, summary=summary)
-                    summary.elapsed_seconds = time.perf_counter() - started
-                    _batch_store(works, run=run, config=config, slots=slots, backends=backends, summary=summary)
-                    if progress:
-                        progress(start + len(works), total)
+                        if side in owned:
+                            owned.pop(side).close()
+                for work in works:
+                    store.add(work)
+                store.flush()
+            elif rows:
+                if backends is None:
+                    owned["a"] = _backend_load(config, "a", engines)
+                store.backends = backends or owned
+                try:
+                    _works_sample(
+                        works,
+                        config=config,
+                        slots=slots,
+                        backend=store.backends["a"],
+                        summary=summary,
+                        finished=store.add,
+                    )
+                except BaseException as error:
+                    if not isinstance(error, DatabaseError):
+                        store.flush()  # what did finish is kept
+                    raise
+                store.flush()
         finally:
             for backend in owned.values():
                 backend.close()

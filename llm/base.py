@@ -14,7 +14,8 @@ A prompt that leaves no room in the model's context is not truncated: its result
 """
 
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -157,6 +158,49 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # An engine that schedules requests itself (vLLM) may also offer `stream() -> ResultStream`: requests
+    # go in at any time and results come out as they finish (`results_stream` uses it when it is there).
+
+
+class ResultStream(Protocol):
+    """Requests in, results out as each finishes: `add` (key, request) at any time, even while iterating
+    `results()`, which yields (key, result) until nothing added is left. `close()` drops what is unfinished."""
+
+    def add(self, key: Hashable, request: GenerationRequest) -> None: ...
+
+    def results(self) -> Iterator[tuple[Hashable, GenerationResult]]: ...
+
+    def close(self) -> None: ...
+
+
+class BatchedStream:
+    """The stream of an engine without one of its own: `generate()` on up to `chunk` requests at a time, in the
+    order they were added."""
+
+    def __init__(self, backend: Backend, *, chunk: int) -> None:
+        self.backend = backend
+        self.chunk = chunk
+        self.pending: deque[tuple[Hashable, GenerationRequest]] = deque()
+
+    def add(self, key: Hashable, request: GenerationRequest) -> None:
+        self.pending.append((key, request))
+
+    def results(self) -> Iterator[tuple[Hashable, GenerationResult]]:
+        while self.pending:
+            batch = [self.pending.popleft() for _ in range(min(self.chunk, len(self.pending)))]
+            results = self.backend.generate([request for _, request in batch])
+            yield from zip((key for key, _ in batch), results, strict=True)
+
+    def close(self) -> None:
+        self.pending.clear()
+
+
+def results_stream(backend: Backend, *, chunk: int) -> ResultStream:
+    """The backend's own stream when it has one (vLLM: every request added goes to its scheduler at once),
+    else `generate()` on `chunk` requests at a time."""
+    stream = getattr(backend, "stream", None)
+    return stream() if stream is not None else BatchedStream(backend, chunk=chunk)
 
 
 def completion_text(messages: Sequence[Message], system: str = "") -> str:

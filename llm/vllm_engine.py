@@ -5,8 +5,10 @@ float32, eager mode, a small explicit KV cache (without it vLLM takes 90% of RAM
 vllm and torch are imported when an engine starts, never at import.
 """
 
+import gc
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 from core.conversations import conversation_with_system
@@ -71,7 +73,7 @@ class VllmBackend:
 
     def __init__(self, *, model: str, options: EngineOptions = EngineOptions()) -> None:
         model_check(model)
-        on_gpu = gpu_available()
+        self.on_gpu = on_gpu = gpu_available()
         if not on_gpu:
             # The engine core in this process: a second process only costs memory and start-up on a CPU.
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -80,6 +82,10 @@ class VllmBackend:
         self.model_name = model
         self.model_revision = model_revision_of(model, options.revision)
         self.engine_kwargs = vllm_engine_kwargs(model=model, options=options, on_gpu=on_gpu)
+        # vLLM freezes the garbage collector's heap itself once its engine is up (freeze_gc_heap), but collects
+        # everything several times while it starts: freezing what is there already (Django, torch, vllm's
+        # modules) spares those collections walking it again and again (seconds with Django loaded).
+        gc.freeze()
         self.llm = LLM(**self.engine_kwargs)
         self.max_model_len: int = self.llm.llm_engine.model_config.max_model_len
         self.tokenized = Tokenized(self.llm.get_tokenizer())
@@ -98,6 +104,10 @@ class VllmBackend:
             # Constrained decoding: only the allowed answers can be generated (the log-probs stay the model's).
             structured_outputs=StructuredOutputsParams(choice=list(s.choices)) if s.choices else None,
         )
+
+    def stream(self) -> "VllmStream":
+        """Requests go to the engine's scheduler as they are added, results come back as they finish."""
+        return VllmStream(self)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
@@ -151,11 +161,56 @@ class VllmBackend:
         """
         if getattr(self, "llm", None) is None:
             return
-        import gc
-
-        self.llm = None
-        gc.collect()
-        if gpu_available():
+        self.llm = None  # vLLM shuts its engine down and collects its garbage (cleanup_dist_env_and_memory)
+        if self.on_gpu:
             import torch
 
             torch.cuda.empty_cache()
+
+
+class VllmStream:
+    """vLLM's scheduler fed as requests come: each `add` is queued in the engine at once (`LLM.enqueue_chat`
+    through the chat template, as `generate` sends it; a raw text as the token ids the length check counted,
+    those `LLM.generate` makes of it), and `results()` steps the engine
+    and yields each request as it finishes, so the engine batches everything added (continuous batching) while
+    the caller stores what is done. A prompt too long for the context is answered at once, never sent. One
+    stream (or `generate` call) at a time per engine: each takes the engine's outputs as they come."""
+
+    def __init__(self, backend: VllmBackend) -> None:
+        self.backend = backend
+        self.engine = backend.llm.llm_engine
+        self.keys: dict[str, tuple[Hashable, dict[str, str]]] = {}  # vLLM request id -> (key, how the model saw it)
+        self.ready: deque[tuple[Hashable, GenerationResult]] = deque()
+
+    def add(self, key: Hashable, request: GenerationRequest) -> None:
+        backend = self.backend
+        ids = backend.tokenized.ids(request)
+        if len(ids) >= backend.max_model_len:
+            self.ready.append((key, too_long_result(len(ids))))
+            return
+        params = [backend._params(request)]
+        if backend.tokenized.uses_chat(request):
+            conversation = conversation_with_system(list(request.messages), request.system)
+            [request_id] = backend.llm.enqueue_chat([conversation], params, use_tqdm=False)
+        else:  # the tokens counted above are those LLM.generate would make of the text: not twice
+            [request_id] = backend.llm.enqueue([{"prompt_token_ids": ids}], params, use_tqdm=False)
+        # enqueue answers the engine's internal id; its outputs carry the id the LLM gave it (a counter).
+        external = self.engine.output_processor.request_states[request_id].external_req_id
+        self.keys[external] = (key, backend.tokenized.prompt_seen(request))
+
+    def results(self) -> Iterator[tuple[Hashable, GenerationResult]]:
+        while self.ready or self.keys:
+            if self.ready:
+                yield self.ready.popleft()
+                continue
+            for output in self.engine.step():
+                if output.finished and output.request_id in self.keys:
+                    key, prompt_seen = self.keys.pop(output.request_id)
+                    self.ready.append((key, VllmBackend._result(output, prompt_seen)))
+
+    def close(self) -> None:
+        """Abort what is still in the engine, so that a later call on it (the judge, another run) starts clean."""
+        if self.keys:
+            self.engine.abort_request(list(self.keys), internal=False)
+        self.keys.clear()
+        self.ready.clear()

@@ -78,3 +78,46 @@ def write_jsonl(path: Path, rows: Sequence[object]) -> Path:
 @pytest.fixture
 def prompts_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": p} for p in STORY_PROMPTS])
+
+
+class StreamingFakeBackend(FakeBackend):
+    """A FakeBackend with a stream of its own, like vLLM's: everything added is in the engine at once, and results
+    come back in another order than they went in (last added first, as finishing order varies in a real engine).
+    `in_flight_at_first` is how many requests were in when the first result came out; `fail_after=k` raises
+    `failure` once k results came out (a crash or Ctrl-C while the engine runs); `closed` counts close() calls."""
+
+    def __init__(self, *, fail_after: int | None = None, **options) -> None:
+        super().__init__(**options)
+        self.fail_after = fail_after
+        self.added: list[GenerationRequest] = []
+        self.in_flight_at_first: int | None = None
+        self.closed = 0
+
+    def stream(self) -> "FakeStream":
+        return FakeStream(self)
+
+
+class FakeStream:
+    def __init__(self, backend: StreamingFakeBackend) -> None:
+        self.backend = backend
+        self.pending: list[tuple[object, GenerationRequest]] = []
+        self.out = 0
+
+    def add(self, key, request: GenerationRequest) -> None:
+        self.backend.added.append(request)
+        self.pending.append((key, request))
+
+    def results(self):
+        while self.pending:
+            if self.backend.in_flight_at_first is None:
+                self.backend.in_flight_at_first = len(self.pending)
+            if self.backend.fail_after == self.out:
+                raise self.backend.failure
+            key, request = self.pending.pop()
+            self.out += 1
+            [result] = FakeBackend.generate(self.backend, [request])
+            yield key, result
+
+    def close(self) -> None:
+        self.backend.closed += 1
+        self.pending.clear()

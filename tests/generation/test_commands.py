@@ -94,6 +94,7 @@ def test_generate_pairs_with_the_transformers_backend_stores_pairs_and_prints_a_
     assert Comparison.objects.count() == 6
 
 
+OPENINGS = ("Once upon a time, there was a", "One day, a little", "Lily saw a", "Tom had a")
 ANIMALS = (
     "cat dog bird fish frog bear lion duck cow pig horse sheep fox owl bee ant mouse goat deer wolf seal crab hen bat"
 )
@@ -102,9 +103,12 @@ ANIMALS = (
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_path: Path, engine_env, vllm_backend):
-    """Kill a real `manage.py generate_pairs` (vLLM) after its first batches, rerun, and count."""
-    animals = ANIMALS.split()
-    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"Once upon a time, there was a {a}"} for a in animals])
+    """Kill a real `manage.py generate_pairs` (vLLM) after its first writes, rerun, and count.
+
+    All 96 prompts go to the engine at once; its KV cache holds about 90 of these sequences, so they finish in
+    waves and the kill lands between two."""
+    animals = [f"{opening} {animal}" for opening in OPENINGS for animal in ANIMALS.split()]
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": p} for p in animals])
     campaign = campaign_create(name="Resume")
     command = [
         sys.executable, "manage.py", "generate_pairs", "--campaign", "Resume", "--model", MODEL,
@@ -118,7 +122,7 @@ def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_
         deadline = time.monotonic() + 300
         while Comparison.objects.filter(prompt__campaign=campaign).count() < 2:
             assert process.poll() is None, process.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no batch committed in 300 s"
+            assert time.monotonic() < deadline, "nothing written in 300 s"
             time.sleep(0.02)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
@@ -132,7 +136,7 @@ def test_a_killed_run_resumes_with_exactly_one_set_of_candidates_per_prompt(tmp_
     assert killed.status == JobStatus.RUNNING  # it never got to say otherwise
     done_before = Prompt.objects.filter(campaign=campaign, comparisons__isnull=False).count()
     assert 0 < done_before < len(animals), "the run must be killed midway"
-    assert Candidate.objects.filter(prompt__campaign=campaign).count() == 2 * done_before  # whole batches only
+    assert Candidate.objects.filter(prompt__campaign=campaign).count() == 2 * done_before  # whole prompts only
 
     rerun = generation_run_create(campaign_name="Resume", config=RunConfig.from_dict(killed.config))
     summary = generation_run_execute(run=rerun, backends={"a": vllm_backend})

@@ -9,12 +9,13 @@ from core.errors import InputError
 from core.models import JobStatus
 from core.options import OptionError
 from generation.models import GenerationRun
+from generation.prompts import prompts_read_path
 from generation.run_config import RunConfig
 from generation.sampling import slot_seed
 from generation.services import generation_run_create, generation_run_execute
 from llm.base import BackendError, GenerationRequest, Sampling, failed_result
 from tests.factories import TINY_MODEL, add_pair
-from tests.generation.conftest import STORY_PROMPTS, FakeBackend, write_jsonl
+from tests.generation.conftest import STORY_PROMPTS, FakeBackend, StreamingFakeBackend, write_jsonl
 from tests.llm.openai_fake import FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
@@ -259,6 +260,16 @@ def test_with_real_vllm_every_candidate_regenerates_from_its_stored_seed_and_set
         messages=candidate.prompt.messages, sampling=Sampling(**candidate.sampling_params), seed=candidate.seed
     )
     assert vllm_backend.generate([request])[0].text == candidate.text
+    # The run streamed its requests; one generate() call over all of them (how runs sampled before) gives the
+    # same texts and token counts.
+    candidates = list(Candidate.objects.select_related("prompt").order_by("id"))
+    again = vllm_backend.generate(
+        [
+            GenerationRequest(messages=c.prompt.messages, sampling=Sampling(**c.sampling_params), seed=c.seed)
+            for c in candidates
+        ]
+    )
+    assert [(r.text, r.completion_tokens) for r in again] == [(c.text, c.completion_tokens) for c in candidates]
 
 
 def test_a_failed_request_keeps_the_prompts_that_got_answers_and_a_rerun_fills_the_rest(stories, prompts_file):
@@ -345,3 +356,187 @@ def test_a_queued_run_whose_server_was_removed_from_the_setting_since_fails_befo
     run.refresh_from_db()
     assert run.status == JobStatus.FAILED
     assert run.error.startswith(f"base_url {server.url} is not a server this site may send requests to")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Engines with a stream of their own (vLLM): fed everything at once, results stored as they finish
+
+
+def stored(campaign: Campaign) -> dict[tuple[str, int], tuple[int, str, int]]:
+    """(prompt, slot) -> (seed, text, attempt) of every candidate of the campaign."""
+    return {
+        (c.prompt.messages[0]["content"], c.metadata["slot"]): (c.seed, c.text, c.metadata["attempt"])
+        for c in Candidate.objects.filter(prompt__campaign=campaign).select_related("prompt")
+    }
+
+
+def test_an_engine_with_a_stream_gets_every_prompt_at_once_and_each_is_stored_whole(stories, prompts_file):
+    backend = StreamingFakeBackend()
+    seen = []
+    run = make_run(stories, prompts_file, batch_size=4, temperatures=[0.7, 1.1])
+    summary = generation_run_execute(run=run, backends={"a": backend}, progress=lambda *p: seen.append(p))
+
+    assert backend.in_flight_at_first == 2 * len(STORY_PROMPTS)  # not batch_size prompts' worth
+    assert backend.calls == [[request] for request in reversed(backend.added)]  # one by one, last added first
+    assert (summary.generated, summary.candidates, summary.comparisons) == (6, 12, 6)
+    assert seen == [(0, 6), (4, 6), (6, 6)]  # written 4 finished prompts at a time
+    for prompt in Prompt.objects.filter(campaign=stories):
+        first, second = prompt.candidates.order_by("metadata__slot")
+        assert first.seed == slot_seed(base_seed=0, content_hash=prompt.content_hash, slot=0)
+        assert second.sampling_params["temperature"] == 1.1
+        assert prompt.comparisons.get().metadata == {"generation_run": run.pk, "slots": [0, 1]}
+    assert backend.closed == 1
+    # The same run through an engine without a stream (generate() per batch) stores the same candidates.
+    batched = campaign_create(name="Batched")
+    generation_run_execute(
+        run=make_run(batched, prompts_file, batch_size=4, temperatures=[0.7, 1.1]), backends={"a": FakeBackend()}
+    )
+    assert stored(batched) == stored(stories)
+
+
+def test_duplicates_are_resampled_while_the_stream_runs_with_the_seeds_of_a_batched_run(stories, tmp_path):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": p} for p in STORY_PROMPTS])
+
+    def text_for(request):  # the first story of each prompt twice, then the seed's own
+        first = {slot_seed(base_seed=0, content_hash=h, slot=s) for h in hashes for s in (0, 1)}
+        return "Same story." if request.seed in first else f"Story {request.seed}"
+
+    hashes = [row.content_hash for row in prompts_read_path(prompts).rows]
+    backend = StreamingFakeBackend(text_for=text_for)
+    summary = generation_run_execute(run=make_run(stories, prompts), backends={"a": backend})
+    assert (summary.generated, summary.resamples) == (6, 6)
+    batched = campaign_create(name="Batched")
+    generation_run_execute(run=make_run(batched, prompts), backends={"a": FakeBackend(text_for=text_for)})
+    assert stored(stories) == stored(batched)
+    assert {attempt for _, _, attempt in stored(stories).values()} == {0, 1}
+
+
+def test_a_crash_while_the_engine_runs_keeps_the_finished_prompts_whole_and_a_rerun_samples_only_the_rest(
+    stories, prompts_file
+):
+    # Last added first: prompt 6 (both slots), prompt 5 (both), then slot 1 of prompt 4, and the engine dies.
+    crashed = make_run(stories, prompts_file, batch_size=64)
+    with pytest.raises(RuntimeError, match="engine crashed"):
+        generation_run_execute(run=crashed, backends={"a": StreamingFakeBackend(fail_after=5)})
+    crashed.refresh_from_db()
+    assert crashed.status == JobStatus.FAILED
+    # The two finished prompts were written before the run stopped (not yet batch_size of them); never half a pair.
+    assert set(Prompt.objects.values_list("messages__0__content", flat=True)) == set(STORY_PROMPTS[-2:])
+    assert (Candidate.objects.count(), Comparison.objects.count(), crashed.stats["generated"]) == (4, 2, 2)
+
+    backend = StreamingFakeBackend()
+    summary = generation_run_execute(run=make_run(stories, prompts_file), backends={"a": backend})
+    assert (summary.already_done, summary.generated) == (2, 4)
+    assert len(backend.added) == 8  # only the 4 prompts not done
+    clean = campaign_create(name="Clean")
+    generation_run_execute(run=make_run(clean, prompts_file), backends={"a": StreamingFakeBackend()})
+    assert stored(stories) == stored(clean)  # same seeds, same texts, as if it had never crashed
+
+
+def test_ctrl_c_while_the_engine_runs_writes_what_finished_and_marks_the_run_interrupted(stories, prompts_file):
+    run = make_run(stories, prompts_file)
+    backend = StreamingFakeBackend(fail_after=7, failure=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        generation_run_execute(run=run, backends={"a": backend})
+    run.refresh_from_db()
+    assert run.error.startswith("Interrupted: run it again")
+    assert run.stats["generated"] == 3 == Comparison.objects.count()
+    assert backend.closed == 1  # what was left in the engine was dropped
+
+
+def test_storing_takes_the_same_few_queries_however_many_prompts_finish_together(stories, tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for size in (4, 32):  # (SQLite splits an INSERT of more than 999 values)
+        campaign = campaign_create(name=f"Size {size}")
+        prompts = write_jsonl(tmp_path / f"{size}.jsonl", [{"prompt": f"Story {i}"} for i in range(size)])
+        run = make_run(campaign, prompts, batch_size=64)
+        with CaptureQueriesContext(connection) as queries:
+            generation_run_execute(run=run, backends={"a": StreamingFakeBackend()})
+        counts.append(len(queries))
+        assert Comparison.objects.filter(prompt__campaign=campaign).count() == size
+    assert counts[0] == counts[1]  # 13: the run's status and counts, what is done, then the prompts' one write
+
+
+def test_a_prompt_another_run_stored_meanwhile_is_counted_done_and_not_stored_twice(stories, prompts_file, monkeypatch):
+    """Between reading which prompts are done and writing, another run stores the first prompt with its pair."""
+    from annotator import services as annotator_services
+
+    real = annotator_services.prompts_get_or_create
+
+    def racing(*, campaign, prompts):
+        if not Comparison.objects.exists():
+            add_pair(campaign, STORY_PROMPTS[0], "Theirs A", "Theirs B")
+        return real(campaign=campaign, prompts=prompts)
+
+    monkeypatch.setattr("generation.services.prompts_get_or_create", racing)
+    summary = generation_run_execute(run=make_run(stories, prompts_file), backends={"a": StreamingFakeBackend()})
+    assert (summary.generated, summary.already_done) == (5, 1)
+    first = Prompt.objects.get(campaign=stories, messages__0__content=STORY_PROMPTS[0])
+    assert list(first.candidates.values_list("text", flat=True)) == ["Theirs A", "Theirs B"]
+    assert Prompt.objects.filter(campaign=stories).count() == 6
+
+
+def test_prompts_created_by_another_writer_meanwhile_are_reused_not_duplicated(stories, monkeypatch):
+    from annotator.services import PromptSpec, prompts_get_or_create
+
+    theirs, _ = prompt_get_or_create(campaign=stories, prompt="One")
+    real = Prompt.objects.filter
+    calls = []
+
+    def not_seen_yet(*args, **kwargs):  # the other writer committed "One" just after our look-up
+        calls.append(kwargs)
+        return real(pk__in=[]) if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(Prompt.objects, "filter", not_seen_yet)
+    got = prompts_get_or_create(campaign=stories, prompts=[PromptSpec(prompt="One"), PromptSpec(prompt="Two")])
+    assert [(p.messages[0]["content"], created) for p, created in got] == [("One", False), ("Two", True)]
+    assert got[0][0] == theirs
+    assert Prompt.objects.filter(campaign=stories).count() == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("A story\x00 with a NUL.", "holds a NUL character (at character 8), which cannot be stored: remove it"),
+        (
+            "A story with half a character: \ud800.",
+            "holds a lone surrogate (U+D800 at character 32), half of a character that is not text: fix the "
+            "encoding that produced it",
+        ),
+    ],
+)
+def test_a_response_the_database_cannot_store_is_sampled_again_and_never_stored(stories, tmp_path, bad, why):
+    """PostgreSQL refuses NUL in text, and no database takes a lone surrogate: such a response would stop the run."""
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Fine"}, {"prompt": "Always bad"}])
+    [fine_hash, _] = [row.content_hash for row in prompts_read_path(prompts).rows]
+    first_of_slot_1 = slot_seed(base_seed=0, content_hash=fine_hash, slot=1)
+
+    def text_for(request):
+        if request.messages[0]["content"] == "Always bad" or request.seed == first_of_slot_1:
+            return bad
+        return f"Story {request.seed}"
+
+    run = make_run(stories, prompts, temperatures=[0.7, 1.1], max_resamples=2)
+    summary = generation_run_execute(run=run, backends={"a": StreamingFakeBackend(text_for=text_for)})
+
+    assert (summary.generated, summary.skipped_unstorable, summary.unstorable) == (1, 1, 2)
+    assert summary.resamples == 1 + 2 * 2  # "Fine": slot 1 once; "Always bad": both slots twice
+    fine = Prompt.objects.get(campaign=stories)
+    assert fine.messages[0]["content"] == "Fine"
+    assert sorted(fine.candidates.values_list("metadata__attempt", flat=True)) == [0, 1]
+    assert bad not in set(Candidate.objects.values_list("text", flat=True))
+    assert summary.skips == [f"{prompts}, line 2: the response {why}, still after 2 resample(s)"]
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.skipped_count == 1
+
+
+def test_the_candidates_service_refuses_text_the_database_cannot_store(stories):
+    from annotator.services import candidates_create
+
+    prompt, _ = prompt_get_or_create(campaign=stories, prompt="Hi")
+    with pytest.raises(InputError, match=r"The candidate's text holds a NUL character \(at character 2\)"):
+        candidates_create(candidates=[Candidate(prompt=prompt, text="ok"), Candidate(prompt=prompt, text="a\x00")])
+    assert not Candidate.objects.exists()

@@ -77,3 +77,33 @@ def test_the_web_process_never_imports_an_engine(engine_env):
         [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+class CountingEngine:
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def generate(self, requests):
+        from llm.base import GenerationResult
+
+        self.calls.append(len(requests))
+        return [GenerationResult(f"seed {r.seed}", 1, 1, "stop") for r in requests]
+
+
+def test_an_engine_without_a_stream_gets_one_generate_call_per_chunk_and_requests_added_meanwhile_follow():
+    from llm.base import BatchedStream, results_stream
+
+    engine = CountingEngine()
+    stream = results_stream(engine, chunk=3)
+    assert isinstance(stream, BatchedStream)
+    for seed in range(4):
+        stream.add(seed, GenerationRequest(prompt="x", seed=seed))
+    out = []
+    for key, result in stream.results():
+        out.append((key, result.text))
+        if key == 0:
+            stream.add("late", GenerationRequest(prompt="x", seed=9))
+    assert out == [(0, "seed 0"), (1, "seed 1"), (2, "seed 2"), (3, "seed 3"), ("late", "seed 9")]
+    assert engine.calls == [3, 2]

@@ -2,13 +2,14 @@
 
 import pytest
 
-from llm.base import PROMPT_CHAT, EngineOptions, GenerationRequest
+from llm.base import PROMPT_CHAT, PROMPT_TOO_LONG, EngineOptions, GenerationRequest, Sampling
 from llm.transformers_engine import TransformersBackend
 from llm.vllm_engine import vllm_engine_kwargs
 from tests.factories import TINY_MODEL
 from tests.llm.helpers import (
     CAT,
     GREEDY,
+    LONG,
     SAMPLE,
     check_logprobs_of_the_generated_tokens,
     check_samples_differ_and_seeds_reproduce,
@@ -51,6 +52,38 @@ class TestVllm:
         check_too_long_prompts_are_flagged_not_truncated(vllm_backend)
         assert vllm_backend.max_model_len == 512
 
+    def test_its_stream_gives_what_generate_gives_and_takes_requests_while_it_runs(self, vllm_backend):
+        requests = [
+            GenerationRequest(messages=[{"role": "user", "content": f"Once upon a time, there was a {thing}"}],
+                              sampling=Sampling(temperature=t, top_p=0.95, max_tokens=24), seed=seed)
+            for seed, thing in enumerate(["cat", "dog", "frog", "bear", "fish", "duck"] * 20)
+            for t in (0.7, 1.1)
+        ] + [GenerationRequest(messages=LONG, sampling=GREEDY)]  # fmt: skip
+        expected = vllm_backend.generate(requests)
+        stream = vllm_backend.stream()
+        for index in range(10):
+            stream.add(index, requests[index])
+        got = {}
+        for key, result in stream.results():
+            got[key] = result
+            if key == 0:  # the rest while the first ones run
+                for index in range(10, len(requests)):
+                    stream.add(index, requests[index])
+        stream.close()
+        assert [got[i] for i in range(len(requests))] == expected  # same texts, counts, finish reasons
+        assert expected[-1].finish_reason == PROMPT_TOO_LONG
+
+    def test_a_closed_stream_leaves_nothing_in_the_engine(self, vllm_backend):
+        request = GenerationRequest(messages=CAT, sampling=SAMPLE, seed=7)
+        before = vllm_backend.generate([request])
+        stream = vllm_backend.stream()
+        for seed in range(8):
+            stream.add(seed, GenerationRequest(messages=CAT, sampling=SAMPLE, seed=seed))
+        next(stream.results())
+        stream.close()
+        assert not vllm_backend.llm.llm_engine.has_unfinished_requests()
+        assert vllm_backend.generate([request]) == before
+
     def test_runs_on_the_measured_cpu_settings_and_fingerprints_the_weights(self, vllm_backend):
         assert vllm_backend.engine_kwargs["enforce_eager"] is True
         assert vllm_backend.engine_kwargs["kv_cache_memory_bytes"] == 64 << 20
@@ -73,6 +106,9 @@ def test_models_with_a_chat_template_get_it_in_both_engines(chat_model, vllm_cha
     [ours] = transformers.generate([request])
     assert ours.prompt_tokens == expected_tokens
     [theirs] = vllm_chat_backend.generate([request])  # through LLM.chat
+    stream = vllm_chat_backend.stream()  # through LLM.enqueue_chat
+    stream.add("only", request)
+    assert list(stream.results()) == [("only", theirs)]
     assert theirs.prompt_tokens == expected_tokens  # so the too-long check counts what the engine sees
     assert theirs.text == ours.text
     assert (ours.prompt_format, theirs.prompt_format) == (PROMPT_CHAT, PROMPT_CHAT)

@@ -15,6 +15,9 @@ class Command(BaseCommand):
         "Sample candidate responses for prompts (JSONL or Parquet) and add them to a campaign as comparisons. "
         "Rerunning continues where a crashed or interrupted run stopped."
     )
+    # Django's system checks take about a second here, for nothing this command needs (`manage.py check` runs
+    # them); generation is measured against a bare vLLM script (bench/generate.py).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--campaign", required=True, help="Campaign name.")
@@ -48,6 +51,7 @@ class Command(BaseCommand):
             f"Prompts: {s.prompts} distinct; {s.generated} done now, {s.already_done} already done, "
             f"skipped: {s.skipped_too_long} too long, {s.skipped_duplicate} identical responses, "
             f"{s.skipped_empty} empty responses"
+            + (f", {s.skipped_unstorable} responses that cannot be stored" if s.skipped_unstorable else "")
             + (f"; {s.repeated_in_file} repeated row(s) in the file ignored" if s.repeated_in_file else "")
             + "."
         )
