@@ -23,6 +23,8 @@ class KeptOpen:
         self.name = backend.name
         self.model_name = backend.model_name
         self.model_revision = backend.model_revision
+        if (stream := getattr(backend, "stream", None)) is not None:
+            self.stream = stream  # the engine's own stream (vLLM), which `llm.base.results_stream` looks for
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         return self.backend.generate(requests)

@@ -276,3 +276,19 @@ def test_series_names_are_unique(settings_for):
     start(settings_for)
     with pytest.raises(ConflictError, match="A series named 'Stories' exists already"):
         start(settings_for)
+
+
+def test_an_engine_kept_open_for_the_steps_keeps_its_own_stream():
+    from rounds.engines import KeptOpen
+
+    class Streaming:
+        name, model_name, model_revision = "fake", "fake-model", ""
+
+        def stream(self):
+            return "its stream"
+
+    class Plain:
+        name, model_name, model_revision = "fake", "fake-model", ""
+
+    assert KeptOpen(Streaming()).stream() == "its stream"
+    assert not hasattr(KeptOpen(Plain()), "stream")
