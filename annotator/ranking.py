@@ -183,5 +183,6 @@ def ranking_withdraw(*, ranking: Ranking, by: AbstractBaseUser, reason: str) -> 
 
 
 def ranking_anchor(*, prompt_id: int) -> Comparison:
-    """The comparison that stands for the prompt's ranking in the queue: its first."""
-    return Comparison.objects.filter(prompt_id=prompt_id).order_by("id").first()
+    """The comparison that stands for the prompt's ranking in the queue: its first of the model's responses."""
+    pairs = Comparison.objects.filter(prompt_id=prompt_id, candidate_a__edited_from=None, candidate_b__edited_from=None)
+    return pairs.order_by("id").first()

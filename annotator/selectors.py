@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.http import Http404
 from django.utils import timezone
@@ -94,9 +94,11 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
     taken_by_leases = _count_subquery(leases.exclude(annotator=annotator), per="comparison")
     pairs = comparisons_short_of_votes(campaign=campaign)
     if campaign.rank_candidates:
-        # A prompt is ranked whole, as one task: the queue hands out its first pair only (see annotator.ranking).
-        first = Comparison.objects.filter(prompt=OuterRef("prompt")).order_by("id").values("pk")[:1]
-        pairs = pairs.filter(pk=Subquery(first))
+        # A prompt is ranked whole, as one task: the queue hands out its first pair of the model's responses only
+        # (see annotator.ranking). An edit's pair (edit against its source) is judged on its own.
+        models_only = Q(candidate_a__edited_from__isnull=True, candidate_b__edited_from__isnull=True)
+        first = Comparison.objects.filter(models_only, prompt=OuterRef("prompt")).order_by("id").values("pk")[:1]
+        pairs = pairs.filter(Q(pk=Subquery(first)) | ~models_only)
     return (
         pairs.exclude(Exists(Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)))
         .alias(taken=F("human_votes") + taken_by_leases, allowed=_votes_allowed(campaign))

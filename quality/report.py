@@ -17,10 +17,13 @@ from quality.selectors import (
     AnnotatorDay,
     PairGroup,
     campaign_annotator_days,
+    campaign_edits,
     campaign_first_votes,
     campaign_median_durations,
     campaign_pair_groups,
     campaign_pairs_complete,
+    campaign_rankings,
+    campaign_strengths,
 )
 from quality.stats import (
     Proportion,
@@ -278,7 +281,29 @@ def campaign_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         "agreement_over_time": _agreement_over_time(days),
         "model_win_rates": _model_win_rates(groups),
         "sentinels": _sentinels(campaign),
+        "richer": _richer(campaign),
     }
+
+
+def _richer(campaign: Campaign) -> dict[str, Any] | None:
+    """What the richer judgments a campaign asks for add up to (strength, edits, rankings); None when it asks
+    for none of them (and then no query is made)."""
+    if not (campaign.ask_strength or campaign.allow_edits or campaign.rank_candidates):
+        return None
+    richer: dict[str, Any] = {}
+    if campaign.ask_strength:
+        counts = campaign_strengths(campaign=campaign)
+        sides = sum(counts.values())
+        richer["strength"] = {
+            "side_votes": sides,
+            **{name or "not_said": counts.get(name, 0) for name in ("clearly", "slightly", "")},
+            "said_share": (sides - counts.get("", 0)) / sides if sides else None,
+        }
+    if campaign.allow_edits:
+        richer["edits"] = campaign_edits(campaign=campaign)
+    if campaign.rank_candidates:
+        richer["rankings"] = campaign_rankings(campaign=campaign)
+    return richer
 
 
 def _sentinels(campaign: Campaign) -> dict[str, Any] | None:

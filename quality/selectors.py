@@ -30,7 +30,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Concat, Length, RowNumber
 from django.db.models.lookups import GreaterThan
 
-from annotator.models import Campaign, Comparison, JudgeAuditPair, JudgeSource, Judgment, Verdict
+from annotator.models import Campaign, Candidate, Comparison, JudgeAuditPair, JudgeSource, Judgment, Ranking, Verdict
 from quality.stats import Tally
 
 COUNTED = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)  # every verdict but skip
@@ -180,6 +180,37 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
             )
         )  # fmt: skip
     return groups
+
+
+def campaign_strengths(*, campaign: Campaign) -> dict[str, int]:
+    """People's votes for a side by the strength they gave ("" when they gave none): one query."""
+    votes = Judgment.objects.filter(
+        comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN, verdict__in=[Verdict.A, Verdict.B]
+    )
+    return dict(votes.order_by().values_list("strength").annotate(n=Count("*")).values_list("strength", "n"))
+
+
+def campaign_edits(*, campaign: Campaign) -> dict[str, int]:
+    """Annotators' edits, and how the pairs of an edit against its source were judged (edit wins, source wins,
+    other): two queries."""
+    edits = Candidate.objects.filter(prompt__campaign=campaign, edited_from__isnull=False)
+    votes = Judgment.objects.filter(
+        comparison__candidate_a__in=edits, comparison__candidate_b=F("comparison__candidate_a__edited_from")
+    ).filter(source=JudgeSource.HUMAN)
+    by_verdict = dict(votes.order_by().values_list("verdict").annotate(n=Count("*")).values_list("verdict", "n"))
+    return {
+        "edits": edits.count(),
+        "edit_preferred": by_verdict.get(Verdict.A, 0),
+        "source_preferred": by_verdict.get(Verdict.B, 0),
+        "other_votes": sum(n for verdict, n in by_verdict.items() if verdict not in (Verdict.A, Verdict.B)),
+    }
+
+
+def campaign_rankings(*, campaign: Campaign) -> dict[str, int]:
+    """Live rankings and the pairs' judgments derived from them: two queries."""
+    rankings = Ranking.objects.filter(prompt__campaign=campaign, withdrawn_at__isnull=True)
+    derived = Judgment.objects.filter(ranking__in=rankings)
+    return {"rankings": rankings.count(), "derived_judgments": derived.count()}
 
 
 def campaign_pairs_complete(*, campaign: Campaign) -> int:

@@ -465,7 +465,46 @@ def reference_quality_report(*, campaign: Campaign) -> dict[str, Any]:
         # Humans decide a pair they judged; the AI judge's verdict counts only where no human judged it.
         "model_win_rates": _model_win_rates(comparisons, {**ai, **{c: v for c, v in human_counted.items() if v}}),
         "sentinels": _sentinels(campaign),
+        "richer": _richer(campaign),
     }
+
+
+def _richer(campaign):
+    """Strength, edits and rankings counted in Python from every judgment, as the report's oracle."""
+    from annotator.models import Candidate, Ranking
+
+    if not (campaign.ask_strength or campaign.allow_edits or campaign.rank_candidates):
+        return None
+    richer = {}
+    human = [j for j in Judgment.objects.filter(comparison__prompt__campaign=campaign) if j.source == JudgeSource.HUMAN]
+    if campaign.ask_strength:
+        sides = [j for j in human if j.verdict in (Verdict.A, Verdict.B)]
+        counts = Counter(j.strength for j in sides)
+        richer["strength"] = {
+            "side_votes": len(sides),
+            "clearly": counts["clearly"],
+            "slightly": counts["slightly"],
+            "not_said": counts[""],
+            "said_share": (len(sides) - counts[""]) / len(sides) if sides else None,
+        }
+    if campaign.allow_edits:
+        edits = list(Candidate.objects.filter(prompt__campaign=campaign, edited_from__isnull=False))
+        sources = {edit.pk: edit.edited_from_id for edit in edits}
+        on_edits = [j for j in human if sources.get(j.comparison.candidate_a_id) == j.comparison.candidate_b_id]
+        verdicts = Counter(j.verdict for j in on_edits)
+        richer["edits"] = {
+            "edits": len(edits),
+            "edit_preferred": verdicts[Verdict.A],
+            "source_preferred": verdicts[Verdict.B],
+            "other_votes": len(on_edits) - verdicts[Verdict.A] - verdicts[Verdict.B],
+        }
+    if campaign.rank_candidates:
+        live = [r for r in Ranking.objects.filter(prompt__campaign=campaign) if r.withdrawn_at is None]
+        richer["rankings"] = {
+            "rankings": len(live),
+            "derived_judgments": sum(1 for j in human if j.ranking_id in {r.pk for r in live}),
+        }
+    return richer
 
 
 def _sentinels(campaign):

@@ -235,3 +235,45 @@ def test_under_adaptive_overlap_agreement_reads_each_pairs_first_votes_and_settl
     assert agreement["percent_agreement"] == pytest.approx((1 + 0 + 1) / 3)
     assert agreement["krippendorff_alpha"] == pytest.approx(krippendorff_alpha_nominal(first_two))
     assert agreement["fleiss_kappa"] == pytest.approx(fleiss_kappa(first_two))
+
+
+def test_the_report_adds_up_strength_edits_and_rankings_where_the_campaign_asks_for_them(staff_client):
+    import itertools
+
+    from annotator.models import Choice, Side
+    from annotator.ranking import ranking_candidates, ranking_submit
+    from annotator.services import assignment_next, judgment_submit
+
+    campaign = make_campaign(
+        "Richer", pairs=0, overlap=2, ask_strength=True, allow_edits=True, compare_edits=True, rank_candidates=True
+    )
+    pair(campaign, 1)  # two candidates: judged as a pair
+    prompt, _ = prompt_get_or_create(campaign=campaign, prompt="Rank these")
+    three = [candidate_create(prompt=prompt, text=f"Option {i}") for i in range(3)]
+    for a, b in itertools.combinations(three, 2):
+        comparison_create(candidate_a=a, candidate_b=b)
+    first, second = make_user("first"), make_user("second")
+    for user, strength, edited in ((first, "clearly", "Better, by first."), (second, "", "")):
+        while (assignment := assignment_next(campaign=campaign, annotator=user)) is not None:
+            comparison = assignment.comparison
+            if comparison.prompt_id == prompt.pk and comparison.candidate_a.edited_from_id is None:
+                ids = [c.pk for c in ranking_candidates(prompt_id=prompt.pk)]
+                ranking_submit(comparison=comparison, annotator=user, order=ids)
+                continue
+            is_edit_pair = comparison.candidate_a.edited_from_id is not None
+            choice = Choice.LEFT if assignment.shown_left == Side.A else Choice.RIGHT  # candidate a
+            options = {} if is_edit_pair else {"strength": strength, "edited_text": edited}
+            judgment_submit(comparison=comparison, annotator=user, choice=choice, **options)
+    report = campaign_quality_report(campaign=campaign)  # and the oracle agrees
+    richer = report["richer"]
+    assert richer["strength"]["clearly"] >= 1 and richer["strength"]["not_said"] >= 1
+    assert richer["edits"]["edits"] == 1
+    assert richer["edits"]["edit_preferred"] == 2, "both judged the edit pair, picking the edit (candidate a)"
+    assert richer["rankings"] == {"rankings": 2, "derived_judgments": 6}
+    page = staff_client.get(reverse("quality:campaign_quality", args=[campaign.pk])).content.decode()
+    assert "Richer judgments" in page and "Rankings: 2, from which 6 pair judgments were derived." in page
+
+
+def test_no_richer_section_when_the_campaign_asks_for_none():
+    campaign = make_campaign("Plain", pairs=1)
+    assert campaign_quality_report(campaign=campaign)["richer"] is None
