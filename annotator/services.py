@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -148,27 +148,64 @@ def _slots_taken(*, comparison_id: int, annotator: AbstractBaseUser) -> int:
 
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
 
+# The hot path's two reads, in SQL written once: the ORM took longer to build these statements (subqueries,
+# joins through the prompt) than the database took to run them. Plain SQL that SQLite and PostgreSQL share.
+
+# The annotator's unexpired lease in the campaign on a pair they have not judged, latest first.
+_LEASE_CURRENT_SQL = """
+SELECT a.* FROM annotator_assignment a
+JOIN annotator_comparison c ON c.id = a.comparison_id
+JOIN annotator_prompt p ON p.id = c.prompt_id
+WHERE a.annotator_id = %s AND p.campaign_id = %s AND a.expires_at > %s
+  AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = a.comparison_id AND j.annotator_id = %s)
+ORDER BY a.served_at DESC, a.id DESC
+LIMIT 1"""
+
+# `comparisons_open_for` (selectors.py), the first rows of it: pk and human_votes. tests/annotator/
+# test_services.py checks that the two give the same pairs in the same order.
+_OPEN_PAIRS_SQL = """
+SELECT c.id, c.human_votes FROM annotator_comparison c
+JOIN annotator_prompt p ON p.id = c.prompt_id
+WHERE p.campaign_id = %s AND c.human_votes < %s
+  AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = c.id AND j.annotator_id = %s)
+  AND c.human_votes + (
+    SELECT COUNT(*) FROM annotator_assignment a
+    WHERE a.comparison_id = c.id AND a.expires_at > %s AND a.annotator_id <> %s
+  ) < %s
+ORDER BY c.priority DESC, c.id
+LIMIT %s"""
+
+
+def _lease_current(*, campaign: Campaign, annotator: AbstractBaseUser, now: timezone.datetime) -> Assignment | None:
+    at = connection.ops.adapt_datetimefield_value(now)
+    leases = Assignment.objects.raw(_LEASE_CURRENT_SQL, [annotator.pk, campaign.pk, at, annotator.pk])
+    return next(iter(leases), None)
+
+
+def _open_pairs_lock(
+    *, campaign: Campaign, annotator: AbstractBaseUser, now: timezone.datetime, limit: int, wait: bool
+) -> list[tuple[int, int]]:
+    """The first `limit` pairs open to the annotator, (pk, human_votes), their rows locked where the database
+    locks rows (PostgreSQL), skipping those another transaction is locking unless `wait`. human_votes comes
+    from the locking statement, so it is the row's latest committed value."""
+    sql = _OPEN_PAIRS_SQL
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF c" + ("" if wait else " SKIP LOCKED")
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk, campaign.overlap, annotator.pk, at, annotator.pk, campaign.overlap, limit])
+        return cursor.fetchall()
+
 
 def _assignment_try(*, campaign: Campaign, annotator: AbstractBaseUser, wait: bool) -> Assignment | object | None:
     now = timezone.now()
     with transaction.atomic():
-        current = (
-            Assignment.objects.filter(annotator=annotator, comparison__prompt__campaign=campaign, expires_at__gt=now)
-            .exclude(comparison__judgments__annotator=annotator)
-            .order_by("-served_at", "-id")
-            .first()
-        )
+        current = _lease_current(campaign=campaign, annotator=annotator, now=now)
         if current is not None:
             return current
-        open_comparisons = comparisons_open_for(campaign=campaign, annotator=annotator)
-        if wait:
-            locked = open_comparisons.select_for_update(of=("self",))[:1]
-        else:
-            locked = open_comparisons.select_for_update(skip_locked=True, of=("self",))[:8]
-        # human_votes comes from the locking statement, so it is the row's latest committed value.
-        batch = list(locked.values_list("pk", "human_votes"))
+        batch = _open_pairs_lock(campaign=campaign, annotator=annotator, now=now, limit=1 if wait else 8, wait=wait)
         if not batch:
-            return _BUSY if open_comparisons.exists() else None
+            return _BUSY if comparisons_open_for(campaign=campaign, annotator=annotator).exists() else None
         for comparison_id, votes in batch:
             # Leases live in another table: read them under the row lock, in a statement of its own, since
             # the query above may predate a lease another annotator committed a moment ago.

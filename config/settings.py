@@ -105,6 +105,8 @@ MIDDLEWARE = [
     "core.db_unavailable.DatabaseUnavailableMiddleware",  # 503 + Retry-After while the database is out of reach
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lock-out page
 ]
+if env_bool("PREFSTUDIO_COUNT_QUERIES", False):  # benchmarks only: an X-Queries header on every response
+    MIDDLEWARE.insert(0, "core.querycount.QueryCountMiddleware")
 
 ROOT_URLCONF = "config.urls"
 
