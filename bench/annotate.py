@@ -206,7 +206,7 @@ def cpu_seconds(processes: list) -> dict[int, float]:
 
 def server_processes(server: subprocess.Popen, postgres_database: str | None) -> tuple[list, list]:
     """gunicorn's processes (its master and workers), and the PostgreSQL server processes connected to the
-    bench database (their command line names it: "postgres: USER DATABASE HOST(PORT) STATE")."""
+    bench database (their command line names it)."""
     import psutil
 
     master = psutil.Process(server.pid)
@@ -215,7 +215,8 @@ def server_processes(server: subprocess.Popen, postgres_database: str | None) ->
     if postgres_database:
         for process in psutil.process_iter(["cmdline"]):
             words = " ".join(process.info["cmdline"] or []).split()
-            if len(words) >= 3 and words[0] == "postgres:" and words[2] == postgres_database:
+            # "postgres: [CLUSTER:] USER DATABASE HOST(PORT) STATE", the cluster name on Debian ("15/main:").
+            if words[:1] == ["postgres:"] and postgres_database in words[2:4]:
                 postgres.append(process)
     return gunicorn, postgres
 
