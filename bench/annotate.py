@@ -240,6 +240,7 @@ def run_annotators(
     next_queries: list[int] = []
     submit_queries: list[int] = []
     created: list[int] = []
+    warm_up: list[int] = []
     errors: list[str] = []
     lock = threading.Lock()
     clock: dict[str, float] = {}
@@ -269,13 +270,18 @@ def run_annotators(
         rng = random.Random(seed)
         client = ApiClient(port, token)
         try:
-            # Warm-up, untimed: connect, and run the workers' code paths once (the pair stays leased to us,
-            # so the first timed next, or the first submit with --submit-next, is on that pair).
+            # Warm-up, untimed: connect, and run the workers' code paths once (a next and a skip, recorded and
+            # checked like the others; with --submit-next the skip's answer brings the first pair).
             code, body = client.request("GET", next_path)
             pair = json.loads(body) if code == 200 else None
+            if pair is not None:
+                path = f"/api/comparisons/{pair['id']}/judgments/" + ("?next=1" if submit_next else "")
+                code, body = client.request("POST", path, {"choice": "skip"})
+                answer = json.loads(body) if code in (200, 201) else {}
+                with lock:
+                    warm_up.append(answer["judgment"]["id"] if submit_next else answer["id"])
+                pair = answer.get("next") if submit_next else None
             start.wait()
-            if not submit_next:
-                pair = None
             while time.monotonic() < clock["stop_at"]:
                 if pair is None:
                     pair = ask_next(client)
@@ -320,6 +326,7 @@ def run_annotators(
         "next_queries": next_queries,
         "submit_queries": submit_queries,
         "created": created,
+        "warm_up": warm_up,
         "errors": errors,
     }
 
@@ -393,7 +400,7 @@ def bench(db: str, args: argparse.Namespace) -> dict:
         # A process that started during the window (a new PostgreSQL connection) counts from 0.
         result["web_cpu_s"] = sum(web1.values()) - sum(web0.get(pid, 0.0) for pid in web1)
         result["db_cpu_s"] = sum(db1.values()) - sum(db0.get(pid, 0.0) for pid in db1)
-        result.update(check_database(env, result["created"], args.overlap))
+        result.update(check_database(env, result["created"] + result["warm_up"], args.overlap))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
