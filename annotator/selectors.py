@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -66,8 +67,16 @@ _COMPARISON_OPEN_SQL = (
 )
 
 
+def _an_id(pk: int) -> bool:
+    """Whether `pk` can be a row's id at all (the ORM answers "none" for one that cannot; the driver would fail)."""
+    low, high = connection.ops.integer_field_range("BigAutoField")
+    return low <= pk <= high
+
+
 def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
     """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON). One query."""
+    if not _an_id(pk):
+        raise Http404(CAMPAIGN_NOT_FOUND)
     campaign = next(iter(Campaign.objects.raw(_CAMPAIGN_OPEN_SQL, [pk, user.pk])), None)
     if campaign is None:
         raise Http404(CAMPAIGN_NOT_FOUND)
@@ -78,6 +87,8 @@ def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
 def comparison_open_or_404(*, pk: int, user: AbstractBaseUser) -> Comparison:
     """The pair, with its campaign, for a user who may annotate that campaign; a 404 otherwise. One query:
     the campaign's row with the pair's ids; the pair's and its prompt's other fields load when first read."""
+    if not _an_id(pk):
+        raise Http404(COMPARISON_NOT_FOUND)
     campaign = next(iter(Campaign.objects.raw(_COMPARISON_OPEN_SQL, [pk, user.pk])), None)
     if campaign is None:
         raise Http404(COMPARISON_NOT_FOUND)
