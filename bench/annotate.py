@@ -282,6 +282,9 @@ def run_annotators(
                     warm_up.append(answer["judgment"]["id"] if submit_next else answer["id"])
                 pair = answer.get("next") if submit_next else None
             start.wait()
+            # People don't all click at the same instant: with think times, each starts a random part of one
+            # think time in (else the first requests would all arrive at once, a burst no team makes).
+            time.sleep(rng.uniform(0, think(rng)))
             while time.monotonic() < clock["stop_at"]:
                 if pair is None:
                     pair = ask_next(client)
