@@ -45,6 +45,7 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+GUNICORN_CONFIG = "config/gunicorn.conf.py"  # the production configuration
 
 
 def free_port() -> int:
@@ -127,14 +128,17 @@ def start_server(
     preload: bool = False,
     worker_class: str | None = None,
     app: str = "config.wsgi",
+    config: str | None = None,
 ) -> subprocess.Popen:
-    """Start gunicorn with the production configuration (config/gunicorn.conf.py), `workers`, `threads` and
-    `worker_class` overriding it where given (its output to `log`, if given; the app loaded before forking
-    the workers if `preload`), and return once it answers."""
+    """Start gunicorn and return once it answers: with the gunicorn configuration file `config` if given
+    (this bench gives the production one, config/gunicorn.conf.py), `workers`, `threads` and `worker_class`
+    overriding it; without one, gthread workers keeping connections 75 s (bench/faults.py). Its output goes
+    to `log`, if given; `preload` loads the app before forking the workers."""
+    defaults = [] if config else ["--worker-class=gthread", "--keep-alive=75"]
     server = subprocess.Popen(
         [
             str(Path(PYTHON).parent / "gunicorn"),
-            "--config=config/gunicorn.conf.py",
+            *([f"--config={config}"] if config else defaults),
             app,
             f"--bind=127.0.0.1:{port}",
             *([f"--workers={workers}"] if workers else []),
@@ -385,7 +389,9 @@ def bench(db: str, args: argparse.Namespace) -> dict:
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             env["PREFSTUDIO_PROFILE_DIR"] = str(Path(args.profile).resolve())
             app = "bench.profiled_wsgi"
-        server = start_server(env, port, args.workers, args.threads, worker_class=args.worker_class, app=app)
+        server = start_server(
+            env, port, args.workers, args.threads, worker_class=args.worker_class, app=app, config=GUNICORN_CONFIG
+        )
         try:
             snapshots: list[tuple[dict, dict, float]] = []
 

@@ -10,7 +10,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else o
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cores)
 worker_class = "gthread"
-threads = 1
+threads = 4  # a thread waiting on the database (PostgreSQL) or its lock lets another run
 keepalive = 75  # seconds an idle connection stays open: as long as a browser keeps one, like nginx's default
 
 # Load the app once, in the master, before forking the workers, and import everything a request reaches
