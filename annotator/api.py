@@ -1,7 +1,8 @@
 """REST API for annotators (and scripts) and staff: thin adapters over the same services as the pages."""
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.parsers import FormParser
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotator.importing import pairs_import_file
+from annotator.models import Campaign
 from annotator.selectors import (
     annotator_waiting_for,
     campaign_open_or_404,
@@ -24,13 +26,16 @@ from annotator.serializers import (
     ImportResultSerializer,
     JudgmentInputSerializer,
     JudgmentSerializer,
+    JudgmentWithNextSerializer,
     NextComparisonSerializer,
     ProgressSerializer,
     UndoInputSerializer,
     WithdrawnJudgmentSerializer,
+    judgment_data,
+    next_comparison_data,
 )
 from annotator.services import assignment_next, judgment_submit, judgment_undo
-from core.conversations import conversation_with_system
+from core.errors import InputError
 from core.parsers import MultiPartParser
 from core.permissions import IsStaff
 
@@ -51,34 +56,31 @@ class CampaignProgressApi(APIView):
         return Response(ProgressSerializer(progress).data)
 
 
+_NOTHING_OPEN = (
+    "Nothing open for you now. With a Retry-After header (seconds), pairs that other annotators hold may still "
+    "come back to you: ask again then. Without it, you are done."
+)
+
+
+def _next_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> tuple[dict | None, dict[str, str] | None]:
+    """The annotator's next pair as the API answers it, or None and the headers that say whether to ask again."""
+    assignment = assignment_next(campaign=campaign, annotator=annotator)
+    if assignment is None:
+        # Pairs that other annotators hold may still come back: Retry-After says when to ask again.
+        waiting = annotator_waiting_for(campaign=campaign, annotator=annotator)
+        return None, ({"Retry-After": str(waiting.retry_after)} if waiting else None)
+    shown = comparison_as_shown(assignment=assignment)
+    return next_comparison_data(shown=shown, expires_at=assignment.expires_at), None
+
+
 class CampaignNextApi(APIView):
-    @extend_schema(
-        responses={
-            200: NextComparisonSerializer,
-            204: OpenApiResponse(
-                description="Nothing open for you now. With a Retry-After header (seconds), pairs that other "
-                "annotators hold may still come back to you: ask again then. Without it, you are done."
-            ),
-        }
-    )
+    @extend_schema(responses={200: NextComparisonSerializer, 204: OpenApiResponse(description=_NOTHING_OPEN)})
     def get(self, request: Request, pk: int) -> Response:
         campaign = campaign_open_or_404(pk=pk, user=request.user)
-        assignment = assignment_next(campaign=campaign, annotator=request.user)
-        if assignment is None:
-            # Pairs that other annotators hold may still come back: Retry-After says when to ask again.
-            waiting = annotator_waiting_for(campaign=campaign, annotator=request.user)
-            headers = {"Retry-After": str(waiting.retry_after)} if waiting else None
+        pair, headers = _next_for(campaign=campaign, annotator=request.user)
+        if pair is None:
             return Response(status=status.HTTP_204_NO_CONTENT, headers=headers)
-        shown = comparison_as_shown(assignment=assignment)
-        prompt = shown.comparison.prompt
-        payload = {
-            "id": shown.comparison.pk,
-            "prompt": conversation_with_system(prompt.messages, prompt.system),
-            "left": {"id": shown.left.pk, "text": shown.left.text, "truncated": shown.left.is_truncated},
-            "right": {"id": shown.right.pk, "text": shown.right.text, "truncated": shown.right.is_truncated},
-            "expires_at": assignment.expires_at,
-        }
-        return Response(NextComparisonSerializer(payload).data)
+        return Response(pair)
 
 
 class CampaignUndoApi(APIView):
@@ -101,22 +103,56 @@ class CampaignUndoApi(APIView):
         return Response(WithdrawnJudgmentSerializer(result.withdrawn).data)
 
 
+_WITH_NEXT = {"1": True, "true": True, "0": False, "false": False}
+_JUDGMENT_ANSWER = PolymorphicProxySerializer(
+    component_name="JudgmentAnswer",
+    serializers=[JudgmentSerializer, JudgmentWithNextSerializer],
+    resource_type_field_name=None,
+)
+
+
 class JudgmentCreateApi(APIView):
     @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "next",
+                bool,
+                description='1: answer with your next pair too, {"judgment": ..., "next": ... or null} (one '
+                "request per judgment instead of two: GET next, then POST). A null next comes with a Retry-After "
+                "header when pairs others hold may still come back (seconds), as next's 204 does. Refusals (400, "
+                "404, 409) are answered as without it, with no next: ask GET /api/campaigns/<id>/next/.",
+            )
+        ],
         request=JudgmentInputSerializer,
         responses={
-            201: JudgmentSerializer,
-            200: OpenApiResponse(JudgmentSerializer, description="Already judged: the first judgment, unchanged."),
+            201: OpenApiResponse(
+                _JUDGMENT_ANSWER, description="Recorded: the judgment (with ?next=1, and your next pair)."
+            ),
+            200: OpenApiResponse(
+                _JUDGMENT_ANSWER,
+                description="Already judged: the first judgment, unchanged (with ?next=1, and your next pair).",
+            ),
             409: OpenApiResponse(description="The pair was not handed to you, or your hold expired and it is full."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
+        flag = request.query_params.get("next", "0")
+        if flag.lower() not in _WITH_NEXT:
+            raise InputError(f"next is {flag!r}: use next=1 for the judgment and your next pair, or leave it out.")
         comparison = comparison_open_or_404(pk=pk, user=request.user)
         data = JudgmentInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = judgment_submit(comparison=comparison, annotator=request.user, **data.validated_data)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(JudgmentSerializer(result.judgment).data, status=code)
+        judgment = judgment_data(result.judgment)
+        if not _WITH_NEXT[flag.lower()]:
+            return Response(judgment, status=code)
+        # The judgment is committed already: a failure from here on loses nothing, and a retry answers 200.
+        campaign = comparison.prompt.campaign
+        if campaign.sentinel_of_id is not None:  # a sentinel pair: the next one comes from the campaign it checks
+            campaign = campaign.sentinel_of
+        pair, headers = _next_for(campaign=campaign, annotator=request.user)
+        return Response({"judgment": judgment, "next": pair}, status=code, headers=headers)
 
 
 class PairsImportApi(APIView):

@@ -314,6 +314,9 @@ class Comparison(FrozenOnceJudged, models.Model):
             models.CheckConstraint(condition=~Q(candidate_a=F("candidate_b")), name="comparison_candidates_differ"),
             models.UniqueConstraint(fields=["candidate_a", "candidate_b"], name="comparison_unique_pair"),
         ]
+        # The order open pairs are handed out in: finding the next ones walks it and stops at the first few,
+        # rather than sorting every open pair of the campaign on every request.
+        indexes = [models.Index(fields=["-priority", "id"], name="comparison_handout_order")]
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}"

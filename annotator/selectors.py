@@ -6,22 +6,25 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.http import Http404
 from django.utils import timezone
 
-from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Side
+from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Prompt, Side
+
+
+def _open_to(*, user: AbstractBaseUser, campaign: str) -> Q:
+    """A condition on the campaign at `campaign` (a path from the model queried): the user is one of its
+    annotators, or it has none."""
+    members = Campaign.annotators.through.objects.filter(campaign=OuterRef(campaign))
+    return Q(Exists(members.filter(user=user.pk)) | ~Exists(members))
 
 
 def campaigns_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     """Active campaigns the user may annotate: those listing them, and those open to everyone."""
-    members = Campaign.annotators.through.objects.filter(campaign=OuterRef("pk"))
-    return (
-        Campaign.objects.filter(is_active=True)
-        .filter(Exists(members.filter(user=user)) | ~Exists(members))
-        .order_by("name")
-    )
+    return Campaign.objects.filter(_open_to(user=user, campaign="pk"), is_active=True).order_by("name")
 
 
 def campaign_with_sentinels(*, campaign: Campaign) -> list[int]:
@@ -35,9 +38,12 @@ def campaign_with_sentinels(*, campaign: Campaign) -> list[int]:
 
 
 def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
-    """Active, and the user is one of its annotators or it has none. Remembered on the campaign object,
-    so a view and the service it calls ask the database once per request. A campaign of sentinel pairs is open
-    to whom the campaign it checks is open."""
+    """Active, and the user is one of its annotators or it has none. Remembered on the campaign object
+    (and known without asking when `campaign_open_or_404` or `comparison_open_or_404` fetched it for this
+    user), so a view and the services it calls ask the database at most once per request. A campaign of
+    sentinel pairs is open to whom the campaign it checks is open."""
+    if user.pk is not None and user.pk in campaign.__dict__.get("_open_to", ()):
+        return True
     if campaign.sentinel_of_id is not None:
         return campaign_is_open_to(campaign=campaign.sentinel_of, user=user)
     if not campaign.is_active:
@@ -49,25 +55,65 @@ def campaign_is_open_to(*, campaign: Campaign, user: AbstractBaseUser) -> bool:
     return not member_ids or user.pk in member_ids
 
 
+def _remember_open_to(campaign: Campaign, user: AbstractBaseUser) -> None:
+    campaign.__dict__.setdefault("_open_to", set()).add(user.pk)
+
+
 # One answer for "does not exist" and "exists but not yours", on pages and in the API, so that campaigns and
 # pairs someone is not part of don't reveal that they exist.
 CAMPAIGN_NOT_FOUND = "No campaign with this id is open to you."
 COMPARISON_NOT_FOUND = "No pair with this id is open to you."
 
 
+# `_open_to` in SQL, on the campaign aliased k: what the two lookups below, on every API call, ask with their row
+# (the ORM took longer to build these statements than the database took to run them).
+_OPEN_TO_SQL = """(
+  NOT EXISTS (SELECT 1 FROM annotator_campaign_annotators m WHERE m.campaign_id = k.id)
+  OR EXISTS (SELECT 1 FROM annotator_campaign_annotators m WHERE m.campaign_id = k.id AND m.user_id = %s)
+)"""
+# Constant strings put together, nothing from a request in them (S608).
+_CAMPAIGN_OPEN_SQL = "SELECT k.* FROM annotator_campaign k WHERE k.id = %s AND k.is_active AND " + _OPEN_TO_SQL  # noqa: S608
+# The pair's campaign is q; k is the campaign whose annotators may judge it: q itself, or the campaign q holds the
+# sentinel pairs of (annotator.sentinels).
+_COMPARISON_OPEN_SQL = (
+    "SELECT q.*, c.id AS comparison_pk, c.prompt_id AS comparison_prompt_pk FROM annotator_comparison c "  # noqa: S608
+    "JOIN annotator_prompt p ON p.id = c.prompt_id JOIN annotator_campaign q ON q.id = p.campaign_id "
+    "JOIN annotator_campaign k ON k.id = COALESCE(q.sentinel_of_id, q.id) "
+    "WHERE c.id = %s AND k.is_active AND " + _OPEN_TO_SQL
+)
+
+
+def _an_id(pk: int) -> bool:
+    """Whether `pk` can be a row's id at all (the ORM answers "none" for one that cannot; the driver would fail)."""
+    low, high = connection.ops.integer_field_range("BigAutoField")
+    return low <= pk <= high
+
+
 def campaign_open_or_404(*, pk: int, user: AbstractBaseUser) -> Campaign:
-    """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON)."""
-    campaign = Campaign.objects.filter(pk=pk).first()
-    if campaign is None or not campaign_is_open_to(campaign=campaign, user=user):
+    """The campaign, for a user who may annotate it; a 404 otherwise (the API answers it as JSON). One query."""
+    if not _an_id(pk):
         raise Http404(CAMPAIGN_NOT_FOUND)
+    campaign = next(iter(Campaign.objects.raw(_CAMPAIGN_OPEN_SQL, [pk, user.pk])), None)
+    if campaign is None:
+        raise Http404(CAMPAIGN_NOT_FOUND)
+    _remember_open_to(campaign, user)
     return campaign
 
 
 def comparison_open_or_404(*, pk: int, user: AbstractBaseUser) -> Comparison:
-    """The pair, with its prompt and campaign, for a user who may annotate its campaign; a 404 otherwise."""
-    comparison = Comparison.objects.select_related("prompt__campaign").filter(pk=pk).first()
-    if comparison is None or not campaign_is_open_to(campaign=comparison.prompt.campaign, user=user):
+    """The pair, with its campaign, for a user who may annotate that campaign; a 404 otherwise. One query:
+    the campaign's row with the pair's ids; the pair's and its prompt's other fields load when first read."""
+    if not _an_id(pk):
         raise Http404(COMPARISON_NOT_FOUND)
+    campaign = next(iter(Campaign.objects.raw(_COMPARISON_OPEN_SQL, [pk, user.pk])), None)
+    if campaign is None:
+        raise Http404(COMPARISON_NOT_FOUND)
+    _remember_open_to(campaign, user)
+    comparison_pk, prompt_pk = campaign.__dict__.pop("comparison_pk"), campaign.__dict__.pop("comparison_prompt_pk")
+    prompt = Prompt.from_db(campaign._state.db, ["id", "campaign_id"], [prompt_pk, campaign.pk])
+    Prompt.campaign.field.set_cached_value(prompt, campaign)
+    comparison = Comparison.from_db(campaign._state.db, ["id", "prompt_id"], [comparison_pk, prompt_pk])
+    Comparison.prompt.field.set_cached_value(comparison, prompt)
     return comparison
 
 

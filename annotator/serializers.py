@@ -1,6 +1,13 @@
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import serializers
 
-from annotator.models import DURATION_MS_MAX, RATIONALE_MAX_CHARS, Campaign, Choice, Strength
+from annotator.models import DURATION_MS_MAX, RATIONALE_MAX_CHARS, Campaign, Choice, Judgment, Strength
+from core.conversations import conversation_with_system
+
+if TYPE_CHECKING:
+    from annotator.selectors import ShownPair
 
 
 class CampaignSerializer(serializers.Serializer):
@@ -76,6 +83,18 @@ class JudgmentSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class JudgmentWithNextSerializer(serializers.Serializer):
+    """The answer to POST /api/comparisons/<id>/judgments/?next=1."""
+
+    judgment = JudgmentSerializer()
+    next = NextComparisonSerializer(
+        allow_null=True,
+        help_text="Your next pair, as GET /api/campaigns/<id>/next/ gives it; null when nothing is open for you "
+        "now (then a Retry-After header, in seconds, says when to ask next again, as next's 204 does; without "
+        "it you are done).",
+    )
+
+
 class UndoInputSerializer(serializers.Serializer):
     judgment = serializers.IntegerField(
         min_value=1,
@@ -108,3 +127,35 @@ class ImportResultSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     imported = serializers.IntegerField()
     already_present = serializers.IntegerField()
+
+
+# The hot path's answers, written without a serializer instance: DRF builds and copies every field of a
+# serializer each time one is instantiated, which cost more than the rest of the answer. The same values as
+# NextComparisonSerializer and JudgmentSerializer (tests/annotator/test_api.py compares them); those stay
+# the schema.
+_DATETIME = serializers.DateTimeField()
+
+
+def next_comparison_data(*, shown: "ShownPair", expires_at: datetime) -> dict[str, Any]:
+    prompt = shown.comparison.prompt
+    return {
+        "id": shown.comparison.pk,
+        "prompt": conversation_with_system(prompt.messages, prompt.system),
+        "left": {"id": shown.left.pk, "text": shown.left.text, "truncated": shown.left.is_truncated},
+        "right": {"id": shown.right.pk, "text": shown.right.text, "truncated": shown.right.is_truncated},
+        "expires_at": _DATETIME.to_representation(expires_at),
+    }
+
+
+def judgment_data(judgment: Judgment) -> dict[str, Any]:
+    return {
+        "id": judgment.pk,
+        "comparison": judgment.comparison_id,
+        "choice": judgment.choice,
+        "verdict": judgment.verdict,
+        "shown_left": judgment.shown_left,
+        "strength": judgment.strength,
+        "rationale": judgment.rationale,
+        "duration_ms": judgment.duration_ms,
+        "created_at": _DATETIME.to_representation(judgment.created_at),
+    }

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -249,33 +249,88 @@ def _slots_full(*, campaign: Campaign, comparison_id: int, annotator: AbstractBa
 
 _BUSY = object()  # every open pair was being handed to someone else at that instant: try again
 
+# The hot path's two reads, in SQL written once: the ORM took longer to build these statements (subqueries,
+# joins through the prompt) than the database took to run them. Plain SQL that SQLite and PostgreSQL share.
+
+# The annotator's unexpired lease in the campaign (or among its sentinel pairs) on a pair they have not judged,
+# latest first.
+_LEASE_CURRENT_SQL = """
+SELECT a.* FROM annotator_assignment a
+JOIN annotator_comparison c ON c.id = a.comparison_id
+JOIN annotator_prompt p ON p.id = c.prompt_id
+JOIN annotator_campaign q ON q.id = p.campaign_id
+WHERE a.annotator_id = %s AND (q.id = %s OR q.sentinel_of_id = %s) AND a.expires_at > %s
+  AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = a.comparison_id AND j.annotator_id = %s)
+ORDER BY a.served_at DESC, a.id DESC
+LIMIT 1"""
+
+# `comparisons_open_for` (selectors.py), the first rows of it: pk, human_votes and settled. tests/annotator/
+# test_services.py checks that the two give the same pairs in the same order, for every overlap rule.
+_OPEN_PAIRS_SQL = """
+SELECT c.id, c.human_votes, c.settled FROM annotator_comparison c
+JOIN annotator_prompt p ON p.id = c.prompt_id
+WHERE p.campaign_id = %s AND c.human_votes < %s AND NOT c.settled
+  AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = c.id AND j.annotator_id = %s)
+  AND c.human_votes + (
+    SELECT COUNT(*) FROM annotator_assignment a
+    WHERE a.comparison_id = c.id AND a.expires_at > %s AND a.annotator_id <> %s
+  ) < {allowed}{anchors}
+ORDER BY c.priority DESC, c.id
+LIMIT %s"""
+# How many people may hold or have judged a pair at once (annotator.overlap.slots_open, plus its votes): the
+# overlap; adaptive, min_votes at first, then one more than its votes (never over the overlap: votes < overlap).
+_ALLOWED_FIXED = "%s"
+_ALLOWED_ADAPTIVE = "(CASE WHEN c.human_votes + 1 > %s THEN c.human_votes + 1 ELSE %s END)"
+# Ranking campaigns (annotator.ranking): a prompt's first pair of the model's responses stands for it; an edit's
+# pair is judged on its own.
+_RANKING_ANCHORS = """
+  AND (c.id = (
+      SELECT c2.id FROM annotator_comparison c2
+      JOIN annotator_candidate x ON x.id = c2.candidate_a_id JOIN annotator_candidate y ON y.id = c2.candidate_b_id
+      WHERE c2.prompt_id = c.prompt_id AND x.edited_from_id IS NULL AND y.edited_from_id IS NULL
+      ORDER BY c2.id LIMIT 1)
+    OR EXISTS (
+      SELECT 1 FROM annotator_candidate e
+      WHERE e.id IN (c.candidate_a_id, c.candidate_b_id) AND e.edited_from_id IS NOT NULL))"""
+
+
+def _lease_current(*, campaign: Campaign, annotator: AbstractBaseUser, now: timezone.datetime) -> Assignment | None:
+    at = connection.ops.adapt_datetimefield_value(now)
+    leases = Assignment.objects.raw(_LEASE_CURRENT_SQL, [annotator.pk, campaign.pk, campaign.pk, at, annotator.pk])
+    return next(iter(leases), None)
+
+
+def _open_pairs_lock(
+    *, campaign: Campaign, annotator: AbstractBaseUser, now: timezone.datetime, limit: int, wait: bool
+) -> list[tuple[int, int, bool]]:
+    """The first `limit` pairs open to the annotator, (pk, human_votes, settled), their rows locked where the
+    database locks rows (PostgreSQL), skipping those another transaction is locking unless `wait`. human_votes
+    and settled come from the locking statement, so they are the row's latest committed values."""
+    rule = campaign.overlap_rule
+    allowed, allowed_params = (
+        (_ALLOWED_ADAPTIVE, [rule.min_votes, rule.min_votes]) if rule.adaptive else (_ALLOWED_FIXED, [rule.max_votes])
+    )
+    sql = _OPEN_PAIRS_SQL.format(allowed=allowed, anchors=_RANKING_ANCHORS if campaign.rank_candidates else "")
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF c" + ("" if wait else " SKIP LOCKED")
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = [campaign.pk, campaign.overlap, annotator.pk, at, annotator.pk, *allowed_params, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(pk, votes, bool(settled)) for pk, votes, settled in cursor.fetchall()]
+
 
 def _assignment_try(
     *, campaign: Campaign, annotator: AbstractBaseUser, wait: bool, sentinel_due: bool = False
 ) -> Assignment | object | None:
     now = timezone.now()
     with transaction.atomic():
-        current = (
-            Assignment.objects.filter(
-                annotator=annotator,
-                comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
-                expires_at__gt=now,
-            )
-            .exclude(comparison__judgments__annotator=annotator)
-            .order_by("-served_at", "-id")
-            .first()
-        )
+        current = _lease_current(campaign=campaign, annotator=annotator, now=now)
         if current is not None:
             return current
-        open_comparisons = comparisons_open_for(campaign=campaign, annotator=annotator)
-        if wait:
-            locked = open_comparisons.select_for_update(of=("self",))[:1]
-        else:
-            locked = open_comparisons.select_for_update(skip_locked=True, of=("self",))[:8]
-        # human_votes and settled come from the locking statement, so they are the row's latest committed values.
-        batch = list(locked.values_list("pk", "human_votes", "settled"))
+        batch = _open_pairs_lock(campaign=campaign, annotator=annotator, now=now, limit=1 if wait else 8, wait=wait)
         if not batch:
-            return _BUSY if open_comparisons.exists() else None
+            return _BUSY if comparisons_open_for(campaign=campaign, annotator=annotator).exists() else None
         if sentinel_due and (sentinel := _sentinel_lease(campaign=campaign, annotator=annotator, now=now)):
             return sentinel
         rule = campaign.overlap_rule

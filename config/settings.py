@@ -115,6 +115,8 @@ MIDDLEWARE = [
     "core.db_unavailable.DatabaseUnavailableMiddleware",  # 503 + Retry-After while the database is out of reach
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its lock-out page
 ]
+if env_bool("PREFSTUDIO_COUNT_QUERIES", False):  # benchmarks only: an X-Queries header on every response
+    MIDDLEWARE.insert(0, "core.querycount.QueryCountMiddleware")
 
 ROOT_URLCONF = "config.urls"
 
@@ -214,7 +216,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.TokenAuthentication",  # DRF's, its lookup in one statement
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

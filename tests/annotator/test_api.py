@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotator.models import Campaign, Candidate, Judgment, Side, Verdict, WithdrawnJudgment
+from annotator.models import Assignment, Campaign, Candidate, Judgment, Side, Verdict, WithdrawnJudgment
 from annotator.services import assignment_next
 from tests.factories import make_campaign, make_user
 
@@ -371,3 +371,144 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(staff_api, settin
         " bytes, over the limit of 2,000 bytes (PREFSTUDIO_MAX_UPLOAD_BYTES): split the file."
     )
     assert not Campaign.objects.filter(name="Big").exists()
+
+
+@pytest.fixture
+def token_api(annotator) -> APIClient:
+    """A client that signs in with a token, as scripts do: its lookup counts in the queries."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    return client
+
+
+def test_next_and_submit_run_a_fixed_number_of_queries(token_api, django_assert_num_queries):
+    campaign = make_campaign("Counted", pairs=3, overlap=2)
+    # The token and its user; the campaign open to the caller; in a transaction (here a savepoint): the caller's
+    # current lease, the open pairs, the chosen pair's leases, the new lease; the pair's prompt and responses.
+    with django_assert_num_queries(9):
+        pair = token_api.get(next_url(campaign)).json()
+    with django_assert_num_queries(6):  # asked again: the current lease answers, nothing is written
+        assert token_api.get(next_url(campaign)).json()["id"] == pair["id"]
+    # The token; the pair open to the caller; in a transaction: the pair's row lock, a judgment already there,
+    # the lease; the judgment (in a savepoint of its own), the vote, the lease removed.
+    with django_assert_num_queries(12):
+        assert token_api.post(judge_url(pair["id"]), {"choice": "left"}).status_code == 201
+    pair = token_api.get(next_url(campaign)).json()
+    with django_assert_num_queries(12 + 7):  # the submit, then next's queries after the token and campaign
+        body = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "tie"}).json()
+    assert body["next"]["id"] not in (pair["id"], None)
+
+
+def test_submit_with_next_answers_the_judgment_and_the_next_pair_held_for_you(token_api, annotator, campaign):
+    pair = token_api.get(next_url(campaign)).json()
+    response = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "left", "duration_ms": 900})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"judgment", "next"}
+    judgment = Judgment.objects.get(pk=body["judgment"]["id"])
+    assert (judgment.comparison_id, judgment.annotator, judgment.duration_ms) == (pair["id"], annotator, 900)
+    assert body["judgment"]["choice"] == "left"
+    following = body["next"]
+    assert following["id"] != pair["id"]
+    assert set(following) == {"id", "prompt", "left", "right", "expires_at"}
+    assert token_api.get(next_url(campaign)).json() == following, "the next pair is leased to you, same sides"
+    repeat = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "right"})
+    assert repeat.status_code == 200, "a retried submit records nothing more"
+    assert repeat.json() == {"judgment": body["judgment"], "next": following}
+    assert Judgment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_submit_with_next_says_done_or_when_to_ask_again_like_next(token_api):
+    done = make_campaign("Done", pairs=1)
+    pair = token_api.get(next_url(done)).json()
+    response = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "skip"})
+    assert (response.status_code, response.json()["next"]) == (201, None)
+    assert "Retry-After" not in response, "nothing can come back: done"
+
+    held = make_campaign("Held by others", pairs=2, overlap=1)
+    pair = token_api.get(next_url(held)).json()
+    assignment_next(campaign=held, annotator=make_user("holder"))  # holds the other pair
+    response = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "left"})
+    assert (response.status_code, response.json()["next"]) == (201, None)
+    assert 0 < int(response["Retry-After"]) <= settings.ANNOTATION_LEASE_SECONDS
+
+
+def test_submit_with_a_next_flag_it_cannot_read_is_a_400_that_records_nothing(token_api, campaign):
+    pair = token_api.get(next_url(campaign)).json()
+    response = token_api.post(judge_url(pair["id"]) + "?next=yes-please", {"choice": "left"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "next is 'yes-please': use next=1 for the judgment and your next pair, or leave it out."
+    )
+    assert not Judgment.objects.exists()
+    plain = token_api.post(judge_url(pair["id"]) + "?next=0", {"choice": "left"})
+    assert plain.status_code == 201 and "next" not in plain.json()
+
+
+def test_submit_with_next_refusals_are_answered_as_without_it(token_api, other_annotator, campaign):
+    not_handed = campaign.prompts.first().comparisons.first()
+    response = token_api.post(judge_url(not_handed.pk) + "?next=1", {"choice": "left"})
+    assert response.status_code == 409 and "ask for the next pair first" in response.json()["detail"]
+    private = make_campaign("Private", pairs=1)
+    private.annotators.add(other_annotator)
+    hidden = private.prompts.first().comparisons.first()
+    response = token_api.post(judge_url(hidden.pk) + "?next=1", {"choice": "left"})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No pair with this id is open to you."}
+    missing = token_api.post(judge_url(hidden.pk + 1000) + "?next=1", {"choice": "left"})
+    assert (missing.status_code, missing.json()) == (404, response.json()), "the same 404 as for a missing pair"
+
+
+def test_the_hot_path_answers_are_what_their_serializers_give(api, campaign):
+    from annotator.selectors import comparison_as_shown
+    from annotator.serializers import (
+        JudgmentSerializer,
+        NextComparisonSerializer,
+        judgment_data,
+        next_comparison_data,
+    )
+    from core.conversations import conversation_with_system
+
+    pair = api.get(next_url(campaign)).json()
+    assignment = Assignment.objects.get(comparison_id=pair["id"])
+    shown = comparison_as_shown(assignment=assignment)
+    prompt = shown.comparison.prompt
+    payload = {
+        "id": shown.comparison.pk,
+        "prompt": conversation_with_system(prompt.messages, prompt.system),
+        "left": {"id": shown.left.pk, "text": shown.left.text, "truncated": shown.left.is_truncated},
+        "right": {"id": shown.right.pk, "text": shown.right.text, "truncated": shown.right.is_truncated},
+        "expires_at": assignment.expires_at,
+    }
+    assert next_comparison_data(shown=shown, expires_at=assignment.expires_at) == NextComparisonSerializer(payload).data
+    body = api.post(judge_url(pair["id"]), {"choice": "right", "rationale": "why", "duration_ms": 5}).json()
+    judgment = Judgment.objects.get(pk=body["id"])
+    assert judgment_data(judgment) == JudgmentSerializer(judgment).data == body
+
+
+def test_a_bad_revoked_or_inactive_token_is_a_401_saying_which(annotator, campaign):
+    token = Token.objects.create(user=annotator)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get(next_url(campaign)).status_code == 200
+    annotator.is_active = False
+    annotator.save()
+    response = client.get(next_url(campaign))
+    assert (response.status_code, response.json()) == (401, {"detail": "User inactive or deleted."})
+    token.delete()
+    response = client.get(next_url(campaign))
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid token."})
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-key")
+    assert client.get(next_url(campaign)).json() == {"detail": "Invalid token."}
+
+
+def test_the_schema_documents_submit_with_next(api):
+    schema = api.get(reverse("api-schema"), HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/comparisons/{id}/judgments/"]["post"]
+    assert "next" in [parameter["name"] for parameter in operation["parameters"]]
+    answer = operation["responses"]["201"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/JudgmentAnswer"}
+    variants = schema["components"]["schemas"]["JudgmentAnswer"]["oneOf"]
+    assert {"$ref": "#/components/schemas/JudgmentWithNext"} in variants
+    with_next = schema["components"]["schemas"]["JudgmentWithNext"]["properties"]
+    assert set(with_next) == {"judgment", "next"}

@@ -411,3 +411,91 @@ def test_judged_content_cannot_be_edited(campaign, annotator):
     open_pair.save()
     open_pair.refresh_from_db()
     assert open_pair.system == "Be brief.", "content nobody judged yet can still be fixed"
+
+
+def test_the_open_pairs_statement_gives_what_comparisons_open_for_gives_in_the_same_order(db):
+    """The assignment's locking read is written in SQL (annotator/services.py): it must pick the very pairs
+    `comparisons_open_for` describes, in its order, whatever the votes, leases and priorities."""
+    from annotator.selectors import comparisons_open_for
+    from annotator.services import _open_pairs_lock
+
+    campaign = make_campaign("Mixed", pairs=12, overlap=2)
+    me, other, third = make_user("me"), make_user("other"), make_user("third")
+    pairs = list(Comparison.objects.filter(prompt__campaign=campaign).order_by("id"))
+    Comparison.objects.filter(pk__in=[pairs[3].pk, pairs[7].pk]).update(priority=2)
+    Comparison.objects.filter(pk=pairs[5].pk).update(priority=-1)
+    now = timezone.now()
+
+    def lease(pair, user, *, expires_in):
+        Assignment.objects.create(
+            comparison=pair, annotator=user, shown_left=Side.A, served_at=now, expires_at=now + expires_in
+        )
+
+    lease(pairs[0], me, expires_in=timedelta(minutes=5))  # then judged by me: never again for me
+    judgment_submit(comparison=pairs[0], annotator=me, choice=Choice.SKIP)
+    for user in (other, third):  # full by votes
+        lease(pairs[1], user, expires_in=timedelta(minutes=5))
+        judgment_submit(comparison=pairs[1], annotator=user, choice=Choice.LEFT)
+    lease(pairs[2], other, expires_in=timedelta(minutes=5))  # one vote and one live lease: full
+    judgment_submit(comparison=pairs[2], annotator=other, choice=Choice.LEFT)
+    lease(pairs[2], third, expires_in=timedelta(minutes=5))
+    lease(pairs[3], other, expires_in=timedelta(minutes=5))  # two live leases of others: full
+    lease(pairs[3], third, expires_in=timedelta(minutes=5))
+    lease(pairs[4], other, expires_in=timedelta(minutes=5))  # one live lease: a slot left
+    lease(pairs[6], other, expires_in=-timedelta(minutes=5))  # expired leases hold nothing
+    lease(pairs[6], third, expires_in=-timedelta(seconds=1))
+    lease(pairs[7], me, expires_in=timedelta(minutes=5))  # my own lease takes no slot from me
+
+    expected = list(comparisons_open_for(campaign=campaign, annotator=me).values_list("pk", "human_votes", "settled"))
+    assert [pk for pk, *_ in expected] == [pairs[i].pk for i in (7, 4, 6, 8, 9, 10, 11, 5)]
+    for limit in (1, 3, 8, 20):
+        got = _open_pairs_lock(campaign=campaign, annotator=me, now=timezone.now(), limit=limit, wait=False)
+        assert [tuple(row) for row in got] == expected[:limit]
+
+
+@pytest.mark.parametrize("ranking", [False, True])
+def test_the_open_pairs_statement_agrees_under_adaptive_overlap_and_in_ranking_campaigns(db, ranking):
+    import itertools
+
+    from annotator.selectors import comparisons_open_for
+    from annotator.services import (
+        _open_pairs_lock,
+        campaign_overlap_set,
+        candidate_create,
+        comparison_create,
+        prompt_get_or_create,
+    )
+
+    campaign = make_campaign("Adaptive mixed", pairs=6, overlap=3, min_votes=2, rank_candidates=ranking)
+    prompt, _ = prompt_get_or_create(campaign=campaign, prompt="Three answers")
+    three = [candidate_create(prompt=prompt, text=f"Answer {i}") for i in range(3)]
+    for a, b in itertools.combinations(three, 2):
+        comparison_create(candidate_a=a, candidate_b=b)
+    pairs = list(Comparison.objects.filter(prompt__campaign=campaign).order_by("id"))
+    users = [make_user(f"u{i}") for i in range(3)]
+    me = make_user("me")
+    now = timezone.now()
+    for user, verdict in zip(users[:2], ("left", "left"), strict=True):  # pair 0: two agreeing votes, settled
+        Assignment.objects.create(comparison=pairs[0], annotator=user, shown_left=Side.A, served_at=now,
+                                  expires_at=now + timedelta(minutes=5))  # fmt: skip
+        judgment_submit(comparison=pairs[0], annotator=user, choice=verdict)
+    for user, verdict in zip(users[:2], ("left", "right"), strict=True):  # pair 1: split, a third wanted
+        Assignment.objects.create(comparison=pairs[1], annotator=user, shown_left=Side.A, served_at=now,
+                                  expires_at=now + timedelta(minutes=5))  # fmt: skip
+        judgment_submit(comparison=pairs[1], annotator=user, choice=verdict)
+    Assignment.objects.create(comparison=pairs[2], annotator=users[0], shown_left=Side.A, served_at=now,
+                              expires_at=now + timedelta(minutes=5))  # fmt: skip  # pair 2: one of 2 slots held
+    for user in users[:2]:  # pair 3: both first slots held
+        Assignment.objects.create(comparison=pairs[3], annotator=user, shown_left=Side.A, served_at=now,
+                                  expires_at=now + timedelta(minutes=5))  # fmt: skip
+    campaign_overlap_set(campaign=campaign, overlap=3, min_votes=2)
+    campaign.refresh_from_db()
+    expected = list(comparisons_open_for(campaign=campaign, annotator=me).values_list("pk", "human_votes", "settled"))
+    open_ids = [pk for pk, *_ in expected]
+    assert pairs[0].pk not in open_ids and pairs[3].pk not in open_ids
+    assert pairs[1].pk in open_ids and pairs[2].pk in open_ids
+    ranked = [c.pk for c in pairs[6:]]
+    assert [pk for pk in open_ids if pk in ranked] == (ranked[:1] if ranking else ranked)
+    for limit in (1, 4, 20):
+        got = _open_pairs_lock(campaign=campaign, annotator=me, now=timezone.now(), limit=limit, wait=False)
+        assert [tuple(row) for row in got] == expected[:limit]

@@ -1,0 +1,29 @@
+"""gunicorn's production settings: `gunicorn -c config/gunicorn.conf.py config.wsgi` (bind with `--bind`).
+
+Sized on the cores this process may run on; measured on the annotation loop (bench/annotate.py, README's
+"Measured > Annotating"). WEB_CONCURRENCY sets the number of workers instead, as on most hosts.
+"""
+
+import os
+
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cores)
+worker_class = "gthread"
+threads = 4  # a thread waiting on the database (PostgreSQL) or its lock lets another run
+keepalive = 75  # seconds an idle connection stays open: as long as a browser keeps one, like nginx's default
+
+# Load the app once, in the master, before forking the workers, and import everything a request reaches
+# (every URL module, its views and what they import: DRF, the schema generator, ...): otherwise each worker
+# pays about a second of CPU for it on its first requests, and again whenever it is replaced. Nothing here
+# opens a database connection, so no connection is shared across the fork.
+preload_app = True
+
+
+def when_ready(server) -> None:
+    from django.urls import get_resolver
+    from rest_framework.settings import api_settings
+
+    get_resolver().url_patterns  # noqa: B018 - imports the URL modules and their views
+    for name in ("DEFAULT_AUTHENTICATION_CLASSES", "DEFAULT_PARSER_CLASSES", "DEFAULT_RENDERER_CLASSES"):
+        getattr(api_settings, name)  # DRF imports these on first use
