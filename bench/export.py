@@ -1,6 +1,7 @@
 """Export time and peak memory for 10k, 100k and 1M judgments, against the floor of writing the same rows.
 
-For each size: a fresh SQLite database in a temporary directory is filled with N judgments (VOTES per
+For each database (`--databases sqlite,postgres`) and size: a fresh database (SQLite in a temporary
+directory; on PostgreSQL a new database on the `--postgres` server, dropped after) is filled with N judgments (VOTES per
 pair, 3 by default: N/3 pairs, one prompt each, a quarter of them multi-turn so the export is
 conversational), written straight in executemany and one INSERT ... SELECT (a million judgments in about a
 minute). Then, each in its own process (`--repeat N` runs each N times and keeps the fastest, the usual
@@ -19,6 +20,7 @@ which holds the whole table, grows with N.
 
     .venv/bin/python bench/export.py --quick                        # 1k and 10k judgments, seconds
     .venv/bin/python bench/export.py --sizes 10000,100000,1000000 --repeat 3   # the issue's table (minutes)
+    .venv/bin/python bench/export.py --databases sqlite,postgres               # both (PostgreSQL: --postgres URL)
 """
 
 import argparse
@@ -30,10 +32,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+POSTGRES = "postgres://prefstudio:prefstudio@127.0.0.1:5432/prefstudio"
 
 
 def rss_mb() -> float:
@@ -48,10 +53,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def django_setup(data_dir: Path) -> None:
+def django_setup(data_dir: Path, database_url: str = "") -> None:
+    """Django on the bench's database: SQLite in data_dir, or the PostgreSQL database at database_url."""
     os.environ["PREFSTUDIO_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.pop("DATABASE_URL", None)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -62,10 +70,10 @@ def django_setup(data_dir: Path) -> None:
 # The roles, each run in its own process
 
 
-def generate(data_dir: Path, judgments: int, votes: int, seed: int) -> dict:
+def generate(data_dir: Path, judgments: int, votes: int, seed: int, database_url: str) -> dict:
     import random
 
-    django_setup(data_dir)
+    django_setup(data_dir, database_url)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import transaction
@@ -159,15 +167,15 @@ def judgments_insert(*, campaign: Any, users: list, seed: int) -> None:
 
     from annotator.models import Comparison, Judgment, Prompt
 
-    draw = f"((c.id * 2654435761 + u.id * 40503 + {seed} * 97) % 4294967291) % 100"
-    truth = f"(((c.id * 2246822519 + {seed}) % 4294967291) % 2)"
+    draw = f"((c.id * 2654435761 + u.id * 40503 + {seed} * 97) %% 4294967291) %% 100"  # %%: a literal %
+    truth = f"(((c.id * 2246822519 + {seed}) %% 4294967291) %% 2)"
     given = {
         "comparison_id": "c.id",
         "annotator_id": "u.id",
         "verdict": f"CASE WHEN {draw} < 75 THEN (CASE {truth} WHEN 0 THEN 'a' ELSE 'b' END) "
         f"WHEN {draw} < 85 THEN (CASE {truth} WHEN 0 THEN 'b' ELSE 'a' END) WHEN {draw} < 92 THEN 'tie' "
         f"WHEN {draw} < 95 THEN 'both_bad' ELSE 'skip' END",
-        "shown_left": "CASE (c.id + u.id) % 2 WHEN 0 THEN 'a' ELSE 'b' END",
+        "shown_left": "CASE (c.id + u.id) %% 2 WHEN 0 THEN 'a' ELSE 'b' END",
     }
     defaults = _column_defaults(Judgment, {"id", *given})
     columns = ", ".join(connection.ops.quote_name(name) for name in [*given, *defaults])
@@ -188,8 +196,8 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def export(data_dir: Path, out_dir: Path) -> dict:
-    django_setup(data_dir)
+def export(data_dir: Path, out_dir: Path, database_url: str) -> dict:
+    django_setup(data_dir, database_url)
     import exports.pipeline  # noqa: F401  (pyarrow and the pipeline imported before the clock starts)
     from annotator.models import Campaign
     from exports.services import dataset_export_create, dataset_export_run
@@ -232,13 +240,60 @@ def floor(files: list[str], out_dir: Path) -> dict:
 # The driver
 
 
-def run_role(*args: str) -> dict:
+def run_role(*args: str, database_url: str = "") -> dict:
     result = subprocess.run(
-        [sys.executable, __file__, "--role", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--role", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "BENCH_DATABASE_URL": database_url},
     )
     if result.returncode != 0:
         raise SystemExit(f"bench role {args[0]} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def measure(database: str, size: int, data_dir: Path, url: str, args: argparse.Namespace) -> None:
+    """Fill a database with `size` judgments, export it and write the floor; print one line of the table."""
+    generated = run_role("generate", str(data_dir), str(size), str(args.votes), str(args.seed), database_url=url)
+    load = os.getloadavg()[0]
+    runs = [run_role("export", str(data_dir), str(data_dir / "export"), database_url=url) for _ in range(args.repeat)]
+    exported = min(runs, key=lambda run: run["seconds"])
+    floored = min(
+        (run_role("floor", json.dumps(exported["files"]), str(data_dir)) for _ in range(args.repeat)),
+        key=lambda run: run["seconds"],
+    )
+    print(
+        f"{database:>8} {generated['judgments']:>10} {generated['pairs']:>8} {exported['rows']:>8} "
+        f"{exported['seconds']:>9.2f} {exported['cpu_seconds']:>8.2f} {floored['seconds']:>8.2f} "
+        f"{floored['cpu_seconds']:>8.2f} {exported['seconds'] / floored['seconds']:>6.1f} "
+        f"{exported['cpu_seconds'] / floored['cpu_seconds']:>6.1f} "
+        f"{max(run['peak_rss_mb'] for run in runs):>15.0f} {exported['start_rss_mb']:>10.0f} "
+        f"{floored['peak_rss_mb']:>14.0f} {exported['bytes'] / 2**20:>8.1f} {generated['seconds']:>7.1f} "
+        f"{load:>5.1f}",
+        flush=True,
+    )
+    shutil.rmtree(data_dir)
+
+
+@contextmanager
+def bench_database(database: str, size: int, server: str) -> Iterator[str]:
+    """The database URL to fill ("" for SQLite, in the data directory): on PostgreSQL a fresh database on
+    `server`, dropped afterwards."""
+    if database == "sqlite":
+        yield ""
+        return
+    import psycopg
+
+    name = f"bench_export_n{size}_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def main() -> None:
@@ -251,15 +306,24 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="Run the export and the floor this many times each; the fastest counts."
     )
+    parser.add_argument(
+        "--databases", default="sqlite", help="sqlite, postgres or both (comma-separated; default sqlite)."
+    )
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES,
+        help="PostgreSQL URL of a role that may CREATE DATABASE: each size gets a fresh database, dropped after.",
+    )
     parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.role:
         role, *rest = args.role
+        url = os.environ.get("BENCH_DATABASE_URL", "")
         if role == "generate":
-            result = generate(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]))
+            result = generate(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]), url)
         elif role == "export":
-            result = export(Path(rest[0]), Path(rest[1]))
+            result = export(Path(rest[0]), Path(rest[1]), url)
         else:
             result = floor(json.loads(rest[0]), Path(rest[1]))
         print(json.dumps(result))
@@ -267,33 +331,21 @@ def main() -> None:
 
     sizes = [1000, 10000] if args.quick else [int(s) for s in args.sizes.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="bench-export-", dir=args.workdir))
-    header = (
-        f"{'judgments':>10} {'pairs':>8} {'rows':>8} {'export s':>9} {'(cpu s)':>8} {'floor s':>8} {'(cpu s)':>8} "
-        f"{'ratio':>6} {'export peak MB':>15} {'(start MB)':>10} {'floor peak MB':>14} {'file MB':>8} {'fill s':>7} "
-        f"{'load':>5}"
-    )
+    databases = [name.strip() for name in args.databases.split(",")]
+    if unknown := set(databases) - {"sqlite", "postgres"}:
+        raise SystemExit(f"--databases: unknown {', '.join(sorted(unknown))}; use sqlite, postgres or both.")
+    header = " ".join(
+        f"{name:>{width}}"
+        for name, width in [("db", 8), ("judgments", 10), ("pairs", 8), ("rows", 8), ("export s", 9), ("(cpu s)", 8),
+                            ("floor s", 8), ("(cpu s)", 8), ("ratio", 6), ("(cpu)", 6), ("export peak MB", 15),
+                            ("(start MB)", 10), ("floor peak MB", 14), ("file MB", 8), ("fill s", 7), ("load", 5)]
+    )  # fmt: skip
     print(header, flush=True)
     try:
-        for size in sizes:
-            data_dir = workdir / f"n{size}"
-            generated = run_role("generate", str(data_dir), str(size), str(args.votes), str(args.seed))
-            load = os.getloadavg()[0]
-            runs = [run_role("export", str(data_dir), str(data_dir / "export")) for _ in range(args.repeat)]
-            exported = min(runs, key=lambda run: run["seconds"])
-            floored = min(
-                (run_role("floor", json.dumps(exported["files"]), str(data_dir)) for _ in range(args.repeat)),
-                key=lambda run: run["seconds"],
-            )
-            print(
-                f"{generated['judgments']:>10} {generated['pairs']:>8} {exported['rows']:>8} "
-                f"{exported['seconds']:>9.2f} {exported['cpu_seconds']:>8.2f} {floored['seconds']:>8.2f} "
-                f"{floored['cpu_seconds']:>8.2f} {exported['seconds'] / floored['seconds']:>6.1f} "
-                f"{max(run['peak_rss_mb'] for run in runs):>15.0f} {exported['start_rss_mb']:>10.0f} "
-                f"{floored['peak_rss_mb']:>14.0f} {exported['bytes'] / 2**20:>8.1f} {generated['seconds']:>7.1f} "
-                f"{load:>5.1f}",
-                flush=True,
-            )
-            shutil.rmtree(data_dir)
+        for database in databases:
+            for size in sizes:
+                with bench_database(database, size, args.postgres) as url:
+                    measure(database, size, workdir / f"{database}-n{size}", url, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,7 +1,7 @@
 """From the vote counts of pairs to decisions: which candidate the judges preferred, and how surely.
 
 Pure functions over arrays (no database): the database counts each pair's votes in one grouped query
-(`selectors.campaign_tallies`), and `pairs_decide` decides a whole batch of pairs at once, one entry per pair.
+(`streams.campaign_tallies`), and `pairs_decide` decides a whole batch of pairs at once, one entry per pair.
 
 - Which votes count (`counted_sources`): skips never count; `judges` picks human votes, AI votes, or both,
   where "both" means the AI votes only for a pair that has no human vote (the judge where humans are absent).

@@ -101,22 +101,12 @@ def test_pair_texts_are_decoded_a_batch_at_a_time_as_they_are_stored():
 
 
 def test_counted_votes_are_put_in_recorded_order_whatever_order_the_database_joined_them_in():
-    joined = {
-        "id": ["9,4,7", "3"],
-        "annotator_id": ["1,2,3", "4"],
-        "verdict": ["a,b,tie", "b"],
-        "created_at": ["00:00:09,00:00:04.5,00:00:07", "00:00:03"],
-    }
     offset = "+00" if connection.features.supports_timezones else ""  # as each database writes times as text
-    joined["created_at"] = [
-        ",".join(f"2026-01-01 {time}{offset}" for time in times.split(",")) for times in joined["created_at"]
-    ]
-    tallies = Tallies(
-        comparison_ids=np.array([1, 2]),
-        counts=np.zeros((2, 1, len(VERDICTS)), dtype=np.int64),
-        sources=("human",),
-        joined={field: pa.array(values) for field, values in joined.items()},
-    )
+    votes = [[(9, 1, "a", "00:00:09"), (4, 2, "b", "00:00:04.5"), (7, 3, "tie", "00:00:07")], [(3, 4, "b", "00:00:03")]]
+    joined = [",".join(f"{id_}|{judge}|{verdict}|2026-01-01 {time}{offset}" for id_, judge, verdict, time in pair)
+              for pair in votes]  # fmt: skip
+    tallies = Tallies.from_joined(comparison_ids=np.array([1, 2]), sources=("human",), joined=pa.array(joined))
+    assert tallies.counts[:, 0].tolist() == [[1, 1, 1, 0], [0, 1, 0, 0]]  # a, b, tie, both_bad
     votes = tallies.votes(np.array([0, 1]), source=np.array([0, 0]))
     assert votes.annotator_ids.to_pylist() == [[2, 3, 1], [4]]  # judgments 4, 7, 9
     assert votes.verdicts.to_pylist() == [["b", "tie", "a"], ["b"]]
