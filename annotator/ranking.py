@@ -152,7 +152,11 @@ def ranking_submit(
                     duration_ms=duration_ms,
                     source=JudgeSource.HUMAN,
                     ranking=ranking,
-                    details={"ranks": sorted((rank[a] + 1, rank[b] + 1)), "of": len(order)},
+                    details={
+                        "ranks": sorted((rank[a] + 1, rank[b] + 1)),
+                        "of": len(order),
+                        "best_worst": sorted((rank[a], rank[b])) == [0, len(order) - 1],
+                    },
                 )
             )
         created = Judgment.objects.bulk_create(fresh)

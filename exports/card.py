@@ -14,6 +14,7 @@ from annotator.models import Campaign, PromptFormat
 from exports.aggregation import DROP_HELP, Drop
 from exports.formats import CONVERSATIONAL, MIXED, OPENAI, PROMPT_SEPARATOR, REFUSAL_HELP, STRING, Refusal
 from exports.options import ExportOptions
+from exports.selectors import campaign_edit_pairs_count, campaign_ranked_pairs_count
 from exports.writers import column_descriptions, parquet_schema
 from quality.gate import JudgeGate, campaign_judge_gate
 
@@ -177,6 +178,20 @@ def dataset_card(
             "pairs with a response cut off at its token limit (finish_reason length), "
             + ("kept (keep_truncated)" if options.keep_truncated else "left out"),
             stats["truncated"],
+        )
+    )
+    counted.append(
+        (
+            "pairs of an annotator's edit against the response it came from (not the model's own samples), "
+            + ("kept (include_edits)" if options.include_edits else "left out"),
+            campaign_edit_pairs_count(campaign=campaign),
+        )
+    )
+    ranked = "best against worst only" if options.ranking_pairs == "best_worst" else "every pair each one orders"
+    counted.append(
+        (
+            f"pairs with votes from rankings of three responses or more (ranking_pairs: {ranked})",
+            campaign_ranked_pairs_count(campaign=campaign),
         )
     )
     if options.checks_length:

@@ -10,6 +10,7 @@ from core.options import Options, option
 
 FORMATS = ("auto", "conversational", "string", "openai")
 JUDGES = ("humans", "ai", "both")
+RANKING_PAIRS = ("all", "best_worst")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,18 @@ class ExportOptions(Options):
         False,
         "Keep pairs with a response cut off at its token limit (finish_reason length). By default they are left "
         "out and counted: training would append an end of turn the model never wrote.",
+    )
+
+    include_edits: bool = option(
+        False,
+        "Keep the pairs of an annotator's edit against the response it came from. By default they are left out "
+        "and counted: an edit is not the model's own sample, the off-policy text DPO is sensitive to.",
+    )
+    ranking_pairs: str = option(
+        "all",
+        "From a ranking of n responses: every pair it orders (all), or only its best against its worst "
+        "(best_worst). Pairs judged one by one count either way.",
+        choices=RANKING_PAIRS,
     )
 
     def problems(self) -> list[str]:

@@ -234,7 +234,13 @@ class _Exporter:
     def _reads(self, chunk_size: int) -> Generator[tuple[Tallies, Decisions, np.ndarray, pa.Table], None, None]:
         """Per batch of pairs: their tallies, decisions, which are kept, and the texts of those."""
         options = self.options
-        for tallies in campaign_tallies(campaign=self.campaign, judges=options.judges, chunk_size=chunk_size):
+        for tallies in campaign_tallies(
+            campaign=self.campaign,
+            judges=options.judges,
+            chunk_size=chunk_size,
+            include_edits=options.include_edits,
+            ranking_pairs=options.ranking_pairs,
+        ):
             decisions = pairs_decide(
                 tallies.counts, judges=options.judges, min_votes=options.min_votes, min_agreement=options.min_agreement
             )

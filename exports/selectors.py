@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.db.models import Count, Q, QuerySet
 
-from annotator.models import Campaign, Comparison, Prompt, PromptFormat
+from annotator.models import Campaign, Comparison, Judgment, Prompt, PromptFormat
 from core.checksums import file_sha256
 from exports.formats import MIXED
 from exports.models import DatasetExport
@@ -45,6 +45,18 @@ def campaign_conversations(*, campaign: Campaign) -> int:
         campaign=campaign, comparisons__candidate_a__prompt_format=PromptFormat.UNKNOWN
     ).distinct()
     return imported.filter(Q(messages__1__isnull=False) | ~Q(system="")).count()
+
+
+def campaign_edit_pairs_count(*, campaign: Campaign) -> int:
+    """Pairs of the campaign with an annotator's edit on one side (annotator.services.candidate_edit_create)."""
+    edited = Q(candidate_a__edited_from__isnull=False) | Q(candidate_b__edited_from__isnull=False)
+    return Comparison.objects.filter(edited, prompt__campaign=campaign).count()
+
+
+def campaign_ranked_pairs_count(*, campaign: Campaign) -> int:
+    """Pairs of the campaign with at least one vote derived from a ranking (annotator.ranking)."""
+    derived = Judgment.objects.filter(comparison__prompt__campaign=campaign, ranking__isnull=False)
+    return derived.values("comparison_id").distinct().count()
 
 
 def campaign_get(*, pk: int) -> Campaign | None:

@@ -106,9 +106,12 @@ def _streamed(queryset: QuerySet, chunk_size: int) -> Iterator[list[tuple]]:
             yield rows
 
 
-def campaign_tallies(*, campaign: Campaign, judges: str, chunk_size: int) -> Iterator["Tallies"]:
+def campaign_tallies(
+    *, campaign: Campaign, judges: str, chunk_size: int, include_edits: bool = False, ranking_pairs: str = "all"
+) -> Iterator["Tallies"]:
     """The vote counts of every pair with a judgment from `judges` (skips included), by comparison id, in
-    batches of `chunk_size` pairs.
+    batches of `chunk_size` pairs. Pairs with an annotator's edit count only with `include_edits`; votes derived
+    from a ranking, all of them, or (`ranking_pairs="best_worst"`) only its best against its worst.
 
     One grouped query over the campaign's judgments gives per pair its counted (non-skip) votes as one text
     (`_Joined`): two values per pair for the driver to hand over, where a column per count and per field made
@@ -120,9 +123,10 @@ def campaign_tallies(*, campaign: Campaign, judges: str, chunk_size: int) -> Ite
     parts = [part for name in fields for part in (Value(_PART), name)][1:]
     grouped = (
         Judgment.objects.filter(
-            comparison_id__in=Comparison.objects.filter(prompt__campaign=campaign).values("id"),
+            comparison_id__in=campaign_pairs_exported(campaign=campaign, include_edits=include_edits).values("id"),
             source__in=sources,
         )
+        .filter(ranking_votes_counted(ranking_pairs))
         .values("comparison_id")
         .annotate(votes=_Joined(Concat(*parts, output_field=TextField()), filter=~Q(verdict=Verdict.SKIP)))
         .order_by("comparison_id")
@@ -135,6 +139,17 @@ def campaign_tallies(*, campaign: Campaign, judges: str, chunk_size: int) -> Ite
             sources=sources,
             joined=pa.array(joined, pa.string()),
         )
+
+
+def campaign_pairs_exported(*, campaign: Campaign, include_edits: bool) -> QuerySet[Comparison]:
+    """The campaign's pairs an export may write: all, or (by default) those without an annotator's edit."""
+    pairs = Comparison.objects.filter(prompt__campaign=campaign)
+    return pairs if include_edits else pairs.filter(candidate_a__edited_from=None, candidate_b__edited_from=None)
+
+
+def ranking_votes_counted(ranking_pairs: str) -> Q:
+    """Which votes count, of those derived from rankings (annotator.ranking): all, or only best against worst."""
+    return Q() if ranking_pairs == "all" else Q(ranking__isnull=True) | Q(details__best_worst=True)
 
 
 _VOTE_FIELDS = ("id", "annotator_id", "verdict", "created_at")

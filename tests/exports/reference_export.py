@@ -79,12 +79,28 @@ def pair_decide(votes: Sequence[Vote], *, judges: str, min_votes: int, min_agree
 _SOURCES = {"humans": [JudgeSource.HUMAN], "ai": [JudgeSource.AI], "both": [JudgeSource.HUMAN, JudgeSource.AI]}
 
 
-def campaign_votes(*, campaign: Campaign, judges: str) -> list[tuple[int, list[Vote]]]:
-    rows = (
-        Judgment.objects.filter(comparison__prompt__campaign=campaign, source__in=_SOURCES[judges])
+def campaign_votes(
+    *, campaign: Campaign, judges: str, include_edits: bool = False, ranking_pairs: str = "all"
+) -> list[tuple[int, list[Vote]]]:
+    rows = [
+        row
+        for row in Judgment.objects.filter(comparison__prompt__campaign=campaign, source__in=_SOURCES[judges])
         .order_by("comparison_id", "id")
-        .values_list("comparison_id", "verdict", "source", "annotator_id", "created_at")
-    )
+        .values_list(
+            "comparison_id",
+            "verdict",
+            "source",
+            "annotator_id",
+            "created_at",
+            "comparison__candidate_a__edited_from",
+            "comparison__candidate_b__edited_from",
+            "ranking",
+            "details",
+        )
+        if (include_edits or (row[5] is None and row[6] is None))
+        and (ranking_pairs == "all" or row[7] is None or row[8].get("best_worst"))
+    ]
+    rows = [row[:5] for row in rows]
     return [
         (comparison_id, [Vote(verdict, source, annotator, at) for _, verdict, source, annotator, at in group])
         for comparison_id, group in groupby(rows, key=itemgetter(0))
@@ -216,7 +232,12 @@ def reference_export(
     stats = ExportStats()
     meter = LengthMeter(tokenizer=options.tokenizer, conversational=kind != STRING) if options.checks_length else None
     written: dict[str, list[dict[str, Any]]] = {"train": [], "validation": []}
-    votes = campaign_votes(campaign=campaign, judges=options.judges)
+    votes = campaign_votes(
+        campaign=campaign,
+        judges=options.judges,
+        include_edits=options.include_edits,
+        ranking_pairs=options.ranking_pairs,
+    )
     for start in range(0, len(votes), chunk_size):
         chunk = votes[start : start + chunk_size]
         stats.judged += len(chunk)
