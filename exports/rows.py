@@ -60,6 +60,7 @@ class CountedVotes:
     annotator_ids: pa.ListArray  # of int64
     verdicts: pa.ListArray  # of string: a Verdict value on the fixed candidates a/b
     judged_at: pa.ListArray  # of UTC_TIME
+    strengths: pa.ListArray  # of string: slightly, clearly, or "" when the judge said none
 
 
 # What str.strip() removes: the characters for which str.isspace() is true.
@@ -178,6 +179,23 @@ def _sorted_json(texts: pa.Array) -> pa.Array:
     return pa.array(distinct, pa.string()).take(encoded.indices)
 
 
+# A vote's weight in a pair's margin: a side said to be slightly better counts half; clearly, or a plain pick, full.
+STRENGTH_WEIGHT = {"slightly": 0.5, "clearly": 1.0, "": 1.0}
+
+
+def vote_margins(*, labels: pa.Array, strengths: pa.Array, offsets: pa.Array) -> np.ndarray:
+    """Per pair, the mean over its counted votes of +weight for a vote for the chosen response, -weight for the
+    rejected one, 0 for tie or both bad (weight: STRENGTH_WEIGHT). 1: every vote clearly (or plainly) for it."""
+    label = np.asarray(labels.to_numpy(zero_copy_only=False))
+    sign = np.where(label == "chosen", 1.0, np.where(label == "rejected", -1.0, 0.0))
+    said = np.asarray(strengths.to_numpy(zero_copy_only=False))
+    weight = np.where(said == "slightly", STRENGTH_WEIGHT["slightly"], 1.0)
+    bounds = np.asarray(offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    sums = np.add.reduceat(np.append(sign * weight, 0.0), bounds[:-1]) if len(bounds) > 1 else np.array([])
+    counts = np.diff(bounds)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+
 def trl_table(
     pairs: pa.Table,
     *,
@@ -214,6 +232,7 @@ def trl_table(
         pc.if_else(pc.is_in(verdicts, pa.array([Verdict.A.value, Verdict.B.value])), "rejected", verdicts),
     )
     params = {name: _sorted_json(pairs[f"{name}_sampling_params"].chunk(0)) for name in "ab"}
+    margin = vote_margins(labels=labels, strengths=counted.strengths.flatten(), offsets=counted.verdicts.offsets)
     columns: dict[str, Any] = {
         "prompt": prompt,
         "chosen": chosen,
@@ -236,6 +255,8 @@ def trl_table(
         "annotator_ids": counted.annotator_ids,
         "annotator_votes": pa.ListArray.from_arrays(counted.verdicts.offsets, labels),
         "judged_at": counted.judged_at,
+        "strength": counted.strengths,
+        "margin": pa.array(margin, pa.float64()),
         "pair_created_at": pairs["pair_created_at"],
     }
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)

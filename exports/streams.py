@@ -152,7 +152,7 @@ def ranking_votes_counted(ranking_pairs: str) -> Q:
     return Q() if ranking_pairs == "all" else Q(ranking__isnull=True) | Q(details__best_worst=True)
 
 
-_VOTE_FIELDS = ("id", "annotator_id", "verdict", "created_at")
+_VOTE_FIELDS = ("id", "annotator_id", "verdict", "created_at", "strength")
 _PART, _VOTE = "|", ","  # between the fields of a vote, between the votes of a pair: neither is in any field
 
 
@@ -183,7 +183,7 @@ class Tallies:
     sources: tuple[str, ...]  # SOURCES_FOR_JUDGES[judges]
     owner: np.ndarray  # per counted vote, the index of its pair; by pair, then as cast (judgment id)
     source: np.ndarray  # per counted vote, its index into `sources`
-    fields: dict[str, pa.Array]  # per counted vote: annotator_id (int64), verdict, created_at (as text)
+    fields: dict[str, pa.Array]  # per counted vote: annotator_id (int64), verdict, created_at (as text), strength
 
     @classmethod
     def from_joined(cls, *, comparison_ids: np.ndarray, sources: tuple[str, ...], joined: pa.Array) -> "Tallies":
@@ -218,6 +218,7 @@ class Tallies:
                 "annotator_id": column["annotator_id"].take(taken).cast(pa.int64()),
                 "verdict": column["verdict"].take(taken),
                 "created_at": column["created_at"].take(taken),
+                "strength": column["strength"].take(taken),
             },
         )
 
@@ -244,6 +245,7 @@ class Tallies:
             annotator_ids=listed(self.fields["annotator_id"]),
             verdicts=listed(self.fields["verdict"]),
             judged_at=listed(_utc(self.fields["created_at"])),
+            strengths=listed(self.fields["strength"]),
         )
 
 

@@ -81,6 +81,19 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
                 "Each judge's vote, aligned with annotator_ids: chosen, rejected, tie or both_bad.",
             ),
             _field("judged_at", pa.list_(UTC_TIME), "When each counted vote was cast, aligned with annotator_ids."),
+            _field(
+                "strength",
+                pa.list_(pa.string()),
+                "How much better each judge said their side was, aligned with annotator_ids: slightly, clearly, "
+                "or empty when not said (campaigns that ask). TRL ignores it.",
+            ),
+            _field(
+                "margin",
+                pa.float64(),
+                "How surely the chosen response won, -1 to 1: the mean over the counted votes of +1 for chosen, -1 "
+                "for rejected, 0 for tie or both bad, halved for a vote said to be only slightly better. Filter or "
+                "weight on it; TRL ignores it.",
+            ),
             _field("pair_created_at", UTC_TIME, "When the pair was created."),
         ]
     )

@@ -31,6 +31,7 @@ class Vote:
     source: str
     annotator_id: int
     created_at: datetime
+    strength: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +93,21 @@ def campaign_votes(
             "source",
             "annotator_id",
             "created_at",
+            "strength",
             "comparison__candidate_a__edited_from",
             "comparison__candidate_b__edited_from",
             "ranking",
             "details",
         )
-        if (include_edits or (row[5] is None and row[6] is None))
-        and (ranking_pairs == "all" or row[7] is None or row[8].get("best_worst"))
+        if (include_edits or (row[6] is None and row[7] is None))
+        and (ranking_pairs == "all" or row[8] is None or row[9].get("best_worst"))
     ]
-    rows = [row[:5] for row in rows]
+    rows = [row[:6] for row in rows]
     return [
-        (comparison_id, [Vote(verdict, source, annotator, at) for _, verdict, source, annotator, at in group])
+        (
+            comparison_id,
+            [Vote(verdict, source, annotator, at, strength) for _, verdict, source, annotator, at, strength in group],
+        )
         for comparison_id, group in groupby(rows, key=itemgetter(0))
     ]
 
@@ -190,6 +195,13 @@ def _vote_label(verdict: str, chosen_side: str) -> str:
     return verdict
 
 
+def _vote_weight(vote: Vote, chosen_side: str) -> float:
+    """+1 for the chosen response, -1 for the rejected one, 0 otherwise; half for "slightly" better."""
+    label = _vote_label(vote.verdict, chosen_side)
+    sign = {"chosen": 1.0, "rejected": -1.0}.get(label, 0.0)
+    return sign * (0.5 if vote.strength == "slightly" else 1.0)
+
+
 def trl_row(pair: PairTexts, decision: Decision, *, conversational: bool) -> dict[str, Any]:
     chosen, rejected = (pair.a, pair.b) if decision.winner == Verdict.A else (pair.b, pair.a)
     if conversational:
@@ -220,6 +232,8 @@ def trl_row(pair: PairTexts, decision: Decision, *, conversational: bool) -> dic
         "annotator_ids": [vote.annotator_id for vote in decision.votes],
         "annotator_votes": [_vote_label(vote.verdict, decision.winner) for vote in decision.votes],
         "judged_at": [vote.created_at for vote in decision.votes],
+        "strength": [vote.strength for vote in decision.votes],
+        "margin": sum(_vote_weight(vote, decision.winner) for vote in decision.votes) / len(decision.votes),
         "pair_created_at": pair.created_at,
     }
 

@@ -88,3 +88,21 @@ def test_a_bad_ranking_pairs_value_is_refused_with_the_choices(tmp_path):
     campaign = campaign_create(name="Bad option")
     with pytest.raises(InputError, match="ranking_pairs"):
         dataset_export_create(campaign=campaign, options={"ranking_pairs": "top3"}, out_dir=tmp_path)
+
+
+def test_the_strength_of_each_vote_and_the_pairs_margin_are_exported(tmp_path):
+    campaign = campaign_create(name="Strength export", overlap=3, ask_strength=True)
+    prompt, _ = prompt_get_or_create(campaign=campaign, prompt="Capital of France?")
+    a, b = candidate_create(prompt=prompt, text="Paris."), candidate_create(prompt=prompt, text="Lyon.")
+    comparison_create(candidate_a=a, candidate_b=b)
+    pick_a(campaign, make_user("u1"), strength="clearly")
+    pick_a(campaign, make_user("u2"), strength="slightly")
+    assignment = assignment_next(campaign=campaign, annotator=make_user("u3"))
+    choice = Choice.RIGHT if assignment.shown_left == Side.A else Choice.LEFT  # u3 prefers b, no strength
+    judgment_submit(comparison=assignment.comparison, annotator=assignment.annotator, choice=choice)
+    run_export(campaign, tmp_path)
+    (row,) = read_rows(tmp_path)
+    assert row["chosen_candidate_id"] == a.pk
+    assert row["annotator_votes"] == ["chosen", "chosen", "rejected"]
+    assert row["strength"] == ["clearly", "slightly", ""]
+    assert row["margin"] == pytest.approx((1 + 0.5 - 1) / 3)

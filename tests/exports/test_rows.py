@@ -59,6 +59,7 @@ def votes(*verdicts: str) -> CountedVotes:
         annotator_ids=pa.ListArray.from_arrays(offsets, pa.array(range(1, len(verdicts) + 1), pa.int64())),
         verdicts=pa.ListArray.from_arrays(offsets, pa.array(verdicts, pa.string())),
         judged_at=pa.ListArray.from_arrays(offsets, pa.array([AT] * len(verdicts), UTC_TIME)),
+        strengths=pa.ListArray.from_arrays(offsets, pa.array([""] * len(verdicts), pa.string())),
     )
 
 
@@ -217,3 +218,13 @@ def test_the_split_of_each_row_follows_its_prompt_hash():
     assert validation.tolist() == in_validation(hashes, seed=1, val_fraction=0.3).tolist()
     assert 0.15 < validation.mean() < 0.45
     assert not in_validation(hashes, seed=1, val_fraction=0.0).any()
+
+
+def test_the_margin_weighs_each_vote_by_the_strength_its_judge_gave():
+    from exports.rows import vote_margins
+
+    offsets = pa.array([0, 3, 4, 4], pa.int32())  # three pairs: three votes, one vote, none
+    labels = pa.array(["chosen", "chosen", "rejected", "tie"])
+    strengths = pa.array(["clearly", "slightly", "", ""])
+    margins = vote_margins(labels=labels, strengths=strengths, offsets=offsets)
+    assert margins.tolist() == pytest.approx([(1 + 0.5 - 1) / 3, 0.0, 0.0])

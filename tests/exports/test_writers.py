@@ -31,6 +31,8 @@ ROW = {
     "annotator_ids": [9],
     "annotator_votes": ["chosen"],
     "judged_at": [datetime(2026, 1, 1, tzinfo=UTC)],
+    "strength": [""],
+    "margin": 1.0,
     "pair_created_at": datetime(2026, 1, 1, tzinfo=UTC),
 }
 
