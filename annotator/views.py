@@ -64,6 +64,14 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     return render(request, template, context)
 
 
+def _after_post(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
+    """After a POST (what it recorded or why not is in messages): the next pair in place with htmx, else a
+    redirect to the page (post/redirect/get)."""
+    if request.htmx:
+        return _render_pair(request, campaign)
+    return redirect("annotator:annotate", pk=campaign.pk)
+
+
 @login_required
 @require_GET
 def annotate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
@@ -81,7 +89,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "That choice could not be recorded: "
             + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
         )
-        return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
+        return _after_post(request, campaign)
     comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:
         messages.error(request, "That pair is not part of this campaign; here is your next one.")
@@ -101,9 +109,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"Recorded: {_in_words(result.judgment)}{with_edit}.")
         except StudioError as error:
             messages.error(request, error.message)
-    if request.htmx:
-        return _render_pair(request, campaign)
-    return redirect("annotator:annotate", pk=campaign.pk)
+    return _after_post(request, campaign)
 
 
 def _in_words(judgment: Judgment) -> str:
@@ -119,7 +125,7 @@ def rank(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = RankingForm(request.POST)
     if not form.is_valid():
         messages.error(request, "That ranking could not be recorded: " + " ".join(form.errors.get("__all__", [])))
-        return _render_pair(request, campaign) if request.htmx else redirect("annotator:annotate", pk=campaign.pk)
+        return _after_post(request, campaign)
     comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:
         messages.error(request, "Those responses are not part of this campaign; here is your next pair.")
@@ -135,9 +141,7 @@ def rank(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"Recorded: your ranking of {len(result.ranking.order)} responses.")
         except StudioError as error:
             messages.error(request, error.message)
-    if request.htmx:
-        return _render_pair(request, campaign)
-    return redirect("annotator:annotate", pk=campaign.pk)
+    return _after_post(request, campaign)
 
 
 @login_required
@@ -153,6 +157,4 @@ def undo(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             messages.info(request, "Undone: that pair is back for you to judge again.")
         except StudioError as error:
             messages.error(request, error.message)
-    if request.htmx:
-        return _render_pair(request, campaign)
-    return redirect("annotator:annotate", pk=campaign.pk)
+    return _after_post(request, campaign)
