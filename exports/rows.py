@@ -29,6 +29,7 @@ _CANDIDATE = (
     ("prompt_format", pa.string()),
     ("prompt_text", pa.string()),
     ("finish_reason", pa.string()),
+    ("edited_from", pa.int64()),  # a person's edit of that candidate (annotator.services.candidate_edit_create)
 )
 # A batch of pairs: the comparison, its prompt, and each candidate's fields as `a_<name>` and `b_<name>`.
 PAIRS = pa.schema(
@@ -61,6 +62,7 @@ class CountedVotes:
     verdicts: pa.ListArray  # of string: a Verdict value on the fixed candidates a/b
     judged_at: pa.ListArray  # of UTC_TIME
     strengths: pa.ListArray  # of string: slightly, clearly, or "" when the judge said none
+    ranking_ids: pa.ListArray  # of int64, null for a vote not derived from a ranking
 
 
 # What str.strip() removes: the characters for which str.isspace() is true.
@@ -249,12 +251,15 @@ def trl_table(
         "rejected_sampling_params": pc.if_else(side, params["b"], params["a"]),
         "chosen_seed": pick("seed", chosen=True),
         "rejected_seed": pick("seed", chosen=False),
+        "chosen_edited_from": pick("edited_from", chosen=True),
+        "rejected_edited_from": pick("edited_from", chosen=False),
         "votes": pa.array(votes, pa.int32()),
         "agreement": pa.array(agreement, pa.float64()),
         "judge_source": pa.array(judge_source, pa.string()),
         "annotator_ids": counted.annotator_ids,
         "annotator_votes": pa.ListArray.from_arrays(counted.verdicts.offsets, labels),
         "judged_at": counted.judged_at,
+        "ranking_ids": counted.ranking_ids,
         "strength": counted.strengths,
         "margin": pa.array(margin, pa.float64()),
         "pair_created_at": pairs["pair_created_at"],

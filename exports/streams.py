@@ -22,7 +22,7 @@ import pyarrow.json as pj
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Aggregate, Q, QuerySet, TextField, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from annotator.models import Campaign, Comparison, Judgment, Verdict
 from exports.aggregation import SOURCES_FOR_JUDGES, VERDICTS
@@ -120,7 +120,8 @@ def campaign_tallies(
     """
     sources = SOURCES_FOR_JUDGES[judges]
     fields = _vote_fields(sources)
-    parts = [part for name in fields for part in (Value(_PART), name)][1:]
+    # A NULL would make the whole vote NULL on PostgreSQL (||): the only nullable field, as "" instead.
+    parts = [part for name in fields for part in (Value(_PART), _joinable(name))][1:]
     grouped = (
         Judgment.objects.filter(
             comparison_id__in=campaign_pairs_exported(campaign=campaign, include_edits=include_edits).values("id"),
@@ -152,8 +153,12 @@ def ranking_votes_counted(ranking_pairs: str) -> Q:
     return Q() if ranking_pairs == "all" else Q(ranking__isnull=True) | Q(details__best_worst=True)
 
 
-_VOTE_FIELDS = ("id", "annotator_id", "verdict", "created_at", "strength")
+_VOTE_FIELDS = ("id", "annotator_id", "verdict", "created_at", "strength", "ranking")
 _PART, _VOTE = "|", ","  # between the fields of a vote, between the votes of a pair: neither is in any field
+
+
+def _joinable(name: str) -> Any:
+    return Coalesce(Cast(name, TextField()), Value(""), output_field=TextField()) if name == "ranking" else name
 
 
 def _vote_fields(sources: tuple[str, ...]) -> tuple[str, ...]:
@@ -219,6 +224,7 @@ class Tallies:
                 "verdict": column["verdict"].take(taken),
                 "created_at": column["created_at"].take(taken),
                 "strength": column["strength"].take(taken),
+                "ranking_id": _ids_or_null(column["ranking"].take(taken)),
             },
         )
 
@@ -246,7 +252,17 @@ class Tallies:
             verdicts=listed(self.fields["verdict"]),
             judged_at=listed(_utc(self.fields["created_at"])),
             strengths=listed(self.fields["strength"]),
+            ranking_ids=listed(self.fields["ranking_id"]),
         )
+
+
+def _ids_or_null(texts: pa.Array) -> pa.Array:
+    """Ids as the database joined them, "" for none: int64, null for none."""
+    return pc.if_else(
+        pc.equal(texts, ""),
+        pa.scalar(None, pa.int64()),
+        pc.cast(pc.if_else(pc.equal(texts, ""), "0", texts), pa.int64()),
+    )
 
 
 def _utc(texts: pa.Array) -> pa.Array:

@@ -71,6 +71,19 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
             _field("rejected_sampling_params", pa.string(), "Sampling parameters of the rejected response, JSON."),
             _field("chosen_seed", pa.int64(), "Sampling seed of the chosen response.", nullable=True),
             _field("rejected_seed", pa.int64(), "Sampling seed of the rejected response.", nullable=True),
+            _field(
+                "chosen_edited_from",
+                pa.int64(),
+                "The chosen response is an annotator's edit of this candidate (not the model's own sample); empty "
+                "for the model's own. Edits are exported only with include_edits.",
+                nullable=True,
+            ),
+            _field(
+                "rejected_edited_from",
+                pa.int64(),
+                "The same for the rejected response.",
+                nullable=True,
+            ),
             _field("votes", pa.int32(), "Counted votes: non-skip judgments of the selected judges."),
             _field("agreement", pa.float64(), "Share of the counted votes that agree with the majority."),
             _field("judge_source", pa.string(), "Who judged: human or ai."),
@@ -81,6 +94,12 @@ def parquet_schema(*, conversational: bool) -> pa.Schema:
                 "Each judge's vote, aligned with annotator_ids: chosen, rejected, tie or both_bad.",
             ),
             _field("judged_at", pa.list_(UTC_TIME), "When each counted vote was cast, aligned with annotator_ids."),
+            _field(
+                "ranking_ids",
+                pa.list_(pa.int64()),
+                "The ranking each counted vote was derived from, aligned with annotator_ids; empty for a vote on "
+                "the pair itself.",
+            ),
             _field(
                 "strength",
                 pa.list_(pa.string()),

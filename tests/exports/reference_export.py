@@ -32,6 +32,7 @@ class Vote:
     annotator_id: int
     created_at: datetime
     strength: str = ""
+    ranking_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +95,23 @@ def campaign_votes(
             "annotator_id",
             "created_at",
             "strength",
+            "ranking",
             "comparison__candidate_a__edited_from",
             "comparison__candidate_b__edited_from",
             "ranking",
             "details",
         )
-        if (include_edits or (row[6] is None and row[7] is None))
-        and (ranking_pairs == "all" or row[8] is None or row[9].get("best_worst"))
+        if (include_edits or (row[7] is None and row[8] is None))
+        and (ranking_pairs == "all" or row[9] is None or row[10].get("best_worst"))
     ]
-    rows = [row[:6] for row in rows]
+    rows = [row[:7] for row in rows]
     return [
         (
             comparison_id,
-            [Vote(verdict, source, annotator, at, strength) for _, verdict, source, annotator, at, strength in group],
+            [
+                Vote(verdict, source, annotator, at, strength, ranking)
+                for _, verdict, source, annotator, at, strength, ranking in group
+            ],
         )
         for comparison_id, group in groupby(rows, key=itemgetter(0))
     ]
@@ -123,6 +128,7 @@ class CandidateTexts:
     prompt_format: str
     prompt_text: str
     finish_reason: str
+    edited_from: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,7 @@ class PairTexts:
 
 
 _FIELDS = ("id", "prompt_id", "text", "model_name", "sampling_params", "seed", "prompt_format", "prompt_text",
-           "finish_reason")  # fmt: skip
+           "finish_reason", "edited_from")  # fmt: skip
 
 
 def pair_texts_for(comparison_ids: list[int]) -> list[PairTexts]:
@@ -226,12 +232,15 @@ def trl_row(pair: PairTexts, decision: Decision, *, conversational: bool) -> dic
         "rejected_sampling_params": json.dumps(rejected.sampling_params, sort_keys=True),
         "chosen_seed": chosen.seed,
         "rejected_seed": rejected.seed,
+        "chosen_edited_from": chosen.edited_from,
+        "rejected_edited_from": rejected.edited_from,
         "votes": len(decision.votes),
         "agreement": decision.agreement,
         "judge_source": decision.votes[0].source,
         "annotator_ids": [vote.annotator_id for vote in decision.votes],
         "annotator_votes": [_vote_label(vote.verdict, decision.winner) for vote in decision.votes],
         "judged_at": [vote.created_at for vote in decision.votes],
+        "ranking_ids": [vote.ranking_id for vote in decision.votes],
         "strength": [vote.strength for vote in decision.votes],
         "margin": sum(_vote_weight(vote, decision.winner) for vote in decision.votes) / len(decision.votes),
         "pair_created_at": pair.created_at,

@@ -54,6 +54,8 @@ def test_an_edit_pair_is_left_out_unless_asked_and_the_card_counts_it(tmp_path):
     rows = {row["comparison_id"]: row for row in read_rows(tmp_path / "with")}
     edit_pair = next(pk for pk in rows if pk != original.pk)
     assert rows[edit_pair]["chosen_candidate_id"] == result.edit.pk
+    assert (rows[edit_pair]["chosen_edited_from"], rows[edit_pair]["rejected_edited_from"]) == (a.pk, None)
+    assert rows[original.pk]["chosen_edited_from"] is None
     assert default.options["include_edits"] is False
 
 
@@ -66,7 +68,7 @@ def test_ranking_pairs_all_or_best_against_worst(tmp_path):
     user = make_user("ranker")
     assignment = assignment_next(campaign=campaign, annotator=user)
     best, middle, worst = [c.pk for c in ranking_candidates(prompt_id=prompt.pk)][::-1]  # the last is the best
-    ranking_submit(comparison=assignment.comparison, annotator=user, order=[best, middle, worst])
+    ranking = ranking_submit(comparison=assignment.comparison, annotator=user, order=[best, middle, worst]).ranking
 
     run_export(campaign, tmp_path / "all")
     rows = read_rows(tmp_path / "all")
@@ -76,6 +78,7 @@ def test_ranking_pairs_all_or_best_against_worst(tmp_path):
     run_export(campaign, tmp_path / "bw", ranking_pairs="best_worst")
     rows = read_rows(tmp_path / "bw")
     assert [(r["chosen_candidate_id"], r["rejected_candidate_id"]) for r in rows] == [(best, worst)]
+    assert rows[0]["ranking_ids"] == [ranking.pk], "each derived vote is traced to its ranking"
     card = (tmp_path / "bw" / "README.md").read_text()
     assert (
         "pairs with votes from rankings of three responses or more (ranking_pairs: best against worst only) | 3" in card

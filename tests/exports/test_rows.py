@@ -60,6 +60,7 @@ def votes(*verdicts: str) -> CountedVotes:
         verdicts=pa.ListArray.from_arrays(offsets, pa.array(verdicts, pa.string())),
         judged_at=pa.ListArray.from_arrays(offsets, pa.array([AT] * len(verdicts), UTC_TIME)),
         strengths=pa.ListArray.from_arrays(offsets, pa.array([""] * len(verdicts), pa.string())),
+        ranking_ids=pa.ListArray.from_arrays(offsets, pa.array([None] * len(verdicts), pa.int64())),
     )
 
 

@@ -102,16 +102,17 @@ def test_pair_texts_are_decoded_a_batch_at_a_time_as_they_are_stored():
 
 def test_counted_votes_are_put_in_recorded_order_whatever_order_the_database_joined_them_in():
     offset = "+00" if connection.features.supports_timezones else ""  # as each database writes times as text
-    votes = [[(9, 1, "a", "00:00:09", "clearly"), (4, 2, "b", "00:00:04.5", ""), (7, 3, "tie", "00:00:07", "")],
-             [(3, 4, "b", "00:00:03", "slightly")]]  # fmt: skip
-    joined = [",".join(f"{id_}|{judge}|{verdict}|2026-01-01 {time}{offset}|{strength}"
-                       for id_, judge, verdict, time, strength in pair) for pair in votes]  # fmt: skip
+    votes = [[(9, 1, "a", "00:00:09", "clearly", ""), (4, 2, "b", "00:00:04.5", "", "12"),
+              (7, 3, "tie", "00:00:07", "", "")], [(3, 4, "b", "00:00:03", "slightly", "")]]  # fmt: skip
+    joined = [",".join(f"{id_}|{judge}|{verdict}|2026-01-01 {time}{offset}|{strength}|{ranking}"
+                       for id_, judge, verdict, time, strength, ranking in pair) for pair in votes]  # fmt: skip
     tallies = Tallies.from_joined(comparison_ids=np.array([1, 2]), sources=("human",), joined=pa.array(joined))
     assert tallies.counts[:, 0].tolist() == [[1, 1, 1, 0], [0, 1, 0, 0]]  # a, b, tie, both_bad
     votes = tallies.votes(np.array([0, 1]), source=np.array([0, 0]))
     assert votes.annotator_ids.to_pylist() == [[2, 3, 1], [4]]  # judgments 4, 7, 9
     assert votes.verdicts.to_pylist() == [["b", "tie", "a"], ["b"]]
     assert votes.strengths.to_pylist() == [["", "", "clearly"], ["slightly"]]
+    assert votes.ranking_ids.to_pylist() == [[12, None, None], [None]]
     assert votes.judged_at.to_pylist()[0] == [
         datetime(2026, 1, 1, 0, 0, 4, 500000, tzinfo=UTC),
         datetime(2026, 1, 1, 0, 0, 7, tzinfo=UTC),
