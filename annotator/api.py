@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from annotator.importing import pairs_import_file
 from annotator.models import Campaign
+from annotator.ranking import ranking_applies, ranking_candidates, ranking_shown_order, ranking_submit
 from annotator.selectors import (
     annotator_waiting_for,
     campaign_open_or_404,
@@ -29,6 +30,8 @@ from annotator.serializers import (
     JudgmentWithNextSerializer,
     NextComparisonSerializer,
     ProgressSerializer,
+    RankingInputSerializer,
+    RankingSerializer,
     UndoInputSerializer,
     WithdrawnJudgmentSerializer,
     judgment_data,
@@ -70,7 +73,12 @@ def _next_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> tuple[dict 
         waiting = annotator_waiting_for(campaign=campaign, annotator=annotator)
         return None, ({"Retry-After": str(waiting.retry_after)} if waiting else None)
     shown = comparison_as_shown(assignment=assignment)
-    return next_comparison_data(shown=shown, expires_at=assignment.expires_at), None
+    rank = None
+    if campaign.rank_candidates:
+        candidates = ranking_candidates(prompt_id=shown.comparison.prompt_id)
+        if ranking_applies(campaign=campaign, candidates=candidates):
+            rank = ranking_shown_order(assignment=assignment, candidates=candidates)
+    return next_comparison_data(shown=shown, expires_at=assignment.expires_at, rank=rank), None
 
 
 class CampaignNextApi(APIView):
@@ -153,6 +161,30 @@ class JudgmentCreateApi(APIView):
             campaign = campaign.sentinel_of
         pair, headers = _next_for(campaign=campaign, annotator=request.user)
         return Response({"judgment": judgment, "next": pair}, status=code, headers=headers)
+
+
+class RankingCreateApi(APIView):
+    @extend_schema(
+        request=RankingInputSerializer,
+        responses={
+            201: RankingSerializer,
+            200: OpenApiResponse(RankingSerializer, description="Ranked already: the first ranking, unchanged."),
+            409: OpenApiResponse(description="The responses were not handed to you, or your hold expired."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        comparison = comparison_open_or_404(pk=pk, user=request.user)
+        data = RankingInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = ranking_submit(comparison=comparison, annotator=request.user, **data.validated_data)
+        ranking = result.ranking
+        body = {
+            "id": ranking.pk,
+            "order": ranking.order,
+            "shown": ranking.shown,
+            "judgments": sorted(j.pk for j in result.judgments),
+        }
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 class PairsImportApi(APIView):

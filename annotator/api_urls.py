@@ -9,4 +9,5 @@ urlpatterns = [
     path("campaigns/<int:pk>/next/", api.CampaignNextApi.as_view(), name="api-campaign-next"),
     path("campaigns/<int:pk>/undo/", api.CampaignUndoApi.as_view(), name="api-campaign-undo"),
     path("comparisons/<int:pk>/judgments/", api.JudgmentCreateApi.as_view(), name="api-judgment-create"),
+    path("comparisons/<int:pk>/ranking/", api.RankingCreateApi.as_view(), name="api-ranking-create"),
 ]

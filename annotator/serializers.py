@@ -47,6 +47,31 @@ class NextComparisonSerializer(serializers.Serializer):
     left = ResponseSideSerializer()
     right = ResponseSideSerializer()
     expires_at = serializers.DateTimeField(help_text="The pair is held for you until then.")
+    rank = ResponseSideSerializer(
+        many=True,
+        allow_null=True,
+        help_text="In a campaign that ranks more than two responses: every response of the prompt, in the order "
+        "shown to you; POST their ids, best first, to /api/comparisons/<id>/ranking/ (left and right are its first "
+        "two). Null for a pair to judge as a pair.",
+    )
+
+
+class RankingInputSerializer(serializers.Serializer):
+    order = serializers.ListField(
+        child=serializers.IntegerField(), min_length=3, help_text="The candidate ids of `rank`, best first."
+    )
+    duration_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=DURATION_MS_MAX, default=None
+    )
+
+
+class RankingSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The ranking.")
+    order = serializers.ListField(child=serializers.IntegerField(), help_text="Candidate ids, best first.")
+    shown = serializers.ListField(child=serializers.IntegerField(), help_text="In the order you saw them.")
+    judgments = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The pairs' judgments derived from it (undo one to undo it)."
+    )
 
 
 class JudgmentInputSerializer(serializers.Serializer):
@@ -136,14 +161,19 @@ class ImportResultSerializer(serializers.Serializer):
 _DATETIME = serializers.DateTimeField()
 
 
-def next_comparison_data(*, shown: "ShownPair", expires_at: datetime) -> dict[str, Any]:
+def _side(candidate: Any) -> dict[str, Any]:
+    return {"id": candidate.pk, "text": candidate.text, "truncated": candidate.is_truncated}
+
+
+def next_comparison_data(*, shown: "ShownPair", expires_at: datetime, rank: list | None = None) -> dict[str, Any]:
     prompt = shown.comparison.prompt
     return {
         "id": shown.comparison.pk,
         "prompt": conversation_with_system(prompt.messages, prompt.system),
-        "left": {"id": shown.left.pk, "text": shown.left.text, "truncated": shown.left.is_truncated},
-        "right": {"id": shown.right.pk, "text": shown.right.text, "truncated": shown.right.is_truncated},
+        "left": _side(shown.left),
+        "right": _side(shown.right),
         "expires_at": _DATETIME.to_representation(expires_at),
+        "rank": None if rank is None else [_side(candidate) for candidate in rank],
     }
 
 

@@ -410,7 +410,8 @@ def test_submit_with_next_answers_the_judgment_and_the_next_pair_held_for_you(to
     assert body["judgment"]["choice"] == "left"
     following = body["next"]
     assert following["id"] != pair["id"]
-    assert set(following) == {"id", "prompt", "left", "right", "expires_at"}
+    assert set(following) == {"id", "prompt", "left", "right", "expires_at", "rank"}
+    assert following["rank"] is None, "a pair to judge as a pair"
     assert token_api.get(next_url(campaign)).json() == following, "the next pair is leased to you, same sides"
     repeat = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "right"})
     assert repeat.status_code == 200, "a retried submit records nothing more"

@@ -192,3 +192,25 @@ def test_a_prompt_with_two_candidates_is_judged_as_a_pair_in_a_ranking_campaign(
     campaign = ranked_campaign(n=2)
     html = annotator_client.get(reverse("annotator:annotate", args=[campaign.pk])).content.decode()
     assert 'id="judge-form"' in html and 'id="rank-form"' not in html
+
+
+def test_the_api_hands_out_a_ranking_task_and_takes_its_order(db):
+    from rest_framework.test import APIClient
+
+    campaign = ranked_campaign()
+    user = make_user("api-ranker")
+    client = APIClient()
+    client.force_authenticate(user)
+    task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+    shown = [side["id"] for side in task["rank"]]
+    assert len(shown) == 3 and {task["left"]["id"], task["right"]["id"]} <= set(shown)
+    order = list(reversed(shown))
+    response = client.post(f"/api/comparisons/{task['id']}/ranking/", {"order": order}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["order"], body["shown"], len(body["judgments"])) == (order, shown, 3)
+    again = client.post(f"/api/comparisons/{task['id']}/ranking/", {"order": shown}, format="json")
+    assert again.status_code == 200 and again.json()["order"] == order, "a repeat changes nothing"
+    bad = client.post(f"/api/comparisons/{task['id']}/ranking/", {"order": [1, 2]}, format="json")
+    assert bad.status_code == 400
+    assert client.get(f"/api/campaigns/{campaign.pk}/next/").status_code == 204
