@@ -105,6 +105,7 @@ def ranking_submit(
                 f"(GET /api/campaigns/{campaign.pk}/next/)."
             )
         candidates = ranking_candidates(prompt_id=prompt_id)
+        by_id = {candidate.pk: candidate for candidate in candidates}
         shown = [c.pk for c in ranking_shown_order(assignment=assignment, candidates=candidates)]
         _order_check(order, sorted(shown))
         now = timezone.now()
@@ -134,8 +135,8 @@ def ranking_submit(
             found = by_pair.get(frozenset((x, y)))
             if found is None:
                 pair = comparison_create(
-                    candidate_a=Candidate.objects.get(pk=min(x, y)),
-                    candidate_b=Candidate.objects.get(pk=max(x, y)),
+                    candidate_a=by_id[min(x, y)],
+                    candidate_b=by_id[max(x, y)],
                     metadata={"from_ranking": ranking.pk},
                 )
                 found = (pair.pk, pair.candidate_a_id, 0)

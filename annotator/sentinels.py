@@ -9,7 +9,8 @@ Sentinels live in a campaign of their own, linked to the real one by `Campaign.s
 its own: every export, report, overlap count and leaderboard reads one campaign's pairs, so sentinel judgments
 are never exported and never count toward overlap or agreement, by construction rather than by a filter that
 each reader would have to remember. What reads them: the queue (`annotator.services.assignment_next`), the
-judging and undo paths (a sentinel is judged and undone like any pair), and `sentinel_scores_for` here.
+judging and undo paths (a sentinel is judged and undone like any pair), and the quality report
+(`quality.selectors.campaign_sentinel_scores`).
 """
 
 import random
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from annotator import degrade
-from annotator.models import FINISH_LENGTH, Campaign, Candidate, Comparison, JudgeSource, Judgment, Prompt, Verdict
+from annotator.models import FINISH_LENGTH, Campaign, Candidate, Comparison, Prompt, Verdict
+from annotator.services import comparison_create, prompt_get_or_create
 from core.errors import InputError
 
 SENTINEL_CAMPAIGN_SUFFIX = " · sentinels"
-MIN_JUDGED_TO_FLAG = 5  # fewer sentinel judgments than this say too little to flag anyone
 
 # ---------------------------------------------------------------------------------------------------------
 # Writes
@@ -141,8 +142,6 @@ def _degraded(source: Candidate, *, kind: str, sources: list[Candidate], rng: ra
 
 def _sentinel_pair(*, shadow: Campaign, source: Candidate, worse: str, kind: str) -> Comparison:
     """The source's prompt (copied into the sentinel campaign), the source's text as a, the degraded text as b."""
-    from annotator.services import comparison_create, prompt_get_or_create
-
     original = source.prompt
     prompt, _ = prompt_get_or_create(
         campaign=shadow, prompt=original.messages, system=original.system, metadata=original.metadata
@@ -155,48 +154,3 @@ def _sentinel_pair(*, shadow: Campaign, source: Candidate, worse: str, kind: str
         candidate_b=degraded,
         metadata={**about, "better": Verdict.A, "source_prompt": original.pk},
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reads
-
-
-@dataclass(frozen=True)
-class SentinelScore:
-    annotator_id: int
-    username: str
-    judged: int  # sentinel pairs judged (skips left out)
-    correct: int  # of those, the original preferred
-    ci95: tuple[float, float] | None
-    flagged: bool  # at least MIN_JUDGED_TO_FLAG judged, and accuracy under the campaign's threshold
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.judged if self.judged else None
-
-
-def sentinel_scores_for(*, campaign: Campaign) -> list[SentinelScore]:
-    """Each annotator's accuracy on the campaign's sentinel pairs, with a 95% Wilson interval; by username."""
-    from quality.stats import wilson_interval
-
-    votes = (
-        Judgment.objects.filter(comparison__prompt__campaign__sentinel_of=campaign, source=JudgeSource.HUMAN)
-        .exclude(verdict=Verdict.SKIP)
-        .values_list("annotator_id", "annotator__username", "verdict")
-    )
-    tallies: dict[tuple[int, str], list[int]] = {}
-    for annotator_id, username, verdict in votes:
-        tally = tallies.setdefault((annotator_id, username), [0, 0])
-        tally[0] += 1
-        tally[1] += verdict == Verdict.A
-    return [
-        SentinelScore(
-            annotator_id=annotator_id,
-            username=username,
-            judged=judged,
-            correct=correct,
-            ci95=wilson_interval(correct, judged),
-            flagged=judged >= MIN_JUDGED_TO_FLAG and correct / judged < campaign.sentinel_min_accuracy,
-        )
-        for (annotator_id, username), (judged, correct) in sorted(tallies.items(), key=lambda item: item[0][1])
-    ]

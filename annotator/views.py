@@ -4,6 +4,7 @@ Every control is a plain form POST that also works without JavaScript; with htmx
 `#pair` partial of the same template, swapped in place.
 """
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -64,6 +65,12 @@ def _render_pair(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     return render(request, template, context)
 
 
+def _form_problems(form: forms.Form) -> str:
+    """A form's errors in one line: each field's after its name, the whole form's as they are."""
+    said = [(" ".join(errors), field) for field, errors in form.errors.items()]
+    return "; ".join(text if field == "__all__" else f"{field}: {text}" for text, field in said)
+
+
 def _after_post(request: HtmxHttpRequest, campaign: Campaign) -> HttpResponse:
     """After a POST (what it recorded or why not is in messages): the next pair in place with htmx, else a
     redirect to the page (post/redirect/get)."""
@@ -84,11 +91,7 @@ def judge(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_open_or_404(pk=pk, user=request.user)
     form = JudgmentForm(request.POST)
     if not form.is_valid():
-        messages.error(
-            request,
-            "That choice could not be recorded: "
-            + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
-        )
+        messages.error(request, f"That choice could not be recorded: {_form_problems(form)}")
         return _after_post(request, campaign)
     comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:
@@ -124,7 +127,7 @@ def rank(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_open_or_404(pk=pk, user=request.user)
     form = RankingForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "That ranking could not be recorded: " + " ".join(form.errors.get("__all__", [])))
+        messages.error(request, f"That ranking could not be recorded: {_form_problems(form)}")
         return _after_post(request, campaign)
     comparison = comparison_in_campaign(campaign=campaign, comparison_id=form.cleaned_data["comparison"])
     if comparison is None:

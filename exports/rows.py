@@ -182,16 +182,17 @@ def _sorted_json(texts: pa.Array) -> pa.Array:
 
 
 # A vote's weight in a pair's margin: a side said to be slightly better counts half; clearly, or a plain pick, full.
-STRENGTH_WEIGHT = {"slightly": 0.5, "clearly": 1.0, "": 1.0}
+SLIGHTLY_WEIGHT = 0.5
 
 
 def vote_margins(*, labels: pa.Array, strengths: pa.Array, offsets: pa.Array) -> np.ndarray:
     """Per pair, the mean over its counted votes of +weight for a vote for the chosen response, -weight for the
-    rejected one, 0 for tie or both bad (weight: STRENGTH_WEIGHT). 1: every vote clearly (or plainly) for it."""
+    rejected one, 0 for tie or both bad (weight: SLIGHTLY_WEIGHT for "slightly", else 1). 1: every vote clearly (or
+    plainly) for it."""
     label = np.asarray(labels.to_numpy(zero_copy_only=False))
     sign = np.where(label == "chosen", 1.0, np.where(label == "rejected", -1.0, 0.0))
     said = np.asarray(strengths.to_numpy(zero_copy_only=False))
-    weight = np.where(said == "slightly", STRENGTH_WEIGHT["slightly"], 1.0)
+    weight = np.where(said == "slightly", SLIGHTLY_WEIGHT, 1.0)
     bounds = np.asarray(offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
     sums = np.add.reduceat(np.append(sign * weight, 0.0), bounds[:-1]) if len(bounds) > 1 else np.array([])
     counts = np.diff(bounds)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from annotator.models import Campaign, Verdict
-from annotator.sentinels import MIN_JUDGED_TO_FLAG, sentinel_scores_for
 from quality.gate import campaign_judge_gate
 from quality.selectors import (
+    MIN_JUDGED_TO_FLAG,
     AnnotatorDay,
     PairGroup,
     campaign_annotator_days,
@@ -23,6 +23,7 @@ from quality.selectors import (
     campaign_pair_groups,
     campaign_pairs_complete,
     campaign_rankings,
+    campaign_sentinel_scores,
     campaign_strengths,
 )
 from quality.stats import (
@@ -311,7 +312,7 @@ def _sentinels(campaign: Campaign) -> dict[str, Any] | None:
     mixes them in (its sentinel rate is set); None otherwise."""
     if not campaign.sentinel_rate:
         return None
-    scores = sentinel_scores_for(campaign=campaign)
+    scores = campaign_sentinel_scores(campaign=campaign)
     return {
         "rate": campaign.sentinel_rate,
         "min_accuracy": campaign.sentinel_min_accuracy,

@@ -31,7 +31,7 @@ from django.db.models.functions import Cast, Concat, Length, RowNumber
 from django.db.models.lookups import GreaterThan
 
 from annotator.models import Campaign, Candidate, Comparison, JudgeAuditPair, JudgeSource, Judgment, Ranking, Verdict
-from quality.stats import Tally
+from quality.stats import Tally, wilson_interval
 
 COUNTED = (Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD)  # every verdict but skip
 DECISIVE = (Verdict.A, Verdict.B)
@@ -180,6 +180,47 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
             )
         )  # fmt: skip
     return groups
+
+
+MIN_JUDGED_TO_FLAG = 5  # fewer sentinel judgments than this say too little to flag anyone
+
+
+@dataclass(frozen=True)
+class SentinelScore:
+    annotator_id: int
+    username: str
+    judged: int  # sentinel pairs judged (skips left out)
+    correct: int  # of those, the original preferred
+    ci95: tuple[float, float] | None
+    flagged: bool  # at least MIN_JUDGED_TO_FLAG judged, and accuracy under the campaign's threshold
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.judged if self.judged else None
+
+
+def campaign_sentinel_scores(*, campaign: Campaign) -> list[SentinelScore]:
+    """Each annotator's accuracy on the campaign's sentinel pairs (annotator.sentinels), with a 95% Wilson
+    interval, by username: one grouped query."""
+    votes = (
+        Judgment.objects.filter(comparison__prompt__campaign__sentinel_of=campaign, source=JudgeSource.HUMAN)
+        .exclude(verdict=Verdict.SKIP)
+        .values("annotator_id", "annotator__username")
+        .annotate(judged=Count("*"), correct=Count("pk", filter=Q(verdict=Verdict.A)))
+        .order_by("annotator__username")
+    )
+    return [
+        SentinelScore(
+            annotator_id=row["annotator_id"],
+            username=row["annotator__username"],
+            judged=row["judged"],
+            correct=row["correct"],
+            ci95=wilson_interval(row["correct"], row["judged"]),
+            flagged=row["judged"] >= MIN_JUDGED_TO_FLAG
+            and row["correct"] / row["judged"] < campaign.sentinel_min_accuracy,
+        )
+        for row in votes
+    ]
 
 
 def campaign_strengths(*, campaign: Campaign) -> dict[str, int]:

@@ -7,8 +7,9 @@ from django.core.management import CommandError, call_command
 
 from annotator import degrade
 from annotator.models import Campaign, Comparison, Judgment, Side, Verdict
-from annotator.sentinels import sentinel_scores_for, sentinels_create
+from annotator.sentinels import sentinels_create
 from core.errors import InputError
+from quality.selectors import campaign_sentinel_scores
 from tests.factories import add_pair, make_campaign, make_user
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +101,7 @@ def test_scores_count_each_annotators_sentinel_judgments_and_flag_the_careless(c
         Judgment.objects.create(comparison=pair, annotator=careful, verdict=Verdict.A, shown_left=Side.A)
         wrong = Verdict.B if i % 2 else Verdict.A
         Judgment.objects.create(comparison=pair, annotator=careless, verdict=wrong, shown_left=Side.B)
-    scores = {s.username: s for s in sentinel_scores_for(campaign=campaign_with_prose)}
+    scores = {s.username: s for s in campaign_sentinel_scores(campaign=campaign_with_prose)}
     assert (scores["careful"].judged, scores["careful"].correct, scores["careful"].flagged) == (6, 6, False)
     assert (scores["careless"].judged, scores["careless"].correct, scores["careless"].flagged) == (6, 3, True)
     low, high = scores["careless"].ci95

@@ -511,7 +511,7 @@ def _sentinels(campaign):
     """Sentinel accuracy, every sentinel judgment read into Python (while the campaign mixes sentinels in)."""
     if not campaign.sentinel_rate:
         return None
-    from annotator.sentinels import MIN_JUDGED_TO_FLAG
+    from quality.selectors import MIN_JUDGED_TO_FLAG
     from quality.stats import wilson_interval
 
     tally: dict = {}
