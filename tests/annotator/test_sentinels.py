@@ -178,26 +178,20 @@ def test_no_sentinel_when_the_rate_is_zero_nor_once_no_real_pair_is_left(campaig
 
 
 def test_a_sentinel_is_judged_and_undone_through_the_page_like_any_pair(
-    annotator_client, annotator, campaign_with_prose
+    annotator_client, annotator, campaign_with_prose, monkeypatch
 ):
     from django.urls import reverse
 
+    from annotator import services
     from annotator.services import judgment_undo
 
     sentinels_create(campaign=campaign_with_prose, count=1)
     campaign_with_prose.sentinel_rate = 0.5
     campaign_with_prose.save()
-    url = reverse("annotator:annotate", args=[campaign_with_prose.pk])
-    for _ in range(40):  # until the page shows the sentinel (a coin flip per pair)
-        page = annotator_client.get(url)
-        shown = page.context["comparison"]
-        if shown.prompt.campaign.sentinel_of_id:
-            break
-        annotator_client.post(
-            reverse("annotator:judge", args=[campaign_with_prose.pk]), {"comparison": shown.pk, "choice": "left"}
-        )
-    else:
-        pytest.fail("no sentinel shown")
+    monkeypatch.setattr(services.random, "random", lambda: 0.0)  # the coin says "sentinel due": no flaky draw
+    page = annotator_client.get(reverse("annotator:annotate", args=[campaign_with_prose.pk]))
+    shown = page.context["comparison"]
+    assert shown.prompt.campaign.sentinel_of_id == campaign_with_prose.pk, "the page shows the sentinel"
     response = annotator_client.post(
         reverse("annotator:judge", args=[campaign_with_prose.pk]),
         {"comparison": shown.pk, "choice": "left"},
