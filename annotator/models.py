@@ -202,6 +202,14 @@ class Prompt(FrozenOnceJudged, models.Model):
         last = self.messages[-1]["content"] if self.messages else ""
         return f"Prompt {self.pk}: {last[:60]}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if not adding and (update_fields is None or "campaign" in update_fields):
+            # A prompt moved to another campaign (allowed until it is judged) takes its pairs with it.
+            self.comparisons.exclude(campaign_id=self.campaign_id).update(campaign_id=self.campaign_id)
+
     def recorded_judgments(self) -> QuerySet["Judgment"]:
         return Judgment.objects.filter(comparison__prompt=self)
 
@@ -280,12 +288,38 @@ class Candidate(FrozenOnceJudged, models.Model):
         return self.finish_reason == FINISH_LENGTH
 
 
+class ComparisonQuerySet(models.QuerySet):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list["Comparison"]:
+        objs = list(objs)
+        _campaigns_fill(objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
+
+def _campaigns_fill(comparisons: list["Comparison"]) -> None:
+    """Set each comparison's `campaign` to its prompt's: from the prompt where it is loaded, else read."""
+    unknown = {c.prompt_id for c in comparisons if not Comparison.prompt.is_cached(c)}
+    campaign_of = dict(Prompt.objects.filter(pk__in=unknown).values_list("pk", "campaign_id")) if unknown else {}
+    for comparison in comparisons:
+        if Comparison.prompt.is_cached(comparison):
+            comparison.campaign_id = comparison.prompt.campaign_id
+        else:
+            comparison.campaign_id = campaign_of.get(comparison.prompt_id)
+
+
 class Comparison(FrozenOnceJudged, models.Model):
     """Two candidates of one prompt, to be judged. `a` and `b` are fixed; sides shown vary per annotator."""
 
     frozen_fields = ("prompt", "candidate_a", "candidate_b")
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="+",
+        editable=False,
+        help_text="Its prompt's campaign, set from the prompt whenever the pair is saved or created in bulk: the "
+        "hand-out order's index starts with it, so the next open pair is found without sorting the campaign's.",
+    )
     candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     candidate_b = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
     metadata = models.JSONField(default=dict, blank=True)
@@ -308,18 +342,28 @@ class Comparison(FrozenOnceJudged, models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ComparisonQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(condition=~Q(candidate_a=F("candidate_b")), name="comparison_candidates_differ"),
             models.UniqueConstraint(fields=["candidate_a", "candidate_b"], name="comparison_unique_pair"),
         ]
-        # The order open pairs are handed out in: finding the next ones walks it and stops at the first few,
-        # rather than sorting every open pair of the campaign on every request.
-        indexes = [models.Index(fields=["-priority", "id"], name="comparison_handout_order")]
+        # The order a campaign's open pairs are handed out in: finding the next ones walks it and stops at the
+        # first few, rather than sorting every open pair of the campaign on every request.
+        indexes = [models.Index(fields=["campaign", "-priority", "id"], name="comparison_handout_order")]
 
     def __str__(self) -> str:
         return f"Comparison {self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "prompt" in update_fields:
+            _campaigns_fill([self])
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "campaign"}
+        super().save(*args, **kwargs)
 
     def recorded_judgments(self) -> QuerySet["Judgment"]:
         return self.judgments.all()

@@ -155,7 +155,7 @@ def comparisons_open_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> 
 
 def comparisons_short_of_votes(*, campaign: Campaign) -> QuerySet[Comparison]:
     """The campaign's pairs that still want people's votes: under the overlap and not settled."""
-    return Comparison.objects.filter(prompt__campaign=campaign, human_votes__lt=campaign.overlap, settled=False)
+    return Comparison.objects.filter(campaign=campaign, human_votes__lt=campaign.overlap, settled=False)
 
 
 def _votes_allowed(campaign: Campaign) -> Value | Least:

@@ -257,8 +257,7 @@ _BUSY = object()  # every open pair was being handed to someone else at that ins
 _LEASE_CURRENT_SQL = """
 SELECT a.* FROM annotator_assignment a
 JOIN annotator_comparison c ON c.id = a.comparison_id
-JOIN annotator_prompt p ON p.id = c.prompt_id
-JOIN annotator_campaign q ON q.id = p.campaign_id
+JOIN annotator_campaign q ON q.id = c.campaign_id
 WHERE a.annotator_id = %s AND (q.id = %s OR q.sentinel_of_id = %s) AND a.expires_at > %s
   AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = a.comparison_id AND j.annotator_id = %s)
 ORDER BY a.served_at DESC, a.id DESC
@@ -268,8 +267,7 @@ LIMIT 1"""
 # test_services.py checks that the two give the same pairs in the same order, for every overlap rule.
 _OPEN_PAIRS_SQL = """
 SELECT c.id, c.human_votes, c.settled FROM annotator_comparison c
-JOIN annotator_prompt p ON p.id = c.prompt_id
-WHERE p.campaign_id = %s AND c.human_votes < %s AND NOT c.settled
+WHERE c.campaign_id = %s AND c.human_votes < %s AND NOT c.settled
   AND NOT EXISTS (SELECT 1 FROM annotator_judgment j WHERE j.comparison_id = c.id AND j.annotator_id = %s)
   AND c.human_votes + (
     SELECT COUNT(*) FROM annotator_assignment a
