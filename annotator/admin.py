@@ -161,16 +161,12 @@ class JudgmentInline(admin.TabularInline):
 @admin.register(Comparison)
 class ComparisonAdmin(JudgedWorkAdmin):
     list_display = ["id", "prompt_id", "campaign", "candidate_a_id", "candidate_b_id", "n_judgments", "created_at"]
-    list_filter = ["prompt__campaign"]
+    list_filter = ["campaign"]
     raw_id_fields = ["prompt", "candidate_a", "candidate_b"]
     inlines = [JudgmentInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Comparison]:
-        return super().get_queryset(request).select_related("prompt__campaign").annotate(_judgments=Count("judgments"))
-
-    @admin.display(ordering="prompt__campaign__name")
-    def campaign(self, obj: Comparison) -> str:
-        return obj.prompt.campaign.name
+        return super().get_queryset(request).select_related("campaign").annotate(_judgments=Count("judgments"))
 
     @admin.display(description="judgments", ordering="_judgments")
     def n_judgments(self, obj: Comparison) -> int:
@@ -190,8 +186,8 @@ class JudgmentAdmin(admin.ModelAdmin):
         "duration_ms",
         "created_at",
     ]
-    list_filter = ["source", "verdict", "shown_left", "comparison__prompt__campaign"]
-    list_select_related = ["annotator", "comparison__prompt__campaign"]
+    list_filter = ["source", "verdict", "shown_left", "comparison__campaign"]
+    list_select_related = ["annotator", "comparison__campaign"]
     search_fields = ["annotator__username", "rationale"]
     raw_id_fields = ["comparison", "annotator"]
     date_hierarchy = "created_at"
@@ -211,9 +207,9 @@ class JudgmentAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Judgment]) -> None:
         judgments_delete(judgments=queryset, deleted_by=request.user)
 
-    @admin.display(ordering="comparison__prompt__campaign__name")
+    @admin.display(ordering="comparison__campaign__name")
     def campaign(self, obj: Judgment) -> str:
-        return obj.comparison.prompt.campaign.name
+        return obj.comparison.campaign.name
 
 
 @admin.register(WithdrawnJudgment)
@@ -232,8 +228,8 @@ class WithdrawnJudgmentAdmin(admin.ModelAdmin):
         "withdrawn_by",
         "withdrawn_at",
     ]
-    list_filter = ["reason", "source", "comparison__prompt__campaign"]
-    list_select_related = ["annotator", "withdrawn_by", "comparison__prompt__campaign"]
+    list_filter = ["reason", "source", "comparison__campaign"]
+    list_select_related = ["annotator", "withdrawn_by", "comparison__campaign"]
     search_fields = ["annotator__username", "withdrawn_by__username", "rationale"]
     date_hierarchy = "withdrawn_at"
 
@@ -246,9 +242,9 @@ class WithdrawnJudgmentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: WithdrawnJudgment | None = None) -> bool:
         return False
 
-    @admin.display(ordering="comparison__prompt__campaign__name")
+    @admin.display(ordering="comparison__campaign__name")
     def campaign(self, obj: WithdrawnJudgment) -> str:
-        return obj.comparison.prompt.campaign.name
+        return obj.comparison.campaign.name
 
 
 @admin.register(JudgeAuditPair)
@@ -256,8 +252,8 @@ class JudgeAuditPairAdmin(admin.ModelAdmin):
     """The AI judges' audit samples (drawn by judge_pairs, docs/judge.md): a record, read-only."""
 
     list_display = ["id", "comparison_id", "campaign", "judge", "seed", "draw_key", "created_at"]
-    list_filter = ["comparison__prompt__campaign", "judge"]
-    list_select_related = ["judge", "comparison__prompt__campaign"]
+    list_filter = ["comparison__campaign", "judge"]
+    list_select_related = ["judge", "comparison__campaign"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -268,9 +264,9 @@ class JudgeAuditPairAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: JudgeAuditPair | None = None) -> bool:
         return False
 
-    @admin.display(ordering="comparison__prompt__campaign__name")
+    @admin.display(ordering="comparison__campaign__name")
     def campaign(self, obj: JudgeAuditPair) -> str:
-        return obj.comparison.prompt.campaign.name
+        return obj.comparison.campaign.name
 
 
 @admin.register(Assignment)

@@ -113,7 +113,7 @@ def pairs_read(stream: IO[bytes], *, name: str, file_format: str | None = None) 
 
 def _existing_keys(campaign: Campaign) -> Counter[tuple[str, str, str]]:
     return Counter(
-        Comparison.objects.filter(prompt__campaign=campaign).values_list(
+        Comparison.objects.filter(campaign=campaign).values_list(
             "prompt__content_hash", "candidate_a__text", "candidate_b__text"
         )
     )

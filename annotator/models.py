@@ -165,7 +165,7 @@ class Campaign(models.Model):
         return OverlapRule(max_votes=self.overlap, min_votes=self.min_votes, settle_margin=self.settle_margin)
 
     def recorded_judgments(self) -> QuerySet["Judgment"]:
-        return Judgment.objects.filter(comparison__prompt__campaign=self)
+        return Judgment.objects.filter(comparison__campaign=self)
 
     @property
     def offered_choices(self) -> list["Choice"]:

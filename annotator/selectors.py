@@ -119,7 +119,7 @@ def comparison_open_or_404(*, pk: int, user: AbstractBaseUser) -> Comparison:
 
 def campaigns_with_judged_count_for(*, user: AbstractBaseUser) -> QuerySet[Campaign]:
     """`campaigns_for`, each with `judged_by_me`: the pairs the user judged or skipped in it (one query)."""
-    mine = Judgment.objects.filter(comparison__prompt__campaign=OuterRef("pk"), annotator=user)
+    mine = Judgment.objects.filter(comparison__campaign=OuterRef("pk"), annotator=user)
     return campaigns_for(user=user).annotate(judged_by_me=_count_subquery(mine, per="annotator"))
 
 
@@ -207,7 +207,7 @@ class Progress:
 
 def campaign_progress_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Progress:
     """The annotator's own progress: pairs they judged or skipped, and pairs still open to them."""
-    mine = Judgment.objects.filter(comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign))
+    mine = Judgment.objects.filter(comparison__campaign__in=campaign_with_sentinels(campaign=campaign))
     done = mine.filter(annotator=annotator).count()
     remaining = comparisons_open_for(campaign=campaign, annotator=annotator).count()
     return Progress(done=done, remaining=remaining)
@@ -216,7 +216,7 @@ def campaign_progress_for(*, campaign: Campaign, annotator: AbstractBaseUser) ->
 def judgment_last_for(*, campaign: Campaign, annotator: AbstractBaseUser) -> Judgment | None:
     return (
         Judgment.objects.filter(
-            comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
+            comparison__campaign__in=campaign_with_sentinels(campaign=campaign),
             annotator=annotator,
             source=JudgeSource.HUMAN,
         )
@@ -240,7 +240,7 @@ def judgment_undoable_for(*, campaign: Campaign, annotator: AbstractBaseUser) ->
 
 def comparison_in_campaign(*, campaign: Campaign, comparison_id: int) -> Comparison | None:
     """The comparison with this id if it belongs to the campaign, else None."""
-    in_campaign = Comparison.objects.filter(prompt__campaign__in=campaign_with_sentinels(campaign=campaign))
+    in_campaign = Comparison.objects.filter(campaign__in=campaign_with_sentinels(campaign=campaign))
     return in_campaign.filter(pk=comparison_id).first()
 
 

@@ -110,7 +110,7 @@ def sentinels_create(
         shadow = sentinel_campaign_get_or_create(campaign=campaign)
         used = {
             (pair.metadata.get("source_candidate"), pair.metadata.get("sentinel"))
-            for pair in Comparison.objects.filter(prompt__campaign=shadow).only("metadata")
+            for pair in Comparison.objects.filter(campaign=shadow).only("metadata")
         }
         created: Counter = Counter()
         for source in sources:
@@ -127,7 +127,7 @@ def sentinels_create(
                 used.add((source.pk, kind))
                 created[kind] += 1
                 break
-        total = Comparison.objects.filter(prompt__campaign=shadow).count()
+        total = Comparison.objects.filter(campaign=shadow).count()
     return SentinelsResult(sentinel_campaign=shadow, created=created, total=total)
 
 

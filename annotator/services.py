@@ -351,7 +351,7 @@ def _sentinel_lease(*, campaign: Campaign, annotator: AbstractBaseUser, now: tim
     if len(ids) < 2:
         return None
     judged = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
-    left = Comparison.objects.filter(prompt__campaign=ids[1]).exclude(Exists(judged)).values_list("pk", flat=True)
+    left = Comparison.objects.filter(campaign=ids[1]).exclude(Exists(judged)).values_list("pk", flat=True)
     choices = list(left)
     if not choices:
         return None
@@ -630,7 +630,7 @@ def campaign_overlap_set(
     if problems := rule.check():
         raise InputError(" ".join(problems))
     with transaction.atomic():
-        comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+        comparisons = Comparison.objects.filter(campaign=campaign)
         list(comparisons.select_for_update().values_list("pk", flat=True))
         campaign.overlap, campaign.min_votes, campaign.settle_margin = overlap, min_votes, settle_margin
         campaign.save(update_fields=["overlap", "min_votes", "settle_margin"])
@@ -667,7 +667,7 @@ def judgment_undo(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_i
     mine = Judgment.objects.filter(
         pk=judgment_id,
         annotator=annotator,
-        comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign),
+        comparison__campaign__in=campaign_with_sentinels(campaign=campaign),
         source=JudgeSource.HUMAN,
     )
     with transaction.atomic():
@@ -742,7 +742,7 @@ def _edits_take_back(*, judgment: Judgment) -> None:
 def _judgment_undone_already(*, campaign: Campaign, annotator: AbstractBaseUser, judgment_id: int) -> WithdrawnJudgment:
     """The annotator's judgment `judgment_id` that they undid before; a refusal saying why if there is none."""
     withdrawn = WithdrawnJudgment.objects.filter(
-        pk=judgment_id, annotator=annotator, comparison__prompt__campaign__in=campaign_with_sentinels(campaign=campaign)
+        pk=judgment_id, annotator=annotator, comparison__campaign__in=campaign_with_sentinels(campaign=campaign)
     ).first()
     if withdrawn is None:
         raise ConflictError(
@@ -821,6 +821,6 @@ def judgments_delete(*, judgments: QuerySet[Judgment], deleted_by: AbstractBaseU
         )
         comparisons.update(human_votes=Coalesce(Subquery(votes), 0))
         for campaign in Campaign.objects.filter(prompts__comparisons__in=comparison_ids).distinct():
-            mine = comparisons.filter(prompt__campaign=campaign).values("pk")
+            mine = comparisons.filter(campaign=campaign).values("pk")
             _settled_update(campaign=campaign, comparison_ids=mine)
     return deleted

@@ -124,7 +124,16 @@ def fill(campaign: Any, users: list, *, pairs: int, pool: list[str], seed: int, 
         )  # fmt: skip
         rows_insert(
             Comparison,
-            [{"id": i + 1, "prompt_id": i + 1, "candidate_a_id": 2 * i + 1, "candidate_b_id": 2 * i + 2} for i in ids],
+            [
+                {
+                    "id": i + 1,
+                    "prompt_id": i + 1,
+                    "campaign_id": campaign.pk,
+                    "candidate_a_id": 2 * i + 1,
+                    "candidate_b_id": 2 * i + 2,
+                }
+                for i in ids
+            ],
         )
     judgments_insert(campaign=campaign, users=users, seed=seed)
 

@@ -25,7 +25,7 @@ class CampaignShape:
 
 def campaign_shape(*, campaign: Campaign) -> CampaignShape:
     """How many pairs, and how their responses were sampled: what decides the export's format."""
-    comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+    comparisons = Comparison.objects.filter(campaign=campaign)
     sampled: dict[str, int] = {}
     combinations = (
         comparisons.order_by()
@@ -50,12 +50,12 @@ def campaign_conversations(*, campaign: Campaign) -> int:
 def campaign_edit_pairs_count(*, campaign: Campaign) -> int:
     """Pairs of the campaign with an annotator's edit on one side (annotator.services.candidate_edit_create)."""
     edited = Q(candidate_a__edited_from__isnull=False) | Q(candidate_b__edited_from__isnull=False)
-    return Comparison.objects.filter(edited, prompt__campaign=campaign).count()
+    return Comparison.objects.filter(edited, campaign=campaign).count()
 
 
 def campaign_ranked_pairs_count(*, campaign: Campaign) -> int:
     """Pairs of the campaign with at least one vote derived from a ranking (annotator.ranking)."""
-    derived = Judgment.objects.filter(comparison__prompt__campaign=campaign, ranking__isnull=False)
+    derived = Judgment.objects.filter(comparison__campaign=campaign, ranking__isnull=False)
     return derived.values("comparison_id").distinct().count()
 
 

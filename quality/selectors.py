@@ -70,7 +70,7 @@ def _literal(verdict: str) -> str:
 def _judgments(campaign: Campaign) -> QuerySet:
     """The judgments of the campaign's pairs, filtered as `comparison_id IN (...)`: SQLite then reads them in
     the order of the pairs, so grouping them by pair needs no sort."""
-    return Judgment.objects.filter(comparison__in=Comparison.objects.filter(prompt__campaign=campaign))
+    return Judgment.objects.filter(comparison__in=Comparison.objects.filter(campaign=campaign))
 
 
 def _tally_columns(prefix: str) -> list[str]:
@@ -140,7 +140,7 @@ def campaign_pair_groups(*, campaign: Campaign) -> list[PairGroup]:
         )[:1]
     )
     length_a, length_b = Length("candidate_a__text"), Length("candidate_b__text")
-    pairs = Comparison.objects.filter(prompt__campaign=campaign).values(
+    pairs = Comparison.objects.filter(campaign=campaign).values(
         "pk",
         ai_first=Subquery(first_ai_verdict, output_field=CharField()),
         longer=Case(
@@ -203,7 +203,7 @@ def campaign_sentinel_scores(*, campaign: Campaign) -> list[SentinelScore]:
     """Each annotator's accuracy on the campaign's sentinel pairs (annotator.sentinels), with a 95% Wilson
     interval, by username: one grouped query."""
     votes = (
-        Judgment.objects.filter(comparison__prompt__campaign__sentinel_of=campaign, source=JudgeSource.HUMAN)
+        Judgment.objects.filter(comparison__campaign__sentinel_of=campaign, source=JudgeSource.HUMAN)
         .exclude(verdict=Verdict.SKIP)
         .values("annotator_id", "annotator__username")
         .annotate(judged=Count("*"), correct=Count("pk", filter=Q(verdict=Verdict.A)))
@@ -226,7 +226,7 @@ def campaign_sentinel_scores(*, campaign: Campaign) -> list[SentinelScore]:
 def campaign_strengths(*, campaign: Campaign) -> dict[str, int]:
     """People's votes for a side by the strength they gave ("" when they gave none): one query."""
     votes = Judgment.objects.filter(
-        comparison__prompt__campaign=campaign, source=JudgeSource.HUMAN, verdict__in=[Verdict.A, Verdict.B]
+        comparison__campaign=campaign, source=JudgeSource.HUMAN, verdict__in=[Verdict.A, Verdict.B]
     )
     return dict(votes.order_by().values_list("strength").annotate(n=Count("*")).values_list("strength", "n"))
 
@@ -256,7 +256,7 @@ def campaign_rankings(*, campaign: Campaign) -> dict[str, int]:
 
 def campaign_pairs_complete(*, campaign: Campaign) -> int:
     """Pairs that want no more people's votes: with the overlap's number, or settled (adaptive overlap)."""
-    pairs = Comparison.objects.filter(prompt__campaign=campaign)
+    pairs = Comparison.objects.filter(campaign=campaign)
     return pairs.filter(Q(human_votes__gte=campaign.overlap) | Q(settled=True)).count()
 
 
@@ -424,7 +424,7 @@ def campaign_judge_audits(*, campaign: Campaign) -> list[JudgeAuditCounts]:
         .filter(verdicts__gt=0)
         .order_by("username")
     )
-    audits = JudgeAuditPair.objects.filter(comparison__prompt__campaign=campaign)
+    audits = JudgeAuditPair.objects.filter(comparison__campaign=campaign)
     judge_verdict = Judgment.objects.filter(
         comparison=OuterRef("comparison_id"), annotator=OuterRef("judge_id"), source=JudgeSource.AI
     ).exclude(verdict=Verdict.SKIP)

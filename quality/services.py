@@ -95,7 +95,7 @@ def judge_pairs_run(
     if max_tokens < 1 or batch_size < 1:
         raise InputError("--max-tokens and --batch-size must be at least 1.")
     summary = JudgeSummary(judge=judge.get_username())
-    comparisons = Comparison.objects.filter(prompt__campaign=campaign)
+    comparisons = Comparison.objects.filter(campaign=campaign)
     summary.pairs = comparisons.count()
     todo = comparisons.exclude(judgments__annotator=judge).select_related("prompt", "candidate_a", "candidate_b")
     todo_ids = list(todo.order_by("id").values_list("id", flat=True)[:limit])
@@ -187,12 +187,12 @@ def judge_audit_sample_draw(*, campaign: Campaign, judge: AbstractBaseUser) -> A
     size, seed = campaign.judge_audit_size, campaign.judge_audit_seed
     with transaction.atomic():
         Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk", flat=True).first()
-        sampled = JudgeAuditPair.objects.filter(comparison__prompt__campaign=campaign, judge=judge)
+        sampled = JudgeAuditPair.objects.filter(comparison__campaign=campaign, judge=judge)
         have = sampled.count()
         drawn: list[JudgeAuditPair] = []
         if have < size:
             verdicts = Judgment.objects.filter(
-                comparison__prompt__campaign=campaign, annotator=judge, source=JudgeSource.AI
+                comparison__campaign=campaign, annotator=judge, source=JudgeSource.AI
             ).exclude(verdict=Verdict.SKIP)
             in_sample = JudgeAuditPair.objects.filter(comparison=OuterRef("comparison_id"), judge=judge)
             verdicts = verdicts.exclude(Exists(in_sample))

@@ -79,7 +79,7 @@ class LabelProgress:
 
 
 def label_progress(*, campaign: Campaign, labeller: str) -> LabelProgress:
-    pairs = Comparison.objects.filter(prompt__campaign=campaign)
+    pairs = Comparison.objects.filter(campaign=campaign)
     people = Q(human_votes__gte=campaign.overlap) | Q(settled=True)  # settled: adaptive overlap needs no more
     judge = Q(judgments__source=JudgeSource.AI)
     return LabelProgress(
@@ -153,7 +153,7 @@ def _generation_detail(run: Any, campaign: Campaign | None) -> str:
         return ""
     stats = run.stats or {}
     sampled = stats.get("generated", 0) + stats.get("already_done", 0)
-    pairs = Comparison.objects.filter(prompt__campaign=campaign).count() if campaign else 0
+    pairs = Comparison.objects.filter(campaign=campaign).count() if campaign else 0
     text = f"{sampled} of {stats.get('prompts', '?')} prompts sampled; {pairs} pairs"
     skipped = run.skipped_count
     return text + (f"; {skipped} prompt(s) skipped" if skipped else "")

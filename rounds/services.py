@@ -243,7 +243,7 @@ def _generation(
         setattr(round, field, run)
         round.save(update_fields=[field])
         generation_run_execute(run=run, engines=engines)
-    pairs = Comparison.objects.filter(prompt__campaign=campaign).count()
+    pairs = Comparison.objects.filter(campaign=campaign).count()
     if not pairs:
         skips = "; ".join(run.stats.get("skips", [])[:3]) or "no prompt was done"
         raise InputError(
@@ -276,7 +276,7 @@ def _judge(*, round: Round, campaign: Campaign, labeller: str, engines: Engines)
         template = judge_template_load(options.judge_template or None)
         judge = judge_user_get_or_create(model=options.judge_model)
         result["judge"] = judge.get_username()
-        if Comparison.objects.filter(prompt__campaign=campaign).exclude(judgments__annotator=judge).exists():
+        if Comparison.objects.filter(campaign=campaign).exclude(judgments__annotator=judge).exists():
             backend = engines(options.judge_model, options.engine_options())
             try:
                 summary = judge_pairs_run(campaign=campaign, backend=backend, template=template, judge=judge)
