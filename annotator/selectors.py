@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotator.models import Assignment, Campaign, Candidate, Comparison, JudgeSource, Judgment, Prompt, Side
+from core.rows import Columns, load_all, select_list
 
 
 def _open_to(*, user: AbstractBaseUser, campaign: str) -> Q:
@@ -77,7 +78,7 @@ _CAMPAIGN_OPEN_SQL = "SELECT k.* FROM annotator_campaign k WHERE k.id = %s AND k
 # sentinel pairs of (annotator.sentinels).
 _COMPARISON_OPEN_SQL = (
     "SELECT q.*, c.id AS comparison_pk, c.prompt_id AS comparison_prompt_pk FROM annotator_comparison c "  # noqa: S608
-    "JOIN annotator_prompt p ON p.id = c.prompt_id JOIN annotator_campaign q ON q.id = p.campaign_id "
+    "JOIN annotator_campaign q ON q.id = c.campaign_id "
     "JOIN annotator_campaign k ON k.id = COALESCE(q.sentinel_of_id, q.id) "
     "WHERE c.id = %s AND k.is_active AND " + _OPEN_TO_SQL
 )
@@ -251,11 +252,25 @@ class ShownPair:
     right: Candidate
 
 
+# The pair as shown, in one plain statement (building the ORM's select_related took longer than running it).
+_SHOWN = (Columns(Comparison, "c"), Columns(Prompt, "p"), Columns(Candidate, "x"), Columns(Candidate, "y"))
+_SHOWN_SQL = (
+    "SELECT {columns} FROM annotator_comparison c JOIN annotator_prompt p ON p.id = c.prompt_id "
+    "JOIN annotator_candidate x ON x.id = c.candidate_a_id JOIN annotator_candidate y ON y.id = c.candidate_b_id "
+    "WHERE c.id = %s"
+)
+
+
 def comparison_as_shown(*, assignment: Assignment) -> ShownPair:
     """The assigned comparison with its prompt and both candidates (one query), on the sides the annotator sees."""
-    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
-        pk=assignment.comparison_id
-    )
-    a, b = comparison.candidate_a, comparison.candidate_b
+    with connection.cursor() as cursor:
+        cursor.execute(_SHOWN_SQL.format(columns=select_list(_SHOWN)), [assignment.comparison_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Comparison.DoesNotExist(f"Comparison {assignment.comparison_id} does not exist.")
+    comparison, prompt, a, b = load_all(_SHOWN, row)
+    Comparison.prompt.field.set_cached_value(comparison, prompt)
+    Comparison.candidate_a.field.set_cached_value(comparison, a)
+    Comparison.candidate_b.field.set_cached_value(comparison, b)
     left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
     return ShownPair(comparison, left, right)

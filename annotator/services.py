@@ -47,6 +47,7 @@ from annotator.selectors import (
 from core.conversations import conversation_hash, conversation_normalize
 from core.errors import ConflictError, InputError
 from core.limits import text_check
+from core.rows import Columns
 
 # ---------------------------------------------------------------------------------------------------------
 # Campaign content
@@ -488,11 +489,9 @@ def judgment_submit(
     if duration_ms is not None and not 0 <= duration_ms <= DURATION_MS_MAX:
         raise InputError(f"duration_ms is {duration_ms}: it must be 0 to {DURATION_MS_MAX} milliseconds (a day).")
     with transaction.atomic():
-        list(Comparison.objects.select_for_update().filter(pk=comparison.pk).values_list("pk", flat=True))
-        existing = Judgment.objects.filter(comparison=comparison, annotator=annotator).first()
-        if existing is not None:
-            return JudgmentResult(existing, created=False)
-        assignment = Assignment.objects.filter(comparison=comparison, annotator=annotator).first()
+        judged_id, assignment = _submit_lock(comparison_id=comparison.pk, annotator=annotator)
+        if judged_id is not None:
+            return JudgmentResult(Judgment.objects.get(pk=judged_id), created=False)
         if assignment is None:
             raise ConflictError(
                 f"Comparison {comparison.pk} was not handed to you: ask for the next pair first "
@@ -525,6 +524,26 @@ def judgment_submit(
     )
 
 
+# The submit's reads, in one plain statement under the pair's row lock (where the database locks rows): the
+# annotator's judgment of the pair if there is one already (a repeat), and their lease on it.
+_SUBMIT_LOCK_SQL = """
+SELECT (SELECT j.id FROM annotator_judgment j WHERE j.comparison_id = c.id AND j.annotator_id = %s), {lease}
+FROM annotator_comparison c
+LEFT JOIN annotator_assignment a ON a.comparison_id = c.id AND a.annotator_id = %s
+WHERE c.id = %s"""
+_LEASE = Columns(Assignment, "a")
+
+
+def _submit_lock(*, comparison_id: int, annotator: AbstractBaseUser) -> tuple[int | None, Assignment | None]:
+    sql = _SUBMIT_LOCK_SQL.format(lease=_LEASE.sql)
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF c"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [annotator.pk, annotator.pk, comparison_id])
+        judged_id, *lease = cursor.fetchone()
+    return judged_id, (_LEASE.load(lease) if lease[0] is not None else None)
+
+
 def _judgment_record(
     *,
     assignment: Assignment,
@@ -555,11 +574,14 @@ def _judgment_record(
     except IntegrityError:
         # Only reachable where the row lock is a no-op and transactions are not serialised.
         return JudgmentResult(Judgment.objects.get(comparison=comparison, annotator=annotator), created=False)
-    if judgment.verdict != Verdict.SKIP:
-        Comparison.objects.filter(pk=comparison.pk).update(human_votes=F("human_votes") + 1)
-        if comparison.prompt.campaign.overlap_rule.adaptive:
-            _settled_update(campaign=comparison.prompt.campaign, comparison_ids=[comparison.pk])
-    assignment.delete()
+    with connection.cursor() as cursor:  # plain statements: the ORM's update and delete cost more to build
+        if judgment.verdict != Verdict.SKIP:
+            cursor.execute(
+                "UPDATE annotator_comparison SET human_votes = human_votes + 1 WHERE id = %s", [comparison.pk]
+            )
+        cursor.execute("DELETE FROM annotator_assignment WHERE id = %s", [assignment.pk])  # nothing refers to a lease
+    if judgment.verdict != Verdict.SKIP and comparison.prompt.campaign.overlap_rule.adaptive:
+        _settled_update(campaign=comparison.prompt.campaign, comparison_ids=[comparison.pk])
     edit = None
     if edited_text:
         picked = comparison.candidate_a if judgment.verdict == Verdict.A else comparison.candidate_b

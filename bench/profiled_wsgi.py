@@ -22,7 +22,8 @@ _requests = 0
 
 
 def _dump() -> None:
-    _profiler.dump_stats(_directory / f"{os.getpid()}.prof")
+    if _requests:  # not the arbiter, which imports this (preloading) but serves nothing
+        _profiler.dump_stats(_directory / f"{os.getpid()}.prof")
 
 
 atexit.register(_dump)

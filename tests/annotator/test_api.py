@@ -389,12 +389,12 @@ def test_next_and_submit_run_a_fixed_number_of_queries(token_api, django_assert_
         pair = token_api.get(next_url(campaign)).json()
     with django_assert_num_queries(6):  # asked again: the current lease answers, nothing is written
         assert token_api.get(next_url(campaign)).json()["id"] == pair["id"]
-    # The token; the pair open to the caller; in a transaction: the pair's row lock, a judgment already there,
-    # the lease; the judgment (in a savepoint of its own), the vote, the lease removed.
-    with django_assert_num_queries(12):
+    # The token; the pair open to the caller; in a transaction: the pair's row lock with a judgment already there
+    # and the lease (one statement); the judgment (in a savepoint of its own), the vote, the lease removed.
+    with django_assert_num_queries(10):
         assert token_api.post(judge_url(pair["id"]), {"choice": "left"}).status_code == 201
     pair = token_api.get(next_url(campaign)).json()
-    with django_assert_num_queries(12 + 7):  # the submit, then next's queries after the token and campaign
+    with django_assert_num_queries(10 + 7):  # the submit, then next's queries after the token and campaign
         body = token_api.post(judge_url(pair["id"]) + "?next=1", {"choice": "tie"}).json()
     assert body["next"]["id"] not in (pair["id"], None)
 
