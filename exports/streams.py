@@ -24,7 +24,7 @@ from django.db.models import Aggregate, Q, QuerySet, TextField, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Concat
 
-from annotator.models import Campaign, Candidate, Comparison, Judgment, Verdict
+from annotator.models import Campaign, Comparison, Judgment, Verdict
 from exports.aggregation import SOURCES_FOR_JUDGES, VERDICTS
 from exports.rows import CANDIDATE_FIELDS, PAIRS, CountedVotes
 from exports.writers import MESSAGES, UTC_TIME
@@ -145,11 +145,9 @@ def campaign_tallies(
 def campaign_pairs_exported(*, campaign: Campaign, include_edits: bool) -> QuerySet[Comparison]:
     """The campaign's pairs an export may write: all, or (by default) those without an annotator's edit."""
     pairs = Comparison.objects.filter(campaign=campaign)
-    if include_edits:
-        return pairs
-    # Against the few edited responses (their index), not by joining both candidates of every pair.
-    edits = Candidate.objects.filter(edited_from__isnull=False).values("id")
-    return pairs.exclude(candidate_a__in=edits).exclude(candidate_b__in=edits)
+    # Joins of both candidates, not anti-joins on the edited responses: those ran in a second with fresh
+    # statistics, but for minutes on a PostgreSQL database not yet analysed (docs/exports.md, Benchmark).
+    return pairs if include_edits else pairs.filter(candidate_a__edited_from=None, candidate_b__edited_from=None)
 
 
 def ranking_votes_counted(ranking_pairs: str) -> Q:
