@@ -16,6 +16,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cores)
 # proxy in front (nginx's default), which holds slow clients and keep-alive connections for them; without one, or
 # to serve long downloads directly, run `--worker-class gthread --threads 4`.
 worker_class = "sync"
+# A sync worker busy longer than this is killed. The longest request is an import through the API: 8.4 MB of
+# pairs took 1.6 s here (past start-up), so the largest upload allowed (100 MB, PREFSTUDIO_MAX_UPLOAD_BYTES) about
+# 20 s, near gunicorn's default of 30. The import is all or nothing, so a killed one writes nothing, but it fails.
+timeout = 120
 
 # Load the app once, in the master, before forking the workers, and import everything a request reaches
 # (every URL module, its views and what they import: DRF, the schema generator, ...): otherwise each worker
