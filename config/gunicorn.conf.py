@@ -11,7 +11,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else o
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * _cores)
 # Sync workers, one request at a time each: the annotation loop is CPU-bound (a few ms a call, the database's
 # waits short), and of the three measured on it, 2 sync workers per core served the most on SQLite (295-302
-# judgments/s against 232-251 for 4 gthread threads each and 200-289 for 1) and as much on PostgreSQL
+# judgments/s against 226-251 for 4 gthread threads each and 200-289 for 1) and as much on PostgreSQL
 # (154-159 against 154-161 and 159-173), with the lowest p99 on both. Like any sync server they want a buffering
 # proxy in front (nginx's default), which holds slow clients and keep-alive connections for them; without one, or
 # to serve long downloads directly, run `--worker-class gthread --threads 4`.
